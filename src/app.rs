@@ -1,0 +1,97 @@
+//! Starts the actor system (one supervised `GatewayActor` per instance in the
+//! `InstanceRegistry`), then the transport the settings ask for, and turns the outcome into the
+//! process exit code.
+
+use crate::{
+    config::{Settings, TransportKind},
+    gateway::registry::InstanceRegistry,
+    mcp::server::OpenClawServer,
+    tasks::Owner,
+    telemetry,
+    transport::stdio,
+};
+
+/// Exit code for a clean end.
+pub const EXIT_OK: i32 = 0;
+/// Exit code when the bridge cannot start or fails while running (`EX_SOFTWARE`).
+pub const EXIT_FAILURE: i32 = 70;
+
+/// Resolves on SIGTERM or SIGINT (Ctrl-C).
+pub async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) {
+            (Ok(mut term), Ok(mut int)) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = int.recv() => {}
+                }
+            }
+            _ => std::future::pending::<()>().await,
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// Registers every configured secret for log redaction.
+fn register_secrets(settings: &Settings) {
+    for instance in &settings.instances {
+        if let Some(token) = &instance.token {
+            telemetry::register_secret(token.expose());
+        }
+    }
+    if let Some(secret) = &settings.auth.client_secret {
+        telemetry::register_secret(secret.expose());
+    }
+}
+
+/// Installs the process-wide TLS crypto provider (ring) once, before any HTTPS client exists.
+pub fn install_crypto_provider() {
+    // An error means a provider is already installed, which is just as good.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+/// Runs the bridge with validated settings; returns the exit code.
+pub fn run(settings: Settings) -> i32 {
+    install_crypto_provider();
+    register_secrets(&settings);
+    tracing::info!(
+        version = env!("CARGO_PKG_VERSION"),
+        transport = ?settings.transport,
+        instances = settings.instances.len(),
+        "openclaw-mcp starting"
+    );
+    let system = actix_rt::System::new();
+    let code = system.block_on(async move {
+        let registry = InstanceRegistry::start(&settings.instances, settings.health_interval);
+        match settings.transport {
+            TransportKind::Stdio => {
+                match stdio::serve(OpenClawServer::new(registry, Owner::Local)).await {
+                    Ok(ended) => {
+                        tracing::info!(?ended, "stdio session closed; exiting");
+                        EXIT_OK
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "stdio session failed");
+                        EXIT_FAILURE
+                    }
+                }
+            }
+            TransportKind::Http | TransportKind::Sse => {
+                tracing::error!(
+                    "the HTTP transport is not available in this version yet; use --transport stdio"
+                );
+                crate::config::EXIT_CONFIG
+            }
+        }
+    });
+    // Leave without waiting for a blocking stdin read that can never be cancelled.
+    std::process::exit(code)
+}

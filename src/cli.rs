@@ -1,0 +1,176 @@
+//! Command-line flags, named as in openclaw-mcp 1.7.0 (`-u/--openclaw-url`, `--gateway-token`,
+//! `-m/--model`, `-t/--transport`, `-p/--port`, `--host`, `--timeout`, `--debug`, `--auth`,
+//! `--client-id`, `--client-secret`, `--issuer-url`, `--redirect-uris`, `--allow-dcr`,
+//! `--trust-proxy`) plus this bridge's own. Values stay strings here; `config` validates them so
+//! that a bad value is reported with the flag's name and exit code 64, never clap's exit code 2.
+
+use clap::Parser;
+use figment::value::Value as FigValue;
+
+/// Model Context Protocol bridge from Claude to OpenClaw gateways.
+///
+/// With no flags it speaks MCP over stdin/stdout (for Claude Desktop and Claude Code). Every flag
+/// also has an environment variable and a key in the `--config` TOML file; flags win over the
+/// environment, which wins over the file. See docs/configuration.md.
+#[derive(Debug, Clone, Default, Parser)]
+#[command(name = "openclaw-mcp", version, about, long_about = None)]
+pub struct Cli {
+    /// TOML configuration file [env: OPENCLAW_MCP_CONFIG]
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<String>,
+
+    /// OpenClaw gateway URL (single-instance mode) [env: OPENCLAW_URL] [default: http://127.0.0.1:18789]
+    #[arg(short = 'u', long = "openclaw-url", value_name = "URL")]
+    pub openclaw_url: Option<String>,
+
+    /// Gateway bearer token [env: OPENCLAW_GATEWAY_TOKEN]
+    #[arg(long, value_name = "TOKEN")]
+    pub gateway_token: Option<String>,
+
+    /// Model sent to the gateway; selects an agent (`openclaw`, `openclaw/<agentId>`) [env: OPENCLAW_MODEL] [default: openclaw]
+    #[arg(short = 'm', long, value_name = "MODEL")]
+    pub model: Option<String>,
+
+    /// Gateway request timeout in milliseconds [env: OPENCLAW_TIMEOUT_MS] [default: 120000]
+    #[arg(long, value_name = "MS")]
+    pub timeout: Option<String>,
+
+    /// Agent id sent as `x-openclaw-agent-id` [env: OPENCLAW_AGENT_ID]
+    #[arg(long, value_name = "ID")]
+    pub agent_id: Option<String>,
+
+    /// Gateway health probe interval in milliseconds (faster while a gateway is down) [env: OPENCLAW_HEALTH_INTERVAL_MS] [default: 30000]
+    #[arg(long, value_name = "MS")]
+    pub health_interval: Option<String>,
+
+    /// Transport: stdio (Claude Desktop), http (Claude.ai), sse (deprecated alias of http) [env: OPENCLAW_MCP_TRANSPORT] [default: stdio]
+    #[arg(short = 't', long, value_name = "TRANSPORT")]
+    pub transport: Option<String>,
+
+    /// Debug logging on stderr (message bodies are redacted) [env: DEBUG=true]
+    #[arg(long)]
+    pub debug: bool,
+
+    /// HTTP port [env: PORT] [default: 3000]
+    #[arg(short = 'p', long, value_name = "PORT")]
+    pub port: Option<String>,
+
+    /// HTTP bind address [env: HOST] [default: 0.0.0.0]
+    #[arg(long, value_name = "HOST")]
+    pub host: Option<String>,
+
+    /// Extra host names accepted in the Host header (reverse proxies), comma-separated [env: ALLOWED_HOSTS]
+    #[arg(long, value_name = "HOSTS")]
+    pub allowed_hosts: Option<String>,
+
+    /// Browser origins allowed by CORS, comma-separated (exact, bare host, *.domain, *) [env: CORS_ORIGINS] [default: none]
+    #[arg(long, value_name = "ORIGINS")]
+    pub cors_origins: Option<String>,
+
+    /// Trust X-Forwarded-For: true, false, hop count, loopback, IPs or CIDRs [env: TRUST_PROXY]
+    #[arg(long, value_name = "VALUE")]
+    pub trust_proxy: Option<String>,
+
+    /// Largest accepted MCP request body in bytes [env: MCP_MAX_BODY_BYTES] [default: 4194304]
+    #[arg(long, value_name = "BYTES")]
+    pub max_body_bytes: Option<String>,
+
+    /// Idle MCP sessions are closed after this many seconds [env: MCP_SESSION_IDLE_SECS] [default: 1800]
+    #[arg(long, value_name = "SECS")]
+    pub session_idle_secs: Option<String>,
+
+    /// Most MCP sessions at once [env: MCP_MAX_SESSIONS] [default: 10000]
+    #[arg(long, value_name = "N")]
+    pub max_sessions: Option<String>,
+
+    /// Seconds in-flight calls get to finish on SIGTERM/SIGINT [env: MCP_SHUTDOWN_GRACE_SECS] [default: 10]
+    #[arg(long, value_name = "SECS")]
+    pub shutdown_grace_secs: Option<String>,
+
+    /// Enable OAuth 2.1 on the HTTP transport [env: AUTH_ENABLED=true or OAUTH_ENABLED=true]
+    #[arg(long)]
+    pub auth: bool,
+
+    /// OAuth client id of the pre-registered client [env: MCP_CLIENT_ID]
+    #[arg(long, value_name = "ID")]
+    pub client_id: Option<String>,
+
+    /// OAuth client secret, at least 32 characters [env: MCP_CLIENT_SECRET]
+    #[arg(long, value_name = "SECRET")]
+    pub client_secret: Option<String>,
+
+    /// Public issuer URL, e.g. https://bridge.example.com [env: MCP_ISSUER_URL]
+    #[arg(long, value_name = "URL")]
+    pub issuer_url: Option<String>,
+
+    /// Allowed OAuth redirect URIs, comma-separated [env: MCP_REDIRECT_URIS]
+    #[arg(long, value_name = "URIS")]
+    pub redirect_uris: Option<String>,
+
+    /// Allow OAuth dynamic client registration (loopback binds only) [env: MCP_DANGEROUSLY_ALLOW_DCR=true]
+    #[arg(long)]
+    pub allow_dcr: bool,
+
+    /// Async tasks running at once, 1 to 64 [env: OPENCLAW_TASK_CONCURRENCY] [default: 4]
+    #[arg(long, value_name = "N")]
+    pub task_concurrency: Option<String>,
+
+    /// Most unfinished async tasks at once [env: OPENCLAW_MAX_TASKS] [default: 1000]
+    #[arg(long, value_name = "N")]
+    pub max_tasks: Option<String>,
+
+    /// Seconds finished tasks stay readable [env: OPENCLAW_TASK_RETENTION_SECS] [default: 3600]
+    #[arg(long, value_name = "SECS")]
+    pub task_retention_secs: Option<String>,
+
+    /// Directory of the task database, or :memory: [env: OPENCLAW_MCP_DATA_DIR] [default: ~/.local/state/openclaw-mcp]
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<String>,
+}
+
+impl Cli {
+    /// The flags that were given, as (settings key, value) pairs for the flag layer.
+    pub fn values(&self) -> Vec<(&'static str, FigValue)> {
+        let strings: [(&'static str, &Option<String>); 24] = [
+            ("url", &self.openclaw_url),
+            ("gateway_token", &self.gateway_token),
+            ("model", &self.model),
+            ("timeout_ms", &self.timeout),
+            ("agent_id", &self.agent_id),
+            ("health_interval_ms", &self.health_interval),
+            ("transport", &self.transport),
+            ("port", &self.port),
+            ("host", &self.host),
+            ("allowed_hosts", &self.allowed_hosts),
+            ("cors_origins", &self.cors_origins),
+            ("trust_proxy", &self.trust_proxy),
+            ("max_body_bytes", &self.max_body_bytes),
+            ("session_idle_secs", &self.session_idle_secs),
+            ("max_sessions", &self.max_sessions),
+            ("shutdown_grace_secs", &self.shutdown_grace_secs),
+            ("client_id", &self.client_id),
+            ("client_secret", &self.client_secret),
+            ("issuer_url", &self.issuer_url),
+            ("redirect_uris", &self.redirect_uris),
+            ("task_concurrency", &self.task_concurrency),
+            ("max_tasks", &self.max_tasks),
+            ("task_retention_secs", &self.task_retention_secs),
+            ("data_dir", &self.data_dir),
+        ];
+        let mut out: Vec<(&'static str, FigValue)> = strings
+            .into_iter()
+            .filter_map(|(k, v)| v.as_ref().map(|v| (k, FigValue::from(v.clone()))))
+            .collect();
+        // Switches only ever turn a feature on; absent means "not said here".
+        for (key, on) in [
+            ("debug", self.debug),
+            ("auth", self.auth),
+            ("allow_dcr", self.allow_dcr),
+        ] {
+            if on {
+                out.push((key, FigValue::from(true)));
+            }
+        }
+        out
+    }
+}

@@ -1,0 +1,304 @@
+//! `GatewayActor`: one per configured instance, started under `actix::Supervisor`. It owns the
+//! instance's `awc` client, its settings and its health state, and every request to that gateway
+//! goes through it. It probes health in the background (faster while the gateway is down) and
+//! answers [`Chat`], [`Probe`] and [`Health`].
+//!
+//! A panic in a handler is caught (`catch_unwind`), answered as an error to its caller, and makes
+//! the actor stop itself; the supervisor restarts it, [`Supervised::restarting`] counts the restart
+//! and resets the state, and the next message is served by a fresh actor on the same address. A
+//! dead gateway never blocks the others: each instance has its own actor, and requests run as
+//! futures beside the mailbox, so a slow answer never holds up the next message.
+
+use std::{
+    any::Any,
+    panic::AssertUnwindSafe,
+    sync::Arc,
+    time::{Duration, Instant, SystemTime},
+};
+
+use actix::{
+    Actor, ActorContext, ActorFutureExt, AsyncContext, Context, Handler, Message, MessageResult,
+    ResponseActFuture, Supervised, WrapFuture, fut,
+};
+use awc::Client;
+use futures_util::FutureExt;
+use tokio_util::sync::CancellationToken;
+
+use super::{
+    client::{self, ChatReply, ChatRequest, ProgressSender},
+    error::GatewayError,
+    health::{HealthSnapshot, HealthState, next_probe_in},
+};
+use crate::config::InstanceSettings;
+
+/// Messages may queue up to this depth before senders wait: tool calls are handed to futures at
+/// once, so the queue only fills under a burst far beyond any real client.
+const MAILBOX_CAPACITY: usize = 4096;
+
+/// Sends one chat turn to this instance's gateway.
+#[derive(Message)]
+#[rtype(result = "Result<ChatReply, GatewayError>")]
+pub struct Chat {
+    /// What to send.
+    pub request: ChatRequest,
+    /// Receives streamed progress, if the caller wants it.
+    pub progress: Option<ProgressSender>,
+    /// Cancelling it aborts the request (the connection is closed, the gateway stops the run).
+    pub cancel: CancellationToken,
+}
+
+/// Probes the gateway now and returns the updated health (an unreachable gateway is an error).
+#[derive(Message)]
+#[rtype(result = "Result<HealthSnapshot, GatewayError>")]
+pub struct Probe;
+
+/// Returns the health known from the last probe, without touching the network.
+#[derive(Message)]
+#[rtype(result = "HealthSnapshot")]
+pub struct Health;
+
+/// Where an injected fault fires (tests only, feature `fault-injection`).
+#[cfg(feature = "fault-injection")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FaultPoint {
+    /// In the synchronous part of the next `Chat` handler.
+    Handler,
+    /// Inside the future of the next `Chat` request.
+    Request,
+}
+
+/// Makes the next `Chat` panic at the given point (tests only, feature `fault-injection`).
+#[cfg(feature = "fault-injection")]
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct InjectPanic(pub FaultPoint);
+
+/// The actor of one gateway instance.
+pub struct GatewayActor {
+    /// The instance's settings (shared with in-flight request futures).
+    settings: Arc<InstanceSettings>,
+    /// Probe interval while healthy.
+    health_interval: Duration,
+    /// Pooled HTTP client; rebuilt on every (re)start.
+    client: Option<Client>,
+    /// Health from the last probe or failed request.
+    health: HealthState,
+    /// Times the supervisor restarted this actor; survives restarts.
+    restarts: u32,
+    /// Whether a background probe is in flight (never two at once).
+    probing: bool,
+    /// Pending fault injection.
+    #[cfg(feature = "fault-injection")]
+    fault: Option<FaultPoint>,
+}
+
+impl GatewayActor {
+    /// A new actor for `settings`; start it with `actix::Supervisor::start`.
+    pub fn new(settings: InstanceSettings, health_interval: Duration) -> Self {
+        GatewayActor {
+            settings: Arc::new(settings),
+            health_interval,
+            client: None,
+            health: HealthState::default(),
+            restarts: 0,
+            probing: false,
+            #[cfg(feature = "fault-injection")]
+            fault: None,
+        }
+    }
+
+    fn client(&mut self) -> Client {
+        self.client
+            .get_or_insert_with(|| client::build_client(&self.settings))
+            .clone()
+    }
+
+    fn snapshot(&self) -> HealthSnapshot {
+        self.health.snapshot(self.restarts)
+    }
+
+    /// A handler failed in a way that leaves the actor's state untrusted: stop, and let the
+    /// supervisor restart it.
+    fn crashed(&mut self, ctx: &mut Context<Self>, panic: &(dyn Any + Send)) {
+        let reason = panic
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown panic".to_string());
+        tracing::error!(instance = %self.settings.name, reason = %reason, "gateway handler panicked; restarting the instance actor");
+        ctx.stop();
+    }
+
+    fn schedule_probe(&mut self, ctx: &mut Context<Self>, delay: Duration) {
+        ctx.run_later(delay, |act, ctx| act.background_probe(ctx));
+    }
+
+    fn background_probe(&mut self, ctx: &mut Context<Self>) {
+        if self.probing {
+            return;
+        }
+        self.probing = true;
+        let client = self.client();
+        let settings = self.settings.clone();
+        let work = async move {
+            let started = Instant::now();
+            client::probe(&client, &settings)
+                .await
+                .unwrap_or_else(|e| client::unreachable_probe(&e, started.elapsed()))
+        };
+        ctx.spawn(
+            AssertUnwindSafe(work)
+                .catch_unwind()
+                .into_actor(self)
+                .map(|outcome, act, ctx| {
+                    act.probing = false;
+                    match outcome {
+                        Ok(probe) => {
+                            let was = act.health.status;
+                            act.health.record(&probe, SystemTime::now());
+                            if was != act.health.status {
+                                tracing::info!(instance = %act.settings.name, status = act.health.status.as_str(), message = %act.health.message, "gateway health changed");
+                            }
+                            let next = next_probe_in(&act.health, act.health_interval);
+                            act.schedule_probe(ctx, next);
+                        }
+                        Err(panic) => act.crashed(ctx, panic.as_ref()),
+                    }
+                }),
+        );
+    }
+}
+
+impl Actor for GatewayActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        ctx.set_mailbox_capacity(MAILBOX_CAPACITY);
+        self.client = Some(client::build_client(&self.settings));
+        tracing::debug!(instance = %self.settings.name, restarts = self.restarts, "gateway actor started");
+        self.schedule_probe(ctx, Duration::ZERO);
+    }
+}
+
+impl Supervised for GatewayActor {
+    fn restarting(&mut self, _ctx: &mut Context<Self>) {
+        self.restarts = self.restarts.saturating_add(1);
+        self.health = HealthState::default();
+        self.client = None;
+        self.probing = false;
+        tracing::warn!(instance = %self.settings.name, restarts = self.restarts, "gateway actor restarting");
+    }
+}
+
+impl Handler<Chat> for GatewayActor {
+    type Result = ResponseActFuture<Self, Result<ChatReply, GatewayError>>;
+
+    fn handle(&mut self, msg: Chat, ctx: &mut Context<Self>) -> Self::Result {
+        let name = self.settings.name.clone();
+        let prepared = std::panic::catch_unwind(AssertUnwindSafe(|| {
+            #[cfg(feature = "fault-injection")]
+            if self.fault == Some(FaultPoint::Handler) {
+                self.fault = None;
+                panic!("injected fault in the Chat handler");
+            }
+            #[cfg(feature = "fault-injection")]
+            let inject = self.fault.take() == Some(FaultPoint::Request);
+            #[cfg(not(feature = "fault-injection"))]
+            let inject = false;
+            (self.client(), self.settings.clone(), inject)
+        }));
+        let (client, settings, inject) = match prepared {
+            Ok(parts) => parts,
+            Err(panic) => {
+                self.crashed(ctx, panic.as_ref());
+                return Box::pin(fut::ready(Err(GatewayError::ActorRestarted(name))));
+            }
+        };
+        let Chat {
+            request,
+            progress,
+            cancel,
+        } = msg;
+        let work = async move {
+            if inject {
+                panic!("injected fault in a Chat request");
+            }
+            tokio::select! {
+                result = client::chat(&client, &settings, &request, progress) => result,
+                _ = cancel.cancelled() => Err(GatewayError::Cancelled),
+            }
+        };
+        Box::pin(AssertUnwindSafe(work).catch_unwind().into_actor(self).map(
+            move |outcome, act, ctx| match outcome {
+                Ok(result) => {
+                    if let Err(e) = &result
+                        && e.is_unreachable()
+                    {
+                        act.health
+                            .record_unreachable(&e.to_string(), SystemTime::now());
+                    }
+                    result
+                }
+                Err(panic) => {
+                    act.crashed(ctx, panic.as_ref());
+                    Err(GatewayError::ActorRestarted(name))
+                }
+            },
+        ))
+    }
+}
+
+impl Handler<Probe> for GatewayActor {
+    type Result = ResponseActFuture<Self, Result<HealthSnapshot, GatewayError>>;
+
+    fn handle(&mut self, _msg: Probe, _ctx: &mut Context<Self>) -> Self::Result {
+        let client = self.client();
+        let settings = self.settings.clone();
+        let work = async move {
+            let started = Instant::now();
+            client::probe(&client, &settings)
+                .await
+                .map_err(|e| (client::unreachable_probe(&e, started.elapsed()), e))
+        };
+        Box::pin(
+            AssertUnwindSafe(work)
+                .catch_unwind()
+                .into_actor(self)
+                .map(|outcome, act, ctx| {
+                    let now = SystemTime::now();
+                    match outcome {
+                        Ok(Ok(probe)) => {
+                            act.health.record(&probe, now);
+                            Ok(act.snapshot())
+                        }
+                        Ok(Err((probe, err))) => {
+                            act.health.record(&probe, now);
+                            Err(err)
+                        }
+                        Err(panic) => {
+                            let name = act.settings.name.clone();
+                            act.crashed(ctx, panic.as_ref());
+                            Err(GatewayError::ActorRestarted(name))
+                        }
+                    }
+                }),
+        )
+    }
+}
+
+impl Handler<Health> for GatewayActor {
+    type Result = MessageResult<Health>;
+
+    fn handle(&mut self, _msg: Health, _ctx: &mut Context<Self>) -> Self::Result {
+        MessageResult(self.snapshot())
+    }
+}
+
+#[cfg(feature = "fault-injection")]
+impl Handler<InjectPanic> for GatewayActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: InjectPanic, _ctx: &mut Context<Self>) {
+        self.fault = Some(msg.0);
+    }
+}

@@ -1,0 +1,654 @@
+//! The HTTP conversation with one OpenClaw gateway: the chat request of 1.7.0's wire contract
+//! (`POST {url}/v1/chat/completions`, `{"model","messages":[user],"max_tokens":4096[,"session_id"]}`,
+//! `Authorization: Bearer`, `x-openclaw-session-key`, `x-openclaw-agent-id`), the streamed variant
+//! (`"stream": true`, OpenAI chunks over SSE, the gateway's in-band `{"error":…}` chunk), and the
+//! health probe. Only `GatewayActor` calls these; they hold no state of their own.
+
+use std::{
+    sync::Arc,
+    time::{Duration, Instant, SystemTime},
+};
+
+use awc::{Client, ClientResponse, error::SendRequestError, http::StatusCode};
+use bytes::Bytes;
+use futures_util::StreamExt;
+use serde::Serialize;
+use serde_json::Value;
+use tokio::sync::watch;
+
+use super::{
+    error::GatewayError,
+    health::{HealthStatus, ProbeResult, classify},
+};
+use crate::config::{InstanceSettings, display_url};
+
+/// 1.7.0's cap on a gateway answer: 10 MiB.
+pub const MAX_RESPONSE_BYTES: usize = 10 * 1024 * 1024;
+/// Error bodies are read only this far (enough for any JSON error message).
+const MAX_ERROR_BODY_BYTES: usize = 64 * 1024;
+/// 1.7.0 asks for at most this many tokens per answer.
+const MAX_TOKENS: u32 = 4096;
+/// A probe never waits longer than this, whatever the instance timeout.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(15);
+/// A streamed answer may run this long in total as long as bytes keep coming (2.0-beta's cap).
+const STREAM_TOTAL_CAP: Duration = Duration::from_secs(30 * 60);
+/// How long a TCP/TLS connect may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// `User-Agent` of every gateway request.
+const USER_AGENT: &str = concat!("openclaw-mcp/", env!("CARGO_PKG_VERSION"));
+
+/// One chat turn to send.
+#[derive(Debug, Clone, Default)]
+pub struct ChatRequest {
+    /// The user's message, already validated and trimmed.
+    pub message: String,
+    /// Gateway session key, if the conversation continues one.
+    pub session_id: Option<String>,
+    /// Agent for this call, overriding the instance's agent.
+    pub agent_id: Option<String>,
+    /// Ask for a streamed answer (progress, idle timeout).
+    pub stream: bool,
+}
+
+/// The gateway's answer.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ChatReply {
+    /// The assistant's text (`choices[0].message.content`, or the deltas joined).
+    pub content: String,
+    /// `model` echoed by the gateway.
+    pub model: Option<String>,
+    /// `finish_reason` of the first choice.
+    pub finish_reason: Option<String>,
+    /// Token usage, when the gateway reports it.
+    pub usage: Option<Value>,
+    /// Whether the answer came as a stream.
+    pub streamed: bool,
+}
+
+/// Progress of a streamed answer, observed through a `watch` channel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChatProgress {
+    /// Characters of assistant text received so far.
+    pub chars: u64,
+    /// When the gateway last sent a byte.
+    pub last_activity: SystemTime,
+}
+
+impl Default for ChatProgress {
+    fn default() -> Self {
+        ChatProgress {
+            chars: 0,
+            last_activity: SystemTime::now(),
+        }
+    }
+}
+
+/// Receiver side of a chat's progress.
+pub type ProgressSender = Arc<watch::Sender<ChatProgress>>;
+
+#[derive(Serialize)]
+struct UserMessage<'a> {
+    role: &'static str,
+    content: &'a str,
+}
+
+/// The request body; field order is 1.7.0's (`model`, `messages`, `max_tokens`, `session_id`).
+#[derive(Serialize)]
+struct ChatBody<'a> {
+    model: &'a str,
+    messages: [UserMessage<'a>; 1],
+    max_tokens: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    session_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    stream: bool,
+}
+
+/// Builds the HTTP client of one instance: pooled keep-alive connections, no redirects (a token
+/// must never follow one), rustls with the webpki roots for `https` gateways.
+pub fn build_client(inst: &InstanceSettings) -> Client {
+    let connector = awc::Connector::new()
+        .timeout(CONNECT_TIMEOUT.min(inst.timeout))
+        .limit(512)
+        .conn_keep_alive(Duration::from_secs(30));
+    Client::builder()
+        .connector(connector)
+        .disable_timeout()
+        .disable_redirects()
+        .no_default_headers()
+        .add_default_header(("user-agent", USER_AGENT))
+        .finish()
+}
+
+fn base(inst: &InstanceSettings) -> String {
+    display_url(&inst.base_url)
+}
+
+fn authorized(inst: &InstanceSettings, req: awc::ClientRequest) -> awc::ClientRequest {
+    match &inst.token {
+        Some(token) => req.insert_header(("authorization", format!("Bearer {}", token.expose()))),
+        None => req,
+    }
+}
+
+fn map_send_error(inst: &InstanceSettings, err: SendRequestError) -> GatewayError {
+    use awc::error::ConnectError;
+    let url = base(inst);
+    match err {
+        SendRequestError::Timeout => GatewayError::Timeout(inst.timeout.as_millis() as u64),
+        SendRequestError::Connect(ConnectError::Io(io)) => GatewayError::Connect {
+            url,
+            cause: match io.kind() {
+                std::io::ErrorKind::ConnectionRefused => "connection refused".to_string(),
+                std::io::ErrorKind::ConnectionReset => "connection reset".to_string(),
+                _ => io.to_string(),
+            },
+        },
+        SendRequestError::Connect(ConnectError::Timeout) => GatewayError::Connect {
+            url,
+            cause: "connection timed out".to_string(),
+        },
+        SendRequestError::Connect(other) => GatewayError::Connect {
+            url,
+            cause: other.to_string(),
+        },
+        SendRequestError::Url(e) => GatewayError::Connect {
+            url,
+            cause: format!("invalid URL: {e}"),
+        },
+        SendRequestError::Response(e) => GatewayError::InvalidResponse {
+            url,
+            reason: format!("not an HTTP response ({e})"),
+        },
+        other => GatewayError::Interrupted {
+            url,
+            cause: other.to_string(),
+        },
+    }
+}
+
+/// Sends one chat turn and returns the answer; `progress` sees streamed text arrive.
+///
+/// Dropping the returned future drops the connection, which makes the gateway abort the run.
+pub async fn chat(
+    client: &Client,
+    inst: &InstanceSettings,
+    req: &ChatRequest,
+    progress: Option<ProgressSender>,
+) -> Result<ChatReply, GatewayError> {
+    let body = ChatBody {
+        model: &inst.model,
+        messages: [UserMessage {
+            role: "user",
+            content: &req.message,
+        }],
+        max_tokens: MAX_TOKENS,
+        session_id: req.session_id.as_deref(),
+        stream: req.stream,
+    };
+    // unwrap: serializing a struct of strings and integers cannot fail.
+    let json = serde_json::to_vec(&body).expect("chat body serializes");
+    let mut http = authorized(
+        inst,
+        client.post(format!("{}/v1/chat/completions", inst.base_url)),
+    )
+    .insert_header(("content-type", "application/json"))
+    .insert_header((
+        "accept",
+        if req.stream {
+            "text/event-stream, application/json"
+        } else {
+            "application/json"
+        },
+    ));
+    if let Some(session) = &req.session_id {
+        http = http.insert_header(("x-openclaw-session-key", session.as_str()));
+    }
+    if let Some(agent) = req.agent_id.as_ref().or(inst.agent_id.as_ref()) {
+        http = http.insert_header(("x-openclaw-agent-id", agent.as_str()));
+    }
+    tracing::debug!(instance = %inst.name, url = %base(inst), stream = req.stream, bytes = json.len(), "chat request");
+
+    let deadline = inst.timeout;
+    let timed_out = || GatewayError::Timeout(deadline.as_millis() as u64);
+    let started = Instant::now();
+    let response = tokio::time::timeout(deadline, http.send_body(json))
+        .await
+        .map_err(|_| timed_out())?
+        .map_err(|e| map_send_error(inst, e))?;
+    touch(&progress, 0);
+
+    if !response.status().is_success() {
+        let remaining = deadline.saturating_sub(started.elapsed());
+        return Err(status_error(inst, response, remaining).await);
+    }
+    let is_sse = response
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.trim_start().starts_with("text/event-stream"));
+    if is_sse {
+        let cap = STREAM_TOTAL_CAP.max(deadline);
+        tokio::time::timeout(cap, read_stream(inst, response, progress))
+            .await
+            .map_err(|_| GatewayError::Timeout(cap.as_millis() as u64))?
+    } else {
+        let remaining = deadline.saturating_sub(started.elapsed());
+        let body = tokio::time::timeout(remaining, read_body(inst, response, MAX_RESPONSE_BYTES))
+            .await
+            .map_err(|_| timed_out())??;
+        touch(&progress, 0);
+        let reply = parse_completion(inst, &body)?;
+        if let Some(p) = &progress {
+            p.send_modify(|p| p.chars = reply.content.chars().count() as u64);
+        }
+        Ok(reply)
+    }
+}
+
+fn touch(progress: &Option<ProgressSender>, chars: u64) {
+    if let Some(p) = progress {
+        p.send_modify(|p| {
+            p.chars += chars;
+            p.last_activity = SystemTime::now();
+        });
+    }
+}
+
+async fn read_body<S>(
+    inst: &InstanceSettings,
+    mut response: ClientResponse<S>,
+    limit: usize,
+) -> Result<Bytes, GatewayError>
+where
+    S: futures_util::Stream<Item = Result<Bytes, awc::error::PayloadError>> + Unpin,
+{
+    let declared = response
+        .headers()
+        .get("content-length")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > limit as u64) {
+        return Err(GatewayError::TooLarge);
+    }
+    response.body().limit(limit).await.map_err(|e| match e {
+        awc::error::PayloadError::Overflow => GatewayError::TooLarge,
+        other => GatewayError::Interrupted {
+            url: base(inst),
+            cause: other.to_string(),
+        },
+    })
+}
+
+/// Builds the error for a non-2xx answer: 1.7.0's `API request failed: <status> <reason>`, plus
+/// what the user can do about it or the gateway's own short message.
+async fn status_error<S>(
+    inst: &InstanceSettings,
+    response: ClientResponse<S>,
+    remaining: Duration,
+) -> GatewayError
+where
+    S: futures_util::Stream<Item = Result<Bytes, awc::error::PayloadError>> + Unpin,
+{
+    let status = response.status();
+    let reason = status.canonical_reason().unwrap_or("").to_string();
+    let body = tokio::time::timeout(
+        remaining.min(Duration::from_secs(5)),
+        read_body(inst, response, MAX_ERROR_BODY_BYTES),
+    )
+    .await
+    .ok()
+    .and_then(Result::ok);
+    let gateway_message = body.as_deref().and_then(error_message);
+    let hint = match status.as_u16() {
+        401 if inst.token.is_some() => {
+            Some("token rejected by the gateway; check OPENCLAW_GATEWAY_TOKEN".to_string())
+        }
+        401 => Some("the gateway requires a token; set OPENCLAW_GATEWAY_TOKEN".to_string()),
+        404 | 405 => Some(
+            "chat-completions endpoint disabled; enable gateway.http.endpoints.chatCompletions in openclaw.json"
+                .to_string(),
+        ),
+        _ => gateway_message,
+    };
+    tracing::warn!(instance = %inst.name, status = status.as_u16(), "gateway answered with an error status");
+    GatewayError::Status {
+        status: status.as_u16(),
+        reason,
+        hint,
+    }
+}
+
+/// The message of the gateway's error bodies: `{"error":{"message"}}`,
+/// `{"ok":false,"error":{"message"}}` or `{"error":"…"}`, shortened and redacted.
+fn error_message(body: &[u8]) -> Option<String> {
+    let v: Value = serde_json::from_slice(body).ok()?;
+    let err = v.get("error")?;
+    let msg = err
+        .get("message")
+        .and_then(Value::as_str)
+        .or_else(|| err.as_str())?;
+    let msg: String = msg.chars().take(300).collect();
+    let msg = crate::telemetry::redact(msg.trim()).into_owned();
+    (!msg.is_empty()).then_some(msg)
+}
+
+fn invalid(inst: &InstanceSettings, reason: impl Into<String>) -> GatewayError {
+    GatewayError::InvalidResponse {
+        url: base(inst),
+        reason: reason.into(),
+    }
+}
+
+/// Reads a non-streamed chat completion.
+fn parse_completion(inst: &InstanceSettings, body: &[u8]) -> Result<ChatReply, GatewayError> {
+    let v: Value = serde_json::from_slice(body)
+        .map_err(|e| invalid(inst, format!("the body is not JSON ({e})")))?;
+    let Some(obj) = v.as_object() else {
+        return Err(invalid(inst, "the body is not a JSON object"));
+    };
+    let choices = match obj.get("choices") {
+        Some(Value::Array(choices)) => choices,
+        _ => {
+            if let Some(msg) = error_message(body) {
+                return Err(GatewayError::Upstream(msg));
+            }
+            return Err(invalid(inst, "no \"choices\" in the chat completion"));
+        }
+    };
+    let first = choices.first();
+    let content = match first
+        .and_then(|c| c.get("message"))
+        .and_then(|m| m.get("content"))
+    {
+        None | Some(Value::Null) => String::new(),
+        Some(Value::String(s)) => s.clone(),
+        // Content parts: join their text.
+        Some(Value::Array(parts)) => parts
+            .iter()
+            .filter_map(|p| p.get("text").and_then(Value::as_str))
+            .collect::<Vec<_>>()
+            .join(""),
+        Some(_) => return Err(invalid(inst, "\"content\" is neither text nor parts")),
+    };
+    Ok(ChatReply {
+        content,
+        model: obj.get("model").and_then(Value::as_str).map(str::to_string),
+        finish_reason: first
+            .and_then(|c| c.get("finish_reason"))
+            .and_then(Value::as_str)
+            .map(str::to_string),
+        usage: obj.get("usage").filter(|u| !u.is_null()).cloned(),
+        streamed: false,
+    })
+}
+
+/// Incremental parser of `text/event-stream` bodies: yields the `data` of each event.
+#[derive(Default)]
+pub struct SseParser {
+    buf: Vec<u8>,
+    data: Vec<String>,
+}
+
+impl SseParser {
+    /// Feeds bytes; returns the data of every event completed by them.
+    pub fn feed(&mut self, chunk: &[u8]) -> Vec<String> {
+        self.buf.extend_from_slice(chunk);
+        let mut events = Vec::new();
+        while let Some(pos) = self.buf.iter().position(|b| *b == b'\n') {
+            let line: Vec<u8> = self.buf.drain(..=pos).collect();
+            let line = String::from_utf8_lossy(&line);
+            let line = line.trim_end_matches(['\n', '\r']);
+            if line.is_empty() {
+                if !self.data.is_empty() {
+                    events.push(self.data.join("\n"));
+                    self.data.clear();
+                }
+            } else if let Some(value) = line.strip_prefix("data:") {
+                self.data
+                    .push(value.strip_prefix(' ').unwrap_or(value).to_string());
+            }
+            // `event:`, `id:`, `retry:` and `:` comments carry nothing we need.
+        }
+        events
+    }
+
+    /// The data of an event left unterminated when the stream ended.
+    pub fn finish(&mut self) -> Option<String> {
+        // Terminating the pending line and the pending event yields at most one event.
+        self.feed(b"\n\n").pop()
+    }
+}
+
+/// State of a streamed answer being assembled.
+#[derive(Default)]
+struct StreamState {
+    reply: ChatReply,
+    done: bool,
+}
+
+impl StreamState {
+    /// Applies one event; an in-band error ends the answer as a failure.
+    fn apply(&mut self, data: &str) -> Result<u64, GatewayError> {
+        if data.trim() == "[DONE]" {
+            self.done = true;
+            return Ok(0);
+        }
+        let v: Value = match serde_json::from_str(data) {
+            Ok(v) => v,
+            Err(_) => return Ok(0),
+        };
+        if let Some(err) = v.get("error") {
+            let msg = err
+                .get("message")
+                .and_then(Value::as_str)
+                .or_else(|| err.as_str())
+                .unwrap_or("unknown error");
+            return Err(GatewayError::Upstream(
+                crate::telemetry::redact(msg).into_owned(),
+            ));
+        }
+        if let Some(model) = v.get("model").and_then(Value::as_str) {
+            self.reply.model = Some(model.to_string());
+        }
+        if let Some(usage) = v.get("usage").filter(|u| !u.is_null()) {
+            self.reply.usage = Some(usage.clone());
+        }
+        let Some(choice) = v.get("choices").and_then(|c| c.get(0)) else {
+            return Ok(0);
+        };
+        let text = choice
+            .get("delta")
+            .and_then(|d| d.get("content"))
+            .or_else(|| choice.get("message").and_then(|m| m.get("content")))
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        self.reply.content.push_str(text);
+        if let Some(reason) = choice.get("finish_reason").and_then(Value::as_str) {
+            self.reply.finish_reason = Some(reason.to_string());
+        }
+        Ok(text.chars().count() as u64)
+    }
+}
+
+async fn read_stream<S>(
+    inst: &InstanceSettings,
+    mut response: ClientResponse<S>,
+    progress: Option<ProgressSender>,
+) -> Result<ChatReply, GatewayError>
+where
+    S: futures_util::Stream<Item = Result<Bytes, awc::error::PayloadError>> + Unpin,
+{
+    let idle = inst.timeout;
+    let mut parser = SseParser::default();
+    let mut state = StreamState::default();
+    state.reply.streamed = true;
+    let mut received = 0usize;
+    loop {
+        let next = tokio::time::timeout(idle, response.next())
+            .await
+            .map_err(|_| GatewayError::IdleTimeout(idle.as_millis() as u64))?;
+        let chunk = match next {
+            None => break,
+            Some(Ok(chunk)) => chunk,
+            Some(Err(e)) => {
+                return Err(GatewayError::Interrupted {
+                    url: base(inst),
+                    cause: e.to_string(),
+                });
+            }
+        };
+        received += chunk.len();
+        if received > MAX_RESPONSE_BYTES {
+            return Err(GatewayError::TooLarge);
+        }
+        let mut chars = 0;
+        for event in parser.feed(&chunk) {
+            chars += state.apply(&event)?;
+            if state.done {
+                break;
+            }
+        }
+        touch(&progress, chars);
+        if state.done {
+            return Ok(state.reply);
+        }
+    }
+    if let Some(event) = parser.finish() {
+        state.apply(&event)?;
+    }
+    if state.done || state.reply.finish_reason.is_some() {
+        Ok(state.reply)
+    } else {
+        Err(GatewayError::Interrupted {
+            url: base(inst),
+            cause: "the stream ended before the answer was complete".to_string(),
+        })
+    }
+}
+
+/// Probes the gateway: the session-less chat probe and `/readyz`, concurrently.
+pub async fn probe(client: &Client, inst: &InstanceSettings) -> Result<ProbeResult, GatewayError> {
+    let timeout = PROBE_TIMEOUT.min(inst.timeout);
+    let started = Instant::now();
+    let chat = async {
+        let response = authorized(
+            inst,
+            client.post(format!("{}/v1/chat/completions", inst.base_url)),
+        )
+        .insert_header(("content-type", "application/json"))
+        .send_body("{}")
+        .await
+        .map_err(|e| map_send_error(inst, e))?;
+        let status = response.status();
+        // Drain the short body so the connection can be reused.
+        let _ = read_body(inst, response, MAX_ERROR_BODY_BYTES).await;
+        Ok::<StatusCode, GatewayError>(status)
+    };
+    let ready = async {
+        match client.get(format!("{}/readyz", inst.base_url)).send().await {
+            Ok(response) => {
+                let status = response.status().as_u16();
+                let _ = read_body(inst, response, MAX_ERROR_BODY_BYTES).await;
+                Some(status)
+            }
+            Err(_) => None,
+        }
+    };
+    let (chat, ready) = tokio::time::timeout(timeout, futures_util::future::join(chat, ready))
+        .await
+        .map_err(|_| GatewayError::Timeout(timeout.as_millis() as u64))?;
+    let chat_status = chat?.as_u16();
+    let (status, message) = classify(chat_status, inst.token.is_some(), ready);
+    let ready = ready.and_then(|s| match s {
+        200 => Some(true),
+        503 => Some(false),
+        _ => None,
+    });
+    Ok(ProbeResult {
+        status,
+        message,
+        http_status: Some(chat_status),
+        ready,
+        latency: started.elapsed(),
+    })
+}
+
+/// A probe that could not reach the gateway, as a [`ProbeResult`] for the health state.
+pub fn unreachable_probe(err: &GatewayError, latency: Duration) -> ProbeResult {
+    ProbeResult {
+        status: HealthStatus::Error,
+        message: err.to_string(),
+        http_status: None,
+        ready: None,
+        latency,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn body_keeps_1_7_0_key_order() {
+        let body = ChatBody {
+            model: "openclaw",
+            messages: [UserMessage {
+                role: "user",
+                content: "hi",
+            }],
+            max_tokens: 4096,
+            session_id: Some("sess-1"),
+            stream: false,
+        };
+        assert_eq!(
+            serde_json::to_string(&body).unwrap(),
+            r#"{"model":"openclaw","messages":[{"role":"user","content":"hi"}],"max_tokens":4096,"session_id":"sess-1"}"#
+        );
+    }
+
+    #[test]
+    fn sse_parser_handles_split_chunks_and_crlf() {
+        let mut p = SseParser::default();
+        assert!(p.feed(b"data: {\"a\"").is_empty());
+        assert_eq!(
+            p.feed(b":1}\r\n\r\ndata: [DONE]\n\n"),
+            vec!["{\"a\":1}", "[DONE]"]
+        );
+        assert!(p.feed(b": keep-alive\n\n").is_empty());
+        assert!(p.feed(b"data: tail").is_empty());
+        assert_eq!(p.finish().as_deref(), Some("tail"));
+    }
+
+    #[test]
+    fn stream_error_chunk_fails_the_answer() {
+        let mut st = StreamState::default();
+        st.apply(r#"{"choices":[{"delta":{"role":"assistant"}}]}"#)
+            .unwrap();
+        st.apply(r#"{"choices":[{"delta":{"content":"partial"}}]}"#)
+            .unwrap();
+        let err = st
+            .apply(r#"{"error":{"message":"upstream provider error","type":"api_error"}}"#)
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "OpenClaw reported an error: upstream provider error"
+        );
+    }
+
+    #[test]
+    fn error_bodies_of_the_gateway_are_read() {
+        assert_eq!(
+            error_message(
+                br#"{"error":{"message":"Unknown agent 'x'.","type":"invalid_request_error"}}"#
+            )
+            .as_deref(),
+            Some("Unknown agent 'x'.")
+        );
+        assert_eq!(
+            error_message(br#"{"ok":false,"error":{"type":"forbidden","message":"missing scope: operator.write"}}"#).as_deref(),
+            Some("missing scope: operator.write")
+        );
+        assert_eq!(error_message(b"Not Found"), None);
+    }
+}

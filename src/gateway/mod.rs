@@ -1,0 +1,9 @@
+//! Everything about OpenClaw gateways: the HTTP conversation (`client`), health verdicts
+//! (`health`), one supervised actor per instance (`actor`), the name → actor map (`registry`) and
+//! the errors (`error`).
+
+pub mod actor;
+pub mod client;
+pub mod error;
+pub mod health;
+pub mod registry;

@@ -1,0 +1,34 @@
+//! The `openclaw-mcp` binary: parse flags, load and validate settings, start logging, run.
+//! Bad configuration is one line on stderr and exit code 64; `--help` and `--version` exit 0.
+
+use clap::Parser;
+use openclaw_mcp::{
+    app,
+    cli::Cli,
+    config::{EXIT_CONFIG, Settings},
+    telemetry,
+};
+
+fn main() {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let code = match e.kind() {
+                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => 0,
+                _ => EXIT_CONFIG,
+            };
+            // clap writes help and version to stdout and errors to stderr.
+            let _ = e.print();
+            std::process::exit(code);
+        }
+    };
+    let settings = match Settings::load(&cli) {
+        Ok(settings) => settings,
+        Err(e) => {
+            eprintln!("openclaw-mcp: configuration error: {e}");
+            std::process::exit(EXIT_CONFIG);
+        }
+    };
+    telemetry::init(settings.debug);
+    std::process::exit(app::run(settings));
+}

@@ -1,0 +1,164 @@
+//! The MCP server: rmcp's [`ServerHandler`] for the seven tools. It validates arguments, turns
+//! each tool call into one actor message, and holds nothing but addresses and the caller's
+//! identity ([`Owner`]), so the same handler serves stdio, Streamable HTTP and legacy SSE, and
+//! both protocol eras that rmcp speaks.
+
+use std::borrow::Cow;
+
+use rmcp::{
+    ErrorData as McpError, RoleServer, ServerHandler,
+    model::{
+        CacheScope, CallToolRequestParams, CallToolResponse, CallToolResult, Implementation,
+        ListToolsResult, PaginatedRequestParams, ProgressNotificationParam, ServerCapabilities,
+        ServerConfig,
+    },
+    service::RequestContext,
+};
+use tokio::sync::watch;
+
+use super::{
+    output::{self, ToolError},
+    tools,
+};
+use crate::{
+    gateway::{client::ChatProgress, registry::InstanceRegistry},
+    tasks::Owner,
+};
+
+/// How long clients may cache the tool list: it changes only with the configuration.
+const TOOL_LIST_TTL_MS: u64 = 60 * 60 * 1000;
+
+/// What the server tells the model about its tools.
+const INSTRUCTIONS: &str = "Bridge to OpenClaw gateways. Use openclaw_chat to talk to an OpenClaw agent (pass the same session_id to continue a conversation), openclaw_chat_async with openclaw_task_status for long requests, openclaw_instances to see the configured gateways, and openclaw_status to check one.";
+
+/// The handler of one MCP connection (stdio process, HTTP session or SSE stream).
+#[derive(Clone)]
+pub struct OpenClawServer {
+    registry: InstanceRegistry,
+    owner: Owner,
+}
+
+impl OpenClawServer {
+    /// A handler for a caller identified as `owner`.
+    pub fn new(registry: InstanceRegistry, owner: Owner) -> Self {
+        OpenClawServer { registry, owner }
+    }
+
+    /// The caller this handler serves.
+    pub fn owner(&self) -> &Owner {
+        &self.owner
+    }
+
+    async fn chat(
+        &self,
+        args: Option<&serde_json::Map<String, serde_json::Value>>,
+        context: &RequestContext<RoleServer>,
+    ) -> Result<CallToolResult, ToolError> {
+        let args = tools::chat_args(args)?;
+        let instance = self.registry.resolve(args.instance.as_deref())?;
+        // Cancelled when the client sends notifications/cancelled, and when this future is
+        // dropped (a closed connection): either way the gateway request is aborted.
+        let cancel = context.ct.child_token();
+        let _abort_on_drop = cancel.clone().drop_guard();
+        let progress_token = context.meta.get_progress_token();
+        // A streamed answer only when the client wants progress; otherwise 1.7.0's plain request.
+        let stream = progress_token.is_some();
+        let (progress, forwarder) = match progress_token {
+            Some(token) => {
+                let (tx, rx) = watch::channel(ChatProgress::default());
+                let peer = context.peer.clone();
+                let fwd = tokio::spawn(forward_progress(rx, peer, token));
+                (Some(std::sync::Arc::new(tx)), Some(fwd))
+            }
+            None => (None, None),
+        };
+        let reply = instance
+            .chat(args.request(stream), progress, cancel.clone())
+            .await;
+        if let Some(fwd) = forwarder {
+            fwd.abort();
+        }
+        Ok(output::text(reply?.content))
+    }
+}
+
+/// Sends `notifications/progress` (characters received so far) while a streamed answer arrives.
+async fn forward_progress(
+    mut rx: watch::Receiver<ChatProgress>,
+    peer: rmcp::Peer<RoleServer>,
+    token: rmcp::model::ProgressToken,
+) {
+    let mut last = 0u64;
+    while rx.changed().await.is_ok() {
+        let chars = rx.borrow_and_update().chars;
+        if chars > last {
+            last = chars;
+            let note = ProgressNotificationParam::new(token.clone(), chars as f64)
+                .with_message(format!("received {chars} characters"));
+            if peer.notify_progress(note).await.is_err() {
+                return;
+            }
+        }
+    }
+}
+
+impl ServerHandler for OpenClawServer {
+    fn get_info(&self) -> ServerConfig {
+        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+            .with_server_info(
+                Implementation::new("openclaw-mcp", env!("CARGO_PKG_VERSION"))
+                    .with_title("OpenClaw MCP bridge")
+                    .with_description("Talk to OpenClaw agents on one or more OpenClaw gateways"),
+            )
+            .with_instructions(INSTRUCTIONS)
+    }
+
+    async fn list_tools(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, McpError> {
+        Ok(
+            ListToolsResult::with_all_items(tools::definitions().to_vec())
+                .with_ttl_ms(TOOL_LIST_TTL_MS)
+                .with_cache_scope(CacheScope::Public),
+        )
+    }
+
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, McpError> {
+        let args = request.arguments.as_ref();
+        let name: Cow<'_, str> = request.name.clone();
+        tracing::info!(tool = %name, owner = %self.owner, "tool call");
+        let result = match name.as_ref() {
+            tools::CHAT => output::finish(self.chat(args, &context).await),
+            tools::STATUS => tools::status(&self.registry, args).await,
+            tools::INSTANCES => tools::instances(&self.registry).await,
+            tools::CHAT_ASYNC | tools::TASK_STATUS | tools::TASK_LIST | tools::TASK_CANCEL => {
+                output::error(format!(
+                    "{name} is not available yet in this version of openclaw-mcp; use openclaw_chat"
+                ))
+            }
+            other => {
+                // 1.7.0's text; the code is the spec's for an unknown tool.
+                return Err(McpError::invalid_params(
+                    format!("Unknown tool: {other}"),
+                    None,
+                ));
+            }
+        };
+        if result.is_error == Some(true) {
+            let error = result
+                .content
+                .first()
+                .and_then(|c| c.as_text())
+                .map(|t| t.text.as_str())
+                .unwrap_or("");
+            tracing::warn!(tool = %name, error = %error, "tool call failed");
+        }
+        Ok(result.into())
+    }
+}

@@ -1,0 +1,254 @@
+//! Tool-argument validation with the exact rules and messages of openclaw-mcp 1.7.0
+//! (`src/utils/validation.ts`): strings are checked for type, then **trimmed** (JavaScript's
+//! `trim`), then for emptiness, then for length in UTF-16 code units, then for control characters
+//! (TAB, LF and CR allowed; other C0, DEL and C1 rejected). The trimmed value is what is used.
+
+use serde_json::{Map, Value};
+
+/// 1.7.0's `MAX_MESSAGE_LENGTH`.
+pub const MAX_MESSAGE_LENGTH: usize = 100_000;
+/// 1.7.0's `MAX_ID_LENGTH` (session ids, instance names, task ids).
+pub const MAX_ID_LENGTH: usize = 256;
+
+/// The five task states, in 1.7.0's order.
+pub const TASK_STATUSES: [&str; 5] = ["pending", "running", "completed", "failed", "cancelled"];
+
+/// An argument that breaks a rule; the text is the user-facing message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ValidationError(pub String);
+
+fn fail<T>(msg: impl Into<String>) -> Result<T, ValidationError> {
+    Err(ValidationError(msg.into()))
+}
+
+/// `validateInputIsObject`: the arguments must be an object.
+pub fn object(args: Option<&Map<String, Value>>) -> Result<&Map<String, Value>, ValidationError> {
+    match args {
+        Some(map) => Ok(map),
+        None => fail("Invalid input: expected an object"),
+    }
+}
+
+/// Characters JavaScript's `String.prototype.trim` removes (WhiteSpace and LineTerminator).
+fn is_js_whitespace(c: char) -> bool {
+    matches!(
+        c,
+        '\u{0009}'
+            | '\u{000A}'
+            | '\u{000B}'
+            | '\u{000C}'
+            | '\u{000D}'
+            | '\u{0020}'
+            | '\u{00A0}'
+            | '\u{1680}'
+            | '\u{2000}'
+            ..='\u{200A}'
+                | '\u{2028}'
+                | '\u{2029}'
+                | '\u{202F}'
+                | '\u{205F}'
+                | '\u{3000}'
+                | '\u{FEFF}'
+    )
+}
+
+/// 1.7.0's `CONTROL_CHAR_RE`: `[\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]`.
+fn is_rejected_control(c: char) -> bool {
+    matches!(c, '\u{00}'..='\u{08}' | '\u{0B}' | '\u{0C}' | '\u{0E}'..='\u{1F}' | '\u{7F}'..='\u{9F}')
+}
+
+/// `validateString(value, field, max)`: returns the trimmed value.
+pub fn string(value: Option<&Value>, field: &str, max: usize) -> Result<String, ValidationError> {
+    let Some(Value::String(raw)) = value else {
+        return fail(format!("{field} must be a string"));
+    };
+    let trimmed = raw.trim_matches(is_js_whitespace);
+    if trimmed.is_empty() {
+        return fail(format!("{field} must not be empty"));
+    }
+    // JavaScript measures length in UTF-16 code units; so does 1.7.0's limit.
+    if trimmed.len() > max && trimmed.encode_utf16().count() > max {
+        return fail(format!(
+            "{field} exceeds maximum length of {max} characters"
+        ));
+    }
+    if trimmed.chars().any(is_rejected_control) {
+        return fail(format!("{field} contains invalid control characters"));
+    }
+    Ok(trimmed.to_string())
+}
+
+/// A field validated only when present (`!== undefined`): `null` is present and fails the type
+/// check, as in 1.7.0.
+pub fn optional_string(
+    args: &Map<String, Value>,
+    field: &str,
+    max: usize,
+) -> Result<Option<String>, ValidationError> {
+    match args.get(field) {
+        None => Ok(None),
+        Some(v) => string(Some(v), field, max).map(Some),
+    }
+}
+
+/// The message of a chat tool.
+pub fn message(args: &Map<String, Value>) -> Result<String, ValidationError> {
+    string(args.get("message"), "message", MAX_MESSAGE_LENGTH)
+}
+
+/// An id-like optional field (`session_id`, `instance`).
+pub fn optional_id(
+    args: &Map<String, Value>,
+    field: &str,
+) -> Result<Option<String>, ValidationError> {
+    optional_string(args, field, MAX_ID_LENGTH)
+}
+
+/// A required id-like field (`task_id`).
+pub fn id(args: &Map<String, Value>, field: &str) -> Result<String, ValidationError> {
+    string(args.get(field), field, MAX_ID_LENGTH)
+}
+
+/// 1.7.0's priority rule: absent means 0; otherwise a number that is an integer (`3.0` counts,
+/// `1.5` and `"3"` do not). Beyond JavaScript's safe-integer range it is rejected too.
+pub fn priority(args: &Map<String, Value>) -> Result<i64, ValidationError> {
+    const MAX_SAFE: f64 = 9_007_199_254_740_991.0;
+    match args.get("priority") {
+        None => Ok(0),
+        Some(Value::Number(n)) => {
+            if let Some(i) = n.as_i64() {
+                if (i as f64).abs() <= MAX_SAFE {
+                    return Ok(i);
+                }
+            } else if let Some(f) = n.as_f64()
+                && f.is_finite()
+                && f.fract() == 0.0
+                && f.abs() <= MAX_SAFE
+            {
+                return Ok(f as i64);
+            }
+            fail("priority must be an integer")
+        }
+        Some(_) => fail("priority must be an integer"),
+    }
+}
+
+/// The `status` filter of `openclaw_task_list`.
+pub fn status_filter(args: &Map<String, Value>) -> Result<Option<String>, ValidationError> {
+    match args.get("status") {
+        None => Ok(None),
+        Some(Value::String(s)) if TASK_STATUSES.contains(&s.as_str()) => Ok(Some(s.clone())),
+        Some(_) => fail(format!(
+            "status must be one of: {}",
+            TASK_STATUSES.join(", ")
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn args(v: Value) -> Map<String, Value> {
+        v.as_object().cloned().unwrap()
+    }
+
+    #[test]
+    fn strings_follow_1_7_0_order_and_messages() {
+        assert_eq!(
+            message(&args(json!({}))).unwrap_err().0,
+            "message must be a string"
+        );
+        assert_eq!(
+            message(&args(json!({"message": null}))).unwrap_err().0,
+            "message must be a string"
+        );
+        assert_eq!(
+            message(&args(json!({"message": 5}))).unwrap_err().0,
+            "message must be a string"
+        );
+        assert_eq!(
+            message(&args(json!({"message": " \n\t "}))).unwrap_err().0,
+            "message must not be empty"
+        );
+        assert_eq!(message(&args(json!({"message": "  hi  "}))).unwrap(), "hi");
+        assert_eq!(
+            message(&args(json!({"message": "a\u{0B}b"})))
+                .unwrap_err()
+                .0,
+            "message contains invalid control characters"
+        );
+        assert_eq!(
+            message(&args(json!({"message": "a\u{85}b"})))
+                .unwrap_err()
+                .0,
+            "message contains invalid control characters"
+        );
+        assert_eq!(
+            message(&args(json!({"message": "tab\there\r\nok"}))).unwrap(),
+            "tab\there\r\nok"
+        );
+    }
+
+    #[test]
+    fn length_is_counted_in_utf16_after_trimming() {
+        let exact = "x".repeat(MAX_MESSAGE_LENGTH);
+        assert!(message(&args(json!({"message": exact}))).is_ok());
+        let padded = format!("   {exact}   ");
+        assert!(message(&args(json!({"message": padded}))).is_ok());
+        let over = "x".repeat(MAX_MESSAGE_LENGTH + 1);
+        assert_eq!(
+            message(&args(json!({"message": over}))).unwrap_err().0,
+            "message exceeds maximum length of 100000 characters"
+        );
+        // An emoji is two UTF-16 code units.
+        let emoji = "😀".repeat(MAX_MESSAGE_LENGTH / 2 + 1);
+        assert!(message(&args(json!({"message": emoji}))).is_err());
+        assert_eq!(
+            optional_id(&args(json!({"session_id": "s".repeat(257)})), "session_id")
+                .unwrap_err()
+                .0,
+            "session_id exceeds maximum length of 256 characters"
+        );
+    }
+
+    #[test]
+    fn js_trim_removes_bom_and_nbsp_but_not_nel() {
+        assert_eq!(
+            message(&args(json!({"message": "\u{FEFF}\u{A0}hi\u{3000}"}))).unwrap(),
+            "hi"
+        );
+        assert!(message(&args(json!({"message": "\u{85}hi"}))).is_err());
+    }
+
+    #[test]
+    fn priority_must_be_an_integer() {
+        assert_eq!(priority(&args(json!({}))).unwrap(), 0);
+        assert_eq!(priority(&args(json!({"priority": -7}))).unwrap(), -7);
+        assert_eq!(priority(&args(json!({"priority": 3.0}))).unwrap(), 3);
+        for bad in [json!(1.5), json!("3"), json!(null), json!(1e300)] {
+            assert_eq!(
+                priority(&args(json!({"priority": bad}))).unwrap_err().0,
+                "priority must be an integer"
+            );
+        }
+    }
+
+    #[test]
+    fn status_filter_accepts_only_the_five_states() {
+        assert_eq!(
+            status_filter(&args(json!({"status": "running"})))
+                .unwrap()
+                .as_deref(),
+            Some("running")
+        );
+        assert_eq!(
+            status_filter(&args(json!({"status": "done"})))
+                .unwrap_err()
+                .0,
+            "status must be one of: pending, running, completed, failed, cancelled"
+        );
+    }
+}
