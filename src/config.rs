@@ -1455,6 +1455,45 @@ mod tests {
     }
 
     #[test]
+    fn the_configuration_page_names_every_setting() {
+        let page = include_str!("../docs/configuration.md");
+        for setting in SETTINGS {
+            assert!(
+                page.contains(&format!("`{}`", setting.key)),
+                "key {}",
+                setting.key
+            );
+            for env in setting.env {
+                assert!(page.contains(&format!("`{env}`")), "env {env}");
+            }
+            if let Some(flag) = setting.flag {
+                assert!(page.contains(&format!("`--{flag}`")), "flag --{flag}");
+            }
+        }
+    }
+
+    #[test]
+    fn toml_instances_are_read_like_the_json_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(
+            &path,
+            "[[instances]]\nname = \"home\"\nurl = \"http://127.0.0.1:1\"\n\n[[instances]]\nname = \"office\"\nurl = \"https://o.example\"\nagentId = \"ops\"\ndefault = true\n",
+        )
+        .unwrap();
+        let s = load(&["--config", path.to_str().unwrap()], &[]).unwrap();
+        assert_eq!(s.instances.len(), 2);
+        assert!(s.instances[1].is_default && !s.instances[0].is_default);
+        assert_eq!(s.instances[1].agent_id.as_deref(), Some("ops"));
+        std::fs::write(&path, "[[instances]]\nname = \"-x\"\nurl = \"http://a\"\n").unwrap();
+        let e = err(&["--config", path.to_str().unwrap()], &[]);
+        assert!(
+            e.starts_with("`instances` in ") && e.contains("Invalid instance name"),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn display_url_masks_passwords() {
         assert_eq!(display_url("http://u:pw@gw:1"), "http://u:***@gw:1");
         assert_eq!(display_url("http://gw:1/"), "http://gw:1/");

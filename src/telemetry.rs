@@ -157,10 +157,11 @@ impl<'a> MakeWriter<'a> for RedactingStderr {
 /// Installs the global subscriber: `info` (or `debug` with `debug`), overridable with
 /// `OPENCLAW_MCP_LOG` (an `EnvFilter` directive such as `openclaw_mcp=trace`).
 pub fn init(debug: bool) {
+    // rmcp logs whole JSON-RPC messages (message bodies) at debug: keep it at info at most.
     let default = if debug {
-        "debug,actix_server=info,actix_http=info,rustls=info"
+        "debug,rmcp=info,actix_server=info,actix_http=info,rustls=info,h2=info,mio=info"
     } else {
-        "info,actix_server=warn,rmcp=warn"
+        "info,rmcp=warn,actix_server=warn"
     };
     let filter = std::env::var("OPENCLAW_MCP_LOG")
         .ok()

@@ -157,7 +157,7 @@ impl GatewayActor {
                             let was = act.health.status;
                             act.health.record(&probe, SystemTime::now());
                             if was != act.health.status {
-                                tracing::info!(instance = %act.settings.name, status = act.health.status.as_str(), message = %act.health.message, "gateway health changed");
+                                tracing::info!(instance = %act.settings.name, status = act.health.status.as_str(), detail = %act.health.message, "gateway health changed");
                             }
                             let next = next_probe_in(&act.health, act.health_interval);
                             act.schedule_probe(ctx, next);
@@ -193,7 +193,7 @@ impl Supervised for GatewayActor {
 impl Handler<Chat> for GatewayActor {
     type Result = ResponseActFuture<Self, Result<ChatReply, GatewayError>>;
 
-    fn handle(&mut self, msg: Chat, ctx: &mut Context<Self>) -> Self::Result {
+    fn handle(&mut self, msg: Chat, _ctx: &mut Context<Self>) -> Self::Result {
         let name = self.settings.name.clone();
         let prepared = std::panic::catch_unwind(AssertUnwindSafe(|| {
             #[cfg(feature = "fault-injection")]
@@ -210,8 +210,14 @@ impl Handler<Chat> for GatewayActor {
         let (client, settings, inject) = match prepared {
             Ok(parts) => parts,
             Err(panic) => {
-                self.crashed(ctx, panic.as_ref());
-                return Box::pin(fut::ready(Err(GatewayError::ActorRestarted(name))));
+                // Stop only once the caller has its answer: stopping now would drop the reply.
+                return Box::pin(ActorFutureExt::map(
+                    fut::ready(()),
+                    move |(), act: &mut Self, ctx| {
+                        act.crashed(ctx, panic.as_ref());
+                        Err(GatewayError::ActorRestarted(name))
+                    },
+                ));
             }
         };
         let Chat {

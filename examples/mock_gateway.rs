@@ -1,0 +1,173 @@
+//! A small OpenAI-compatible echo gateway, to try the bridge without installing OpenClaw.
+//!
+//! ```text
+//! cargo run --example mock_gateway -- --port 18789 --token dev-token --delay-ms 0
+//! ```
+//!
+//! It answers like the real gateway where the bridge looks: `POST /v1/chat/completions` echoes the
+//! last user message (`echo: <message>`), as JSON or, with `"stream": true`, as OpenAI chunks over
+//! SSE; an empty body `{}` gets the gateway's 400 "Missing user message" (the bridge's health
+//! probe); a wrong or missing token gets 401 when `--token` is set; `GET /readyz` says ready and
+//! `GET /v1/models` lists the default agent. `--delay-ms` delays every chat answer.
+
+use std::{net::TcpListener, time::Duration};
+
+use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
+use serde_json::{Value, json};
+
+#[derive(Clone)]
+struct Options {
+    token: Option<String>,
+    delay: Duration,
+}
+
+fn usage() -> ! {
+    eprintln!("usage: mock_gateway [--port PORT] [--token TOKEN] [--delay-ms MS] [--host HOST]");
+    std::process::exit(64)
+}
+
+fn parse_args() -> (String, u16, Options) {
+    let mut host = "127.0.0.1".to_string();
+    let mut port = 18789u16;
+    let mut options = Options {
+        token: None,
+        delay: Duration::ZERO,
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        let mut value = || args.next().unwrap_or_else(|| usage());
+        match arg.as_str() {
+            "--port" => port = value().parse().unwrap_or_else(|_| usage()),
+            "--host" => host = value(),
+            "--token" => options.token = Some(value()).filter(|t| !t.is_empty()),
+            "--delay-ms" => {
+                options.delay = Duration::from_millis(value().parse().unwrap_or_else(|_| usage()))
+            }
+            "-h" | "--help" => usage(),
+            _ => usage(),
+        }
+    }
+    (host, port, options)
+}
+
+fn error(status: u16, message: &str, kind: &str) -> HttpResponse {
+    HttpResponse::build(actix_web::http::StatusCode::from_u16(status).unwrap_or_default())
+        .json(json!({"error": {"message": message, "type": kind}}))
+}
+
+fn authorized(req: &HttpRequest, options: &Options) -> bool {
+    let Some(token) = &options.token else {
+        return true;
+    };
+    req.headers()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .is_some_and(|given| given == token)
+}
+
+fn last_user_text(body: &Value) -> Option<String> {
+    let messages = body.get("messages")?.as_array()?;
+    let last = messages
+        .iter()
+        .rev()
+        .find(|m| m.get("role").and_then(Value::as_str) == Some("user"))?;
+    match last.get("content")? {
+        Value::String(s) => Some(s.clone()),
+        Value::Array(parts) => Some(
+            parts
+                .iter()
+                .filter_map(|p| p.get("text").and_then(Value::as_str))
+                .collect::<Vec<_>>()
+                .join(""),
+        ),
+        _ => None,
+    }
+}
+
+async fn chat(req: HttpRequest, body: web::Bytes, options: web::Data<Options>) -> HttpResponse {
+    if !authorized(&req, &options) {
+        return error(401, "Unauthorized", "unauthorized");
+    }
+    let Ok(body) = serde_json::from_slice::<Value>(&body) else {
+        return error(400, "Invalid JSON body", "invalid_request_error");
+    };
+    let Some(text) = last_user_text(&body) else {
+        return error(
+            400,
+            "Missing user message in `messages`.",
+            "invalid_request_error",
+        );
+    };
+    if !options.delay.is_zero() {
+        tokio::time::sleep(options.delay).await;
+    }
+    let model = body
+        .get("model")
+        .and_then(Value::as_str)
+        .unwrap_or("openclaw")
+        .to_string();
+    let reply = format!("echo: {text}");
+    let id = format!("chatcmpl_{}", uuid::Uuid::new_v4());
+    if body.get("stream").and_then(Value::as_bool) == Some(true) {
+        let chunk = |delta: Value, finish: Value| {
+            format!(
+                "data: {}\n\n",
+                json!({"id": id, "object": "chat.completion.chunk", "created": 0, "model": model,
+                       "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
+            )
+        };
+        let mut out = chunk(json!({"role": "assistant"}), Value::Null);
+        for word in reply.split_inclusive(' ') {
+            out.push_str(&chunk(json!({"content": word}), Value::Null));
+        }
+        out.push_str(&chunk(json!({}), json!("stop")));
+        out.push_str("data: [DONE]\n\n");
+        return HttpResponse::Ok()
+            .content_type("text/event-stream; charset=utf-8")
+            .body(out);
+    }
+    HttpResponse::Ok().json(json!({
+        "id": id, "object": "chat.completion", "created": 0, "model": model,
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": reply}, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": text.len(), "completion_tokens": reply.len(), "total_tokens": text.len() + reply.len()}
+    }))
+}
+
+async fn models(req: HttpRequest, options: web::Data<Options>) -> HttpResponse {
+    if !authorized(&req, &options) {
+        return error(401, "Unauthorized", "unauthorized");
+    }
+    let model = |id: &str| json!({"id": id, "object": "model", "created": 0, "owned_by": "openclaw", "permission": []});
+    HttpResponse::Ok().json(json!({"object": "list", "data": [model("openclaw"), model("openclaw/default"), model("openclaw/main")]}))
+}
+
+#[actix_web::main]
+async fn main() -> std::io::Result<()> {
+    let (host, port, options) = parse_args();
+    let listener = TcpListener::bind((host.as_str(), port))?;
+    let addr = listener.local_addr()?;
+    eprintln!("mock gateway listening on http://{addr}");
+    let data = web::Data::new(options);
+    HttpServer::new(move || {
+        App::new()
+            .app_data(data.clone())
+            .app_data(web::PayloadConfig::new(20 * 1024 * 1024))
+            .route("/v1/chat/completions", web::post().to(chat))
+            .route("/v1/models", web::get().to(models))
+            .route(
+                "/readyz",
+                web::get().to(|| async { HttpResponse::Ok().json(json!({"ready": true})) }),
+            )
+            .route(
+                "/health",
+                web::get().to(|| async {
+                    HttpResponse::Ok().json(json!({"ok": true, "status": "live"}))
+                }),
+            )
+    })
+    .workers(2)
+    .listen(listener)?
+    .run()
+    .await
+}
