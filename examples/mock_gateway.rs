@@ -167,6 +167,8 @@ async fn main() -> std::io::Result<()> {
             )
     })
     .workers(2)
+    // Stop at once on SIGTERM even with an answer in flight (scripts kill it when done).
+    .shutdown_timeout(1)
     .listen(listener)?
     .run()
     .await

@@ -59,9 +59,14 @@ pub fn classify(chat_status: u16, has_token: bool, readyz: Option<u16>) -> (Heal
         _ => None,
     });
     let (status, message) = match chat_status {
-        400 => (
+        400 if has_token => (
             HealthStatus::Ok,
             "Gateway responding (HTTP 400): chat-completions endpoint enabled, token accepted"
+                .to_string(),
+        ),
+        400 => (
+            HealthStatus::Ok,
+            "Gateway responding (HTTP 400): chat-completions endpoint enabled, no token needed"
                 .to_string(),
         ),
         200..=299 => (

@@ -1,0 +1,505 @@
+#!/usr/bin/env python3
+"""End-to-end check of the openclaw-mcp bridge with the official MCP Python SDK (PyPI `mcp` 2.x).
+
+It starts the bridge over stdio against two mock gateways that are already running (see
+scripts/e2e-python.sh, which starts them and runs this file):
+
+  a  the default instance, whose gateway wants a token (passed with --token-a)
+  b  a gateway without a token, which answers chats after --b-delay-ms
+
+and asserts the seven tools, printing `ok  <check>` per check. The first failed check prints
+`FAIL <check>: <why>` (and the end of the bridge's stderr) and exits 1.
+
+The four async tools (openclaw_chat_async, openclaw_task_status, openclaw_task_list,
+openclaw_task_cancel) are checked only when the bridge implements them: if the first
+openclaw_chat_async call answers the "not available yet" error, the async checks are skipped with
+`SKIP async tools: not implemented in this build`. Every other answer is asserted strictly.
+
+Only loopback addresses are used. Standard library plus `mcp` only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import sys
+import tempfile
+import time
+from typing import Any
+
+from mcp import Client, StdioServerParameters
+from mcp.client.stdio import stdio_client
+
+TOOL_NAMES = [
+    "openclaw_chat",
+    "openclaw_status",
+    "openclaw_chat_async",
+    "openclaw_task_status",
+    "openclaw_task_list",
+    "openclaw_task_cancel",
+    "openclaw_instances",
+]
+ASYNC_TOOLS = TOOL_NAMES[2:6]
+NOT_AVAILABLE = "Error: {tool} is not available yet in this version of openclaw-mcp; use openclaw_chat"
+TASK_QUEUED = "Task queued. Use openclaw_task_status to check progress."
+TASK_ID_RE = re.compile(r"^task_[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
+STATUSES = ["pending", "running", "completed", "failed", "cancelled"]
+TERMINAL = {"completed", "failed", "cancelled"}
+MAX_MESSAGE_CHARS = 100_000
+
+
+class CheckFailed(Exception):
+    pass
+
+
+class Run:
+    """Bookkeeping: the current check's name, everything the bridge said, the bridge's stderr."""
+
+    def __init__(self, token: str, errlog_path: str) -> None:
+        self.token = token
+        self.errlog_path = errlog_path
+        self.check_name = "start-up"
+        self.outputs: list[str] = []  # every text/structured answer, to look for the token in
+        self.passed = 0
+        self.skipped = 0  # groups of checks skipped (the async tools, while not implemented)
+
+    def begin(self, name: str) -> None:
+        self.check_name = name
+
+    def ok(self, name: str | None = None) -> None:
+        print(f"ok  {name or self.check_name}", flush=True)
+        self.passed += 1
+
+    def fail(self, why: str) -> None:
+        raise CheckFailed(why)
+
+    def expect(self, cond: bool, why: str) -> None:
+        if not cond:
+            raise CheckFailed(why)
+
+    def expect_eq(self, actual: Any, expected: Any, what: str) -> None:
+        if actual != expected:
+            raise CheckFailed(f"{what}: expected {expected!r}, got {actual!r}")
+
+
+def short(value: Any, limit: int = 300) -> str:
+    text = value if isinstance(value, str) else repr(value)
+    return text if len(text) <= limit else text[:limit] + f"... ({len(text)} chars)"
+
+
+async def call(run: Run, client: Client, tool: str, args: dict[str, Any]) -> tuple[bool, str, Any]:
+    """Calls `tool`; returns (is_error, the single text block, structured content)."""
+    res = await client.call_tool(tool, args)
+    texts = [getattr(block, "text", None) for block in res.content]
+    run.outputs.append(json.dumps(texts))
+    if res.structured_content is not None:
+        run.outputs.append(json.dumps(res.structured_content))
+    run.expect(
+        len(texts) == 1 and isinstance(texts[0], str),
+        f"{tool} {short(args, 120)}: expected exactly one text content block, got {short(res.content)}",
+    )
+    return bool(res.is_error), texts[0], res.structured_content
+
+
+async def call_ok(run: Run, client: Client, tool: str, args: dict[str, Any]) -> tuple[str, Any]:
+    is_error, text, structured = await call(run, client, tool, args)
+    run.expect(not is_error, f"{tool} {short(args, 120)}: unexpected isError result: {short(text)}")
+    return text, structured
+
+
+async def call_json(run: Run, client: Client, tool: str, args: dict[str, Any]) -> dict[str, Any]:
+    text, structured = await call_ok(run, client, tool, args)
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as e:
+        run.fail(f"{tool}: text is not JSON ({e}): {short(text)}")
+    run.expect(isinstance(value, dict), f"{tool}: expected a JSON object, got {short(text)}")
+    if structured is not None:
+        run.expect_eq(structured, value, f"{tool}: structuredContent vs text JSON")
+    return value
+
+
+async def call_error(run: Run, client: Client, tool: str, args: dict[str, Any], expected: str) -> None:
+    is_error, text, _ = await call(run, client, tool, args)
+    run.expect(is_error, f"{tool} {short(args, 120)}: expected isError true, got a success: {short(text)}")
+    run.expect_eq(text, expected, f"{tool} {short(args, 120)}: error text")
+
+
+def bridge_env(args: argparse.Namespace, data_dir: str, extra: dict[str, str]) -> dict[str, str]:
+    """A clean environment: no OPENCLAW_*/MCP_* settings leak in from the caller's shell."""
+    env = {k: os.environ[k] for k in ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "RUST_LOG", "RUST_BACKTRACE") if k in os.environ}
+    env.setdefault("PATH", "/usr/local/bin:/usr/bin:/bin")
+    env.setdefault("HOME", data_dir)
+    # Loopback only: never route the bridge's gateway requests through a proxy.
+    env["NO_PROXY"] = env["no_proxy"] = "127.0.0.1,localhost,::1"
+    env["XDG_STATE_HOME"] = data_dir
+    env["OPENCLAW_MCP_DATA_DIR"] = data_dir
+    env.update(extra)
+    return env
+
+
+# ---------------------------------------------------------------------------------------------------
+# checks
+
+
+async def check_tools(run: Run, client: Client) -> None:
+    run.begin("tools/list: the seven tools in order, each with a description and an object inputSchema")
+    listed = await client.list_tools()
+    run.outputs.append(json.dumps([t.model_dump(mode="json") for t in listed.tools]))
+    run.expect_eq([t.name for t in listed.tools], TOOL_NAMES, "tool names")
+    for tool in listed.tools:
+        run.expect(bool(tool.description and tool.description.strip()), f"{tool.name}: empty description")
+        schema = tool.input_schema
+        run.expect(isinstance(schema, dict) and schema.get("type") == "object", f"{tool.name}: inputSchema {short(schema)}")
+        run.expect(isinstance(schema.get("properties", {}), dict), f"{tool.name}: inputSchema.properties {short(schema)}")
+    by_name = {t.name: t.input_schema for t in listed.tools}
+    for name, required in [
+        ("openclaw_chat", ["message"]),
+        ("openclaw_chat_async", ["message"]),
+        ("openclaw_task_status", ["task_id"]),
+        ("openclaw_task_cancel", ["task_id"]),
+    ]:
+        run.expect_eq(sorted(by_name[name].get("required", [])), required, f"{name}: inputSchema.required")
+    for name, props in [
+        ("openclaw_chat", {"message", "session_id", "instance"}),
+        ("openclaw_status", {"instance"}),
+        ("openclaw_chat_async", {"message", "session_id", "priority", "instance"}),
+        ("openclaw_task_status", {"task_id"}),
+        ("openclaw_task_list", {"status", "session_id", "instance"}),
+        ("openclaw_task_cancel", {"task_id"}),
+        ("openclaw_instances", set()),
+    ]:
+        run.expect_eq(set(by_name[name].get("properties", {})), props, f"{name}: inputSchema properties")
+    run.ok()
+
+
+async def check_chat(run: Run, client: Client) -> None:
+    run.begin('openclaw_chat trims the message: "  hello  " -> "echo: hello"')
+    text, _ = await call_ok(run, client, "openclaw_chat", {"message": "  hello  "})
+    run.expect_eq(text, "echo: hello", "chat text")
+    run.ok()
+
+    run.begin("openclaw_chat with session_id")
+    text, _ = await call_ok(run, client, "openclaw_chat", {"message": "hello session", "session_id": "e2e-session-1"})
+    run.expect_eq(text, "echo: hello session", "chat text")
+    run.ok()
+
+    run.begin("openclaw_chat with instance a (explicit, token sent)")
+    text, _ = await call_ok(run, client, "openclaw_chat", {"message": "hello a", "instance": "a"})
+    run.expect_eq(text, "echo: hello a", "chat text")
+    run.ok()
+
+    run.begin("openclaw_chat with instance b (no token)")
+    text, _ = await call_ok(run, client, "openclaw_chat", {"message": "hello b", "instance": "b"})
+    run.expect_eq(text, "echo: hello b", "chat text")
+    run.ok()
+
+    run.begin("openclaw_chat with unknown instance -> isError")
+    await call_error(run, client, "openclaw_chat", {"message": "hi", "instance": "nope"}, 'Error: Unknown instance "nope". Available: a, b')
+    run.ok()
+
+    run.begin("openclaw_chat with an empty / blank message -> isError")
+    await call_error(run, client, "openclaw_chat", {"message": ""}, "Error: message must not be empty")
+    await call_error(run, client, "openclaw_chat", {"message": "   "}, "Error: message must not be empty")
+    run.ok()
+
+    run.begin(f"openclaw_chat at the length limit ({MAX_MESSAGE_CHARS} chars) works, one more -> isError")
+    text, _ = await call_ok(run, client, "openclaw_chat", {"message": "x" * MAX_MESSAGE_CHARS})
+    run.expect(text == "echo: " + "x" * MAX_MESSAGE_CHARS, f"chat text at the limit: {short(text)}")
+    await call_error(
+        run,
+        client,
+        "openclaw_chat",
+        {"message": "x" * (MAX_MESSAGE_CHARS + 1)},
+        f"Error: message exceeds maximum length of {MAX_MESSAGE_CHARS} characters",
+    )
+    run.ok()
+
+
+async def check_status(run: Run, client: Client, names: list[str], default: str) -> None:
+    for args, name in [({}, default)] + [({"instance": n}, n) for n in names]:
+        run.begin(f"openclaw_status {json.dumps(args)} -> ok, instance {name}")
+        text, structured = await call_ok(run, client, "openclaw_status", args)
+        run.expect(structured is not None, "structuredContent missing")
+        value = json.loads(text)
+        run.expect_eq(structured, value, "structuredContent vs text JSON")
+        run.expect(text.startswith("{\n  "), f"text is not pretty-printed JSON: {short(text)}")
+        run.expect_eq(value.get("status"), "ok", "status")
+        run.expect_eq(value.get("instance"), name, "instance")
+        run.expect_eq(value.get("http_status"), 400, "http_status (the probe's empty chat gets 400)")
+        message = value.get("message")
+        run.expect(
+            isinstance(message, str) and message.startswith("Gateway responding (HTTP 400): "),
+            f"message: {short(message)}",
+        )
+        run.ok()
+
+
+async def check_instances(run: Run, client: Client, expected: list[tuple[str, str]]) -> None:
+    run.begin(f"openclaw_instances lists {', '.join(n for n, _ in expected)}; the first is the default")
+    value = await call_json(run, client, "openclaw_instances", {})
+    run.expect_eq(value.get("total"), len(expected), "total")
+    instances = value.get("instances")
+    run.expect(isinstance(instances, list), f"instances: {short(instances)}")
+    run.expect_eq([i.get("name") for i in instances], [n for n, _ in expected], "instance names")
+    for i, (inst, (name, url)) in enumerate(zip(instances, expected)):
+        run.expect_eq(inst.get("url"), url, f"{name}.url")
+        run.expect_eq(inst.get("isDefault"), i == 0, f"{name}.isDefault")
+        run.expect(isinstance(inst.get("health"), dict), f"{name}.health: {short(inst.get('health'))}")
+        run.expect_eq(inst["health"].get("status"), "ok", f"{name}.health.status")
+        run.expect("token" not in inst, f"{name}: has a token field: {short(inst)}")
+    run.ok()
+
+
+async def check_async(run: Run, client: Client, b_delay_s: float, poll_timeout_s: float) -> bool:
+    """The async task tools. Returns False (after printing SKIP) when this build lacks them."""
+    run.begin("openclaw_chat_async queues a task on the default instance")
+    args = {"message": "  async hello  ", "session_id": "e2e-async", "priority": 5}
+    is_error, text, _ = await call(run, client, "openclaw_chat_async", args)
+    if is_error and text == NOT_AVAILABLE.format(tool="openclaw_chat_async"):
+        # This build has no async tools yet: the other three must say so too, and nothing else.
+        for tool in ASYNC_TOOLS[1:]:
+            await call_error(run, client, tool, {"task_id": "task_nope"} if tool != "openclaw_task_list" else {}, NOT_AVAILABLE.format(tool=tool))
+        print("SKIP async tools: not implemented in this build", flush=True)
+        run.skipped += 1
+        return False
+    run.expect(not is_error, f"unexpected isError result: {short(text)}")
+    queued = json.loads(text)
+    task_a = queued.get("task_id")
+    run.expect(isinstance(task_a, str) and TASK_ID_RE.match(task_a) is not None, f"task_id is not task_<uuid4>: {task_a!r}")
+    run.expect_eq(queued, {"task_id": task_a, "status": "pending", "instance": "a", "message": TASK_QUEUED}, "queued answer")
+    run.ok()
+
+    run.begin("openclaw_chat_async validates like openclaw_chat")
+    await call_error(run, client, "openclaw_chat_async", {"message": "hi", "instance": "nope"}, 'Error: Unknown instance "nope". Available: a, b')
+    await call_error(run, client, "openclaw_chat_async", {"message": "  "}, "Error: message must not be empty")
+    run.ok()
+
+    run.begin(f"openclaw_task_status polls {task_a[:13]}... to completed within {poll_timeout_s:g} s")
+    status = await poll_until_terminal(run, client, task_a, poll_timeout_s)
+    run.expect_eq(status.get("status"), "completed", f"final status (error: {status.get('error')!r})")
+    run.expect_eq(status.get("task_id"), task_a, "task_id")
+    run.expect_eq(status.get("type"), "chat", "type")
+    run.expect_eq(status.get("instance"), "a", "instance")
+    run.expect_eq(status.get("result"), "echo: async hello", "result")
+    run.expect(isinstance(status.get("created_at"), str) and status["created_at"], "created_at missing")
+    run.expect("error" not in status or status["error"] is None, f"completed task has an error: {short(status)}")
+    run.ok()
+
+    run.begin("openclaw_chat_async on instance b completes")
+    queued = await call_json(run, client, "openclaw_chat_async", {"message": "async b", "instance": "b"})
+    task_b = queued.get("task_id")
+    run.expect(isinstance(task_b, str) and TASK_ID_RE.match(task_b) is not None, f"task_id: {task_b!r}")
+    run.expect_eq(queued.get("instance"), "b", "instance")
+    status = await poll_until_terminal(run, client, task_b, poll_timeout_s + b_delay_s)
+    run.expect_eq(status.get("status"), "completed", f"final status (error: {status.get('error')!r})")
+    run.expect_eq(status.get("result"), "echo: async b", "result")
+    run.ok()
+
+    run.begin("openclaw_task_cancel of a task in flight (instance b is slow) -> cancelled")
+    queued = await call_json(run, client, "openclaw_chat_async", {"message": "cancel me", "instance": "b", "session_id": "e2e-cancel"})
+    task_c = queued.get("task_id")
+    run.expect(isinstance(task_c, str) and TASK_ID_RE.match(task_c) is not None, f"task_id: {task_c!r}")
+    cancelled = await call_json(run, client, "openclaw_task_cancel", {"task_id": task_c})
+    run.expect_eq(cancelled.get("task_id"), task_c, "task_id")
+    run.expect_eq(cancelled.get("status"), "cancelled", "status")
+    run.expect_eq(cancelled.get("message"), "Task cancelled successfully", "message")
+    status = await call_json(run, client, "openclaw_task_status", {"task_id": task_c})
+    run.expect_eq(status.get("status"), "cancelled", "task_status right after the cancel")
+    # Once the gateway would have answered, the task must still be cancelled, without a result.
+    await asyncio.sleep(b_delay_s + 0.5)
+    status = await call_json(run, client, "openclaw_task_status", {"task_id": task_c})
+    run.expect_eq(status.get("status"), "cancelled", "task_status after the gateway's delay")
+    run.expect("result" not in status or status["result"] is None, f"cancelled task has a result: {short(status)}")
+    run.ok()
+
+    run.begin("openclaw_task_list: stats and tasks")
+    listing = await call_json(run, client, "openclaw_task_list", {})
+    stats = listing.get("stats")
+    run.expect_eq(stats, {"total": 3, "byStatus": {"pending": 0, "running": 0, "completed": 2, "failed": 0, "cancelled": 1}}, "stats")
+    tasks = listing.get("tasks")
+    run.expect(isinstance(tasks, list), f"tasks: {short(tasks)}")
+    by_id = {t.get("task_id"): t for t in tasks}
+    run.expect_eq(set(by_id), {task_a, task_b, task_c}, "task ids")
+    for tid, inst, st, prio, has_result in [
+        (task_a, "a", "completed", 5, True),
+        (task_b, "b", "completed", 0, True),
+        (task_c, "b", "cancelled", 0, False),
+    ]:
+        t = by_id[tid]
+        run.expect_eq(set(t), {"task_id", "type", "status", "instance", "priority", "created_at", "has_result"}, f"{tid} keys")
+        run.expect_eq(
+            (t["type"], t["status"], t["instance"], t["priority"], t["has_result"]),
+            ("chat", st, inst, prio, has_result),
+            f"{tid} (type, status, instance, priority, has_result)",
+        )
+        run.expect(isinstance(t["created_at"], str) and t["created_at"], f"{tid}: created_at")
+    run.ok()
+
+    run.begin("openclaw_task_list filters by status, instance and session_id")
+    for filt, expected in [
+        ({"status": "completed"}, {task_a, task_b}),
+        ({"status": "cancelled"}, {task_c}),
+        ({"status": "pending"}, set()),
+        ({"instance": "b"}, {task_b, task_c}),
+        ({"instance": "a"}, {task_a}),
+        ({"session_id": "e2e-async"}, {task_a}),
+        ({"session_id": "e2e-cancel", "instance": "b"}, {task_c}),
+    ]:
+        listing = await call_json(run, client, "openclaw_task_list", filt)
+        run.expect_eq({t.get("task_id") for t in listing.get("tasks", [])}, expected, f"task_list {json.dumps(filt)}")
+        run.expect_eq(listing.get("stats", {}).get("total"), 3, f"task_list {json.dumps(filt)}: stats.total")
+    run.ok()
+
+    run.begin("openclaw_task_cancel of a finished task -> isError")
+    for tid in (task_a, task_c):
+        is_error, text, _ = await call(run, client, "openclaw_task_cancel", {"task_id": tid})
+        run.expect(is_error, f"cancel {tid}: expected isError, got {short(text)}")
+        run.expect(text.startswith("Error: Cannot cancel task with status"), f"cancel {tid}: {short(text)}")
+    run.ok()
+
+    run.begin("unknown task id -> Error: Task not found")
+    await call_error(run, client, "openclaw_task_status", {"task_id": "task_nope"}, "Error: Task not found: task_nope")
+    await call_error(run, client, "openclaw_task_cancel", {"task_id": "task_nope"}, "Error: Task not found: task_nope")
+    run.ok()
+    return True
+
+
+async def poll_until_terminal(run: Run, client: Client, task_id: str, timeout_s: float) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout_s
+    seen: list[str] = []
+    while True:
+        status = await call_json(run, client, "openclaw_task_status", {"task_id": task_id})
+        state = status.get("status")
+        run.expect(state in STATUSES, f"task_status: unknown status {state!r}")
+        if not seen or seen[-1] != state:
+            seen.append(state)
+        if state in TERMINAL:
+            return status
+        if time.monotonic() >= deadline:
+            run.fail(f"{task_id} not finished after {timeout_s:g} s (states seen: {' -> '.join(seen)})")
+        await asyncio.sleep(0.1)
+
+
+def check_token_absent(run: Run) -> None:
+    run.begin("the gateway token appears in no answer and no bridge log line")
+    for out in run.outputs:
+        run.expect(run.token not in out, f"token found in an answer: {short(out)}")
+    with open(run.errlog_path, encoding="utf-8", errors="replace") as f:
+        log = f.read()
+    run.expect(run.token not in log, "token found in the bridge's stderr")
+    run.ok()
+
+
+# ---------------------------------------------------------------------------------------------------
+# sessions
+
+
+async def session(run: Run, args: argparse.Namespace, data_dir: str, extra_env: dict[str, str]) -> Client:
+    params = StdioServerParameters(command=args.bridge, args=[], env=bridge_env(args, data_dir, extra_env))
+    errlog = open(run.errlog_path, "a", encoding="utf-8")  # closed at process exit
+    # stdio_client is the transport Client builds from StdioServerParameters; built here to keep stderr.
+    return Client(stdio_client(params, errlog=errlog), read_timeout_seconds=args.call_timeout)
+
+
+async def main_checks(run: Run, args: argparse.Namespace, tmp: str) -> None:
+    multi = json.dumps(
+        [
+            {"name": "a", "url": args.url_a, "token": args.token_a},
+            {"name": "b", "url": args.url_b},
+        ]
+    )
+    run.begin("connect to the bridge over stdio (OPENCLAW_INSTANCES a, b)")
+    async with await session(run, args, os.path.join(tmp, "data-multi"), {"OPENCLAW_INSTANCES": multi}) as client:
+        run.expect_eq(client.server_info.name if client.server_info else None, "openclaw-mcp", "serverInfo.name")
+        run.ok(f"connect to the bridge over stdio (protocol {client.protocol_version})")
+        await check_tools(run, client)
+        await check_chat(run, client)
+        await check_status(run, client, ["a", "b"], "a")
+        await check_instances(run, client, [("a", args.url_a), ("b", args.url_b)])
+        await check_async(run, client, args.b_delay_ms / 1000, args.poll_timeout)
+
+    run.begin("single instance from OPENCLAW_URL + OPENCLAW_GATEWAY_TOKEN")
+    single = {"OPENCLAW_URL": args.url_a, "OPENCLAW_GATEWAY_TOKEN": args.token_a}
+    async with await session(run, args, ":memory:", single) as client:
+        text, _ = await call_ok(run, client, "openclaw_chat", {"message": "hello single"})
+        run.expect_eq(text, "echo: hello single", "chat text")
+        value = await call_json(run, client, "openclaw_status", {})
+        run.expect_eq((value.get("status"), value.get("instance")), ("ok", "default"), "status (status, instance)")
+        value = await call_json(run, client, "openclaw_instances", {})
+        run.expect_eq(value.get("total"), 1, "instances total")
+        run.expect_eq(
+            [(i.get("name"), i.get("url"), i.get("isDefault")) for i in value.get("instances", [])],
+            [("default", args.url_a, True)],
+            "instances",
+        )
+        await call_error(run, client, "openclaw_chat", {"message": "hi", "instance": "a"}, 'Error: Unknown instance "a". Available: default')
+        run.ok()
+
+    check_token_absent(run)
+
+
+def parse_args() -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--bridge", required=True, help="path of the openclaw-mcp binary")
+    p.add_argument("--url-a", required=True, help="gateway of instance a (wants --token-a)")
+    p.add_argument("--token-a", required=True, help="the token gateway a wants")
+    p.add_argument("--url-b", required=True, help="gateway of instance b (no token)")
+    p.add_argument("--b-delay-ms", type=int, default=0, help="the --delay-ms gateway b was started with")
+    p.add_argument("--poll-timeout", type=float, default=10.0, help="seconds to wait for an async task")
+    p.add_argument("--call-timeout", type=float, default=30.0, help="seconds to wait for one MCP answer")
+    p.add_argument("--total-timeout", type=float, default=180.0, help="seconds for the whole run")
+    args = p.parse_args()
+    for url in (args.url_a, args.url_b):
+        if not re.match(r"^http://(127\.\d+\.\d+\.\d+|localhost|\[::1\]):\d+$", url):
+            p.error(f"not a loopback URL: {url}")
+    if len(args.token_a) < 8:
+        p.error("--token-a should be at least 8 characters (it is searched for in every output)")
+    return args
+
+
+def main() -> int:
+    args = parse_args()
+    with tempfile.TemporaryDirectory(prefix="openclaw-mcp-e2e-") as tmp:
+        run = Run(args.token_a, os.path.join(tmp, "bridge-stderr.log"))
+        open(run.errlog_path, "w").close()
+        started = time.monotonic()
+        try:
+            asyncio.run(asyncio.wait_for(main_checks(run, args, tmp), args.total_timeout))
+        except BaseException as exc:  # noqa: BLE001 - report any failure as the current check's
+            reason = describe(exc).replace(args.token_a, "<TOKEN>")  # never print the token
+            print(f"FAIL {run.check_name}: {reason}", file=sys.stderr, flush=True)
+            with open(run.errlog_path, encoding="utf-8", errors="replace") as f:
+                tail = f.read().splitlines()[-30:]
+            if tail:
+                print("---- last lines of the bridge's stderr ----", file=sys.stderr)
+                for line in tail:
+                    print(line.replace(args.token_a, "<TOKEN>"), file=sys.stderr)
+            return 1
+        print(f"e2e checks took {time.monotonic() - started:.1f} s", flush=True)
+        skipped = ", 1 skipped" if run.skipped else ""
+        print(f"e2e: {run.passed} passed, 0 failed{skipped}", flush=True)
+        return 0
+
+
+def describe(exc: BaseException) -> str:
+    """The CheckFailed inside `exc` (task groups wrap it), else the exception itself."""
+    if isinstance(exc, BaseExceptionGroup):
+        for inner in exc.exceptions:
+            if isinstance(inner, CheckFailed) or isinstance(inner, BaseExceptionGroup):
+                return describe(inner)
+        return "; ".join(describe(e) for e in exc.exceptions)
+    if isinstance(exc, CheckFailed):
+        return str(exc)
+    if isinstance(exc, (asyncio.TimeoutError, TimeoutError)):
+        return f"timed out ({type(exc).__name__})"
+    if isinstance(exc, KeyboardInterrupt):
+        return "interrupted"
+    return f"{type(exc).__name__}: {exc}"
+
+
+if __name__ == "__main__":
+    sys.exit(main())
