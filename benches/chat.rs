@@ -9,10 +9,7 @@ use std::{net::TcpListener, time::Duration};
 use actix_web::{App, HttpResponse, HttpServer, web};
 use clap::Parser;
 use criterion::{Criterion, criterion_group, criterion_main};
-use openclaw_mcp::{
-    cli::Cli, config::Settings, gateway::registry::InstanceRegistry, mcp::server::OpenClawServer,
-    tasks::Owner,
-};
+use openclaw_mcp::{cli::Cli, config::Settings, mcp::server::OpenClawServer, tasks::Owner};
 use rmcp::{RoleClient, ServiceExt, model::CallToolRequestParams, service::RunningService};
 use serde_json::json;
 
@@ -51,10 +48,10 @@ fn start() -> tokio::io::DuplexStream {
                 _ => None,
             })
             .unwrap();
-            let registry = InstanceRegistry::start(&settings.instances, settings.health_interval);
+            let services = openclaw_mcp::app::start_services(&settings).await.unwrap();
             let (server_io, client_io) = tokio::io::duplex(1 << 20);
             tx.send(client_io).unwrap();
-            let running = OpenClawServer::new(registry, Owner::Local)
+            let running = OpenClawServer::new(services, Owner::Local)
                 .serve(server_io)
                 .await
                 .unwrap();

@@ -5,7 +5,7 @@
 use crate::{
     config::{Settings, TransportKind},
     gateway::registry::InstanceRegistry,
-    mcp::server::OpenClawServer,
+    mcp::server::{OpenClawServer, Services},
     tasks::Owner,
     telemetry,
     transport::stdio,
@@ -58,6 +58,12 @@ pub fn install_crypto_provider() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
+/// Starts everything the tools talk to. Must run inside the actix system.
+pub async fn start_services(settings: &Settings) -> Result<Services, String> {
+    let registry = InstanceRegistry::start(&settings.instances, settings.health_interval);
+    Ok(Services { registry })
+}
+
 /// Runs the bridge with validated settings; returns the exit code.
 pub fn run(settings: Settings) -> i32 {
     install_crypto_provider();
@@ -70,10 +76,16 @@ pub fn run(settings: Settings) -> i32 {
     );
     let system = actix_rt::System::new();
     let code = system.block_on(async move {
-        let registry = InstanceRegistry::start(&settings.instances, settings.health_interval);
+        let services = match start_services(&settings).await {
+            Ok(services) => services,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot start");
+                return EXIT_FAILURE;
+            }
+        };
         match settings.transport {
             TransportKind::Stdio => {
-                match stdio::serve(OpenClawServer::new(registry, Owner::Local)).await {
+                match stdio::serve(OpenClawServer::new(services, Owner::Local)).await {
                     Ok(ended) => {
                         tracing::info!(?ended, "stdio session closed; exiting");
                         EXIT_OK

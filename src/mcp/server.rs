@@ -31,17 +31,25 @@ const TOOL_LIST_TTL_MS: u64 = 60 * 60 * 1000;
 /// What the server tells the model about its tools.
 const INSTRUCTIONS: &str = "Bridge to OpenClaw gateways. Use openclaw_chat to talk to an OpenClaw agent (pass the same session_id to continue a conversation), openclaw_chat_async with openclaw_task_status for long requests, openclaw_instances to see the configured gateways, and openclaw_status to check one.";
 
+/// What the tools talk to: the gateway registry and the task supervisor. Built once by
+/// `app::start_services` and shared (cheaply cloned) by every connection's handler.
+#[derive(Clone)]
+pub struct Services {
+    /// Instance name → gateway actor.
+    pub registry: InstanceRegistry,
+}
+
 /// The handler of one MCP connection (stdio process, HTTP session or SSE stream).
 #[derive(Clone)]
 pub struct OpenClawServer {
-    registry: InstanceRegistry,
+    services: Services,
     owner: Owner,
 }
 
 impl OpenClawServer {
     /// A handler for a caller identified as `owner`.
-    pub fn new(registry: InstanceRegistry, owner: Owner) -> Self {
-        OpenClawServer { registry, owner }
+    pub fn new(services: Services, owner: Owner) -> Self {
+        OpenClawServer { services, owner }
     }
 
     /// The caller this handler serves.
@@ -55,7 +63,7 @@ impl OpenClawServer {
         context: &RequestContext<RoleServer>,
     ) -> Result<CallToolResult, ToolError> {
         let args = tools::chat_args(args)?;
-        let instance = self.registry.resolve(args.instance.as_deref())?;
+        let instance = self.services.registry.resolve(args.instance.as_deref())?;
         // Cancelled when the client sends notifications/cancelled, and when this future is
         // dropped (a closed connection): either way the gateway request is aborted.
         let cancel = context.ct.child_token();
@@ -135,8 +143,8 @@ impl ServerHandler for OpenClawServer {
         tracing::info!(tool = %name, owner = %self.owner, "tool call");
         let result = match name.as_ref() {
             tools::CHAT => output::finish(self.chat(args, &context).await),
-            tools::STATUS => tools::status(&self.registry, args).await,
-            tools::INSTANCES => tools::instances(&self.registry).await,
+            tools::STATUS => tools::status(&self.services.registry, args).await,
+            tools::INSTANCES => tools::instances(&self.services.registry).await,
             tools::CHAT_ASYNC | tools::TASK_STATUS | tools::TASK_LIST | tools::TASK_CANCEL => {
                 output::error(format!(
                     "{name} is not available yet in this version of openclaw-mcp; use openclaw_chat"

@@ -100,8 +100,9 @@ impl InProcess {
     /// Must run inside an actix system (`#[actix_rt::test]`).
     pub async fn start(settings: &Settings) -> InProcess {
         openclaw_mcp::app::install_crypto_provider();
-        let registry = InstanceRegistry::start(&settings.instances, settings.health_interval);
-        let server = OpenClawServer::new(registry.clone(), Owner::Local);
+        let services = openclaw_mcp::app::start_services(settings).await.unwrap();
+        let registry = services.registry.clone();
+        let server = OpenClawServer::new(services, Owner::Local);
         let (server_io, client_io) = tokio::io::duplex(1 << 20);
         tokio::spawn(async move {
             if let Ok(running) = server.serve(server_io).await {
