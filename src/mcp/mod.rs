@@ -2,6 +2,8 @@
 //! handlers (`tools`), 1.7.0's argument rules (`validate`) and the mapping of every outcome to a
 //! tool result (`output`).
 
+#[cfg(feature = "conformance")]
+pub mod conformance;
 pub mod output;
 pub mod server;
 pub mod tools;

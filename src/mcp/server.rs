@@ -126,11 +126,13 @@ impl ServerHandler for OpenClawServer {
         _request: Option<PaginatedRequestParams>,
         _context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, McpError> {
-        Ok(
-            ListToolsResult::with_all_items(tools::definitions().to_vec())
-                .with_ttl_ms(TOOL_LIST_TTL_MS)
-                .with_cache_scope(CacheScope::Public),
-        )
+        #[cfg_attr(not(feature = "conformance"), allow(unused_mut))]
+        let mut all = tools::definitions().to_vec();
+        #[cfg(feature = "conformance")]
+        all.extend(super::conformance::definitions());
+        Ok(ListToolsResult::with_all_items(all)
+            .with_ttl_ms(TOOL_LIST_TTL_MS)
+            .with_cache_scope(CacheScope::Public))
     }
 
     async fn call_tool(
@@ -149,6 +151,16 @@ impl ServerHandler for OpenClawServer {
                 output::error(format!(
                     "{name} is not available yet in this version of openclaw-mcp; use openclaw_chat"
                 ))
+            }
+            #[cfg(feature = "conformance")]
+            other if other.starts_with("test_") || other == "json_schema_2020_12_tool" => {
+                return match super::conformance::call(other, args, &context).await {
+                    Some(result) => result.map(Into::into),
+                    None => Err(McpError::invalid_params(
+                        format!("Unknown tool: {other}"),
+                        None,
+                    )),
+                };
             }
             other => {
                 // 1.7.0's text; the code is the spec's for an unknown tool.
