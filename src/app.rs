@@ -2,11 +2,16 @@
 //! `InstanceRegistry`), then the transport the settings ask for, and turns the outcome into the
 //! process exit code.
 
+use std::sync::Arc;
+
 use crate::{
     config::{Settings, TransportKind},
     gateway::registry::InstanceRegistry,
     mcp::server::{OpenClawServer, Services},
-    tasks::Owner,
+    tasks::{
+        Owner, Tasks,
+        store::{Location, SqliteBackend},
+    },
     telemetry,
     transport::stdio,
 };
@@ -60,14 +65,24 @@ pub fn install_crypto_provider() {
 
 /// Starts everything the tools talk to. Must run inside the actix system.
 pub async fn start_services(settings: &Settings) -> Result<Services, String> {
+    let location = match &settings.tasks.data_dir {
+        Some(dir) => Location::Dir(dir.clone()),
+        None => Location::Memory,
+    };
+    let store = SqliteBackend::start(&location).map_err(|e| e.to_string())?;
+    match &settings.tasks.data_dir {
+        Some(dir) => tracing::info!(data_dir = %dir.display(), "task store opened"),
+        None => tracing::info!("task store in memory (tasks do not survive a restart)"),
+    }
     let registry = InstanceRegistry::start(&settings.instances, settings.health_interval);
-    Ok(Services { registry })
+    let tasks = Tasks::start(Arc::new(store), registry.clone(), &settings.tasks);
+    Ok(Services { registry, tasks })
 }
 
 /// Stops what `start_services` started, after the transports have drained: in-flight work gets
 /// `grace` to finish and the task store is flushed.
 pub async fn shutdown_services(services: &Services, grace: std::time::Duration) {
-    let _ = (services, grace);
+    services.tasks.drain(grace).await;
 }
 
 /// Runs the bridge with validated settings; returns the exit code.
@@ -91,16 +106,21 @@ pub fn run(settings: Settings) -> i32 {
         };
         match settings.transport {
             TransportKind::Stdio => {
-                match stdio::serve(OpenClawServer::new(services, Owner::Local)).await {
-                    Ok(ended) => {
-                        tracing::info!(?ended, "stdio session closed; exiting");
-                        EXIT_OK
-                    }
-                    Err(e) => {
-                        tracing::error!(error = %e, "stdio session failed");
-                        EXIT_FAILURE
-                    }
-                }
+                let code =
+                    match stdio::serve(OpenClawServer::new(services.clone(), Owner::Local)).await {
+                        Ok(ended) => {
+                            tracing::info!(?ended, "stdio session closed");
+                            EXIT_OK
+                        }
+                        Err(e) => {
+                            tracing::error!(error = %e, "stdio session failed");
+                            EXIT_FAILURE
+                        }
+                    };
+                // Running tasks may finish and be recorded for the next session; pending ones stay
+                // queued in the store for the next start.
+                shutdown_services(&services, settings.http.shutdown_grace).await;
+                code
             }
             TransportKind::Http | TransportKind::Sse => {
                 tracing::error!(

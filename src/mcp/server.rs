@@ -22,7 +22,7 @@ use super::{
 };
 use crate::{
     gateway::{client::ChatProgress, registry::InstanceRegistry},
-    tasks::Owner,
+    tasks::{Owner, Tasks},
 };
 
 /// How long clients may cache the tool list: it changes only with the configuration.
@@ -37,6 +37,8 @@ const INSTRUCTIONS: &str = "Bridge to OpenClaw gateways. Use openclaw_chat to ta
 pub struct Services {
     /// Instance name → gateway actor.
     pub registry: InstanceRegistry,
+    /// The task supervisor.
+    pub tasks: Tasks,
 }
 
 /// The handler of one MCP connection (stdio process, HTTP session or SSE stream).
@@ -147,11 +149,10 @@ impl ServerHandler for OpenClawServer {
             tools::CHAT => output::finish(self.chat(args, &context).await),
             tools::STATUS => tools::status(&self.services.registry, args).await,
             tools::INSTANCES => tools::instances(&self.services.registry).await,
-            tools::CHAT_ASYNC | tools::TASK_STATUS | tools::TASK_LIST | tools::TASK_CANCEL => {
-                output::error(format!(
-                    "{name} is not available yet in this version of openclaw-mcp; use openclaw_chat"
-                ))
-            }
+            tools::CHAT_ASYNC => tools::chat_async(&self.services, &self.owner, args).await,
+            tools::TASK_STATUS => tools::task_status(&self.services.tasks, &self.owner, args).await,
+            tools::TASK_LIST => tools::task_list(&self.services.tasks, &self.owner, args).await,
+            tools::TASK_CANCEL => tools::task_cancel(&self.services.tasks, &self.owner, args).await,
             #[cfg(feature = "conformance")]
             other if other.starts_with("test_") || other == "json_schema_2020_12_tool" => {
                 return match super::conformance::call(other, args, &context).await {

@@ -9,14 +9,21 @@ use rmcp::model::{CallToolResult, JsonObject, Tool, ToolAnnotations};
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 
+use super::server::Services;
 use super::{
     output::{self, ToolError},
     validate,
 };
-use crate::gateway::{
-    client::ChatRequest,
-    health::{HealthSnapshot, HealthStatus},
-    registry::InstanceRegistry,
+use crate::{
+    gateway::{
+        client::ChatRequest,
+        health::{HealthSnapshot, HealthStatus},
+        registry::InstanceRegistry,
+    },
+    tasks::{
+        Owner, Tasks,
+        task::{NewTask, TaskFilter, TaskStatus},
+    },
 };
 
 /// Tool names, in 1.7.0's listing order.
@@ -237,7 +244,7 @@ fn build_definitions() -> Vec<Tool> {
         }))),
         Tool::new(
             TASK_CANCEL,
-            "Cancel a pending task. Only works for tasks that haven't started yet.",
+            "Cancel a pending or running task. A running task's request to the gateway is aborted.",
             schema(json!({
                 "type": "object",
                 "properties": {
@@ -421,4 +428,132 @@ pub async fn instances(registry: &InstanceRegistry) -> CallToolResult {
         total: instances.len(),
         instances,
     })
+}
+
+/// `openclaw_chat_async` output.
+#[derive(Serialize)]
+struct Queued<'a> {
+    task_id: &'a str,
+    status: &'static str,
+    instance: &'a str,
+    message: &'static str,
+}
+
+/// `openclaw_chat_async`: validates, resolves the instance now (an unknown one queues nothing),
+/// and queues the task.
+pub async fn chat_async(
+    services: &Services,
+    owner: &Owner,
+    args: Option<&Map<String, Value>>,
+) -> CallToolResult {
+    output::finish(
+        async {
+            let checked = validate::object(args)?;
+            let message = validate::message(checked)?;
+            let session_id = validate::optional_id(checked, "session_id")?;
+            let priority = validate::priority(checked)?;
+            let instance = validate::optional_id(checked, "instance")?;
+            let handle = services.registry.resolve(instance.as_deref())?;
+            let task = services
+                .tasks
+                .enqueue(NewTask {
+                    owner: owner.key(),
+                    instance: handle.name.clone(),
+                    session_id,
+                    agent_id: None,
+                    message,
+                    priority,
+                })
+                .await
+                .map_err(|e| ToolError::Task(e.to_string()))?;
+            Ok(output::json(&Queued {
+                task_id: &task.id,
+                status: "pending",
+                instance: &task.instance,
+                message: "Task queued. Use openclaw_task_status to check progress.",
+            }))
+        }
+        .await,
+    )
+}
+
+/// `openclaw_task_status`: one of the caller's tasks, with progress while it runs.
+pub async fn task_status(
+    tasks: &Tasks,
+    owner: &Owner,
+    args: Option<&Map<String, Value>>,
+) -> CallToolResult {
+    output::finish(
+        async {
+            let id = validate::id(validate::object(args)?, "task_id")?;
+            let view = tasks
+                .get(id, owner.key())
+                .await
+                .map_err(|e| ToolError::Task(e.to_string()))?;
+            Ok(output::json(&view))
+        }
+        .await,
+    )
+}
+
+/// `openclaw_task_list`: the caller's tasks; the stats ignore the filters, as in 1.7.0.
+pub async fn task_list(
+    tasks: &Tasks,
+    owner: &Owner,
+    args: Option<&Map<String, Value>>,
+) -> CallToolResult {
+    output::finish(
+        async {
+            // Nothing is required, so a call without `arguments` lists everything.
+            let empty = Map::new();
+            let args = args.unwrap_or(&empty);
+            let filter = TaskFilter {
+                status: validate::status_filter(args)?
+                    .as_deref()
+                    .and_then(TaskStatus::parse),
+                session_id: validate::optional_id(args, "session_id")?,
+                instance: validate::optional_id(args, "instance")?,
+            };
+            let list = tasks
+                .list(owner.key(), filter)
+                .await
+                .map_err(|e| ToolError::Task(e.to_string()))?;
+            Ok(output::json(&list))
+        }
+        .await,
+    )
+}
+
+/// `openclaw_task_cancel` output.
+#[derive(Serialize)]
+struct Cancelled<'a> {
+    task_id: &'a str,
+    status: &'static str,
+    message: &'static str,
+    previous_status: &'static str,
+}
+
+/// `openclaw_task_cancel`: cancels a pending task, or a running one (its gateway request is
+/// aborted).
+pub async fn task_cancel(
+    tasks: &Tasks,
+    owner: &Owner,
+    args: Option<&Map<String, Value>>,
+) -> CallToolResult {
+    output::finish(
+        async {
+            let id = validate::id(validate::object(args)?, "task_id")?;
+            let previous = tasks
+                .cancel(id.clone(), owner.key())
+                .await
+                .map_err(|e| ToolError::Task(e.to_string()))?;
+            Ok(output::json(&Cancelled {
+                task_id: &id,
+                status: "cancelled",
+                message: "Task cancelled successfully",
+                previous_status: previous.as_str(),
+            }))
+        }
+        .await,
+    )
 }

@@ -1,6 +1,12 @@
-//! Async chat tasks. This module owns the identity of a task's owner ([`Owner`]); the
-//! supervisor, the store and the task records follow in their own files.
+//! Async chat tasks: who owns them ([`Owner`]), what they are ([`task`]), where they are kept
+//! ([`store`]: SQLite behind a `SyncArbiter`, behind the `TaskBackend` trait), and the actor that
+//! runs them ([`supervisor`]).
 
+pub mod error;
 mod owner;
+pub mod store;
+pub mod supervisor;
+pub mod task;
 
 pub use owner::Owner;
+pub use supervisor::Tasks;

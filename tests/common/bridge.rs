@@ -9,7 +9,10 @@ use std::{
 
 use clap::Parser;
 use openclaw_mcp::{
-    cli::Cli, config::Settings, gateway::registry::InstanceRegistry, mcp::server::OpenClawServer,
+    cli::Cli,
+    config::Settings,
+    gateway::registry::InstanceRegistry,
+    mcp::server::{OpenClawServer, Services},
     tasks::Owner,
 };
 use rmcp::{
@@ -28,6 +31,7 @@ pub fn binary() -> &'static str {
 pub struct Bridge {
     pub client: RunningService<RoleClient, ()>,
     pub stderr: Arc<Mutex<String>>,
+    pub pid: Option<u32>,
 }
 
 impl Bridge {
@@ -52,6 +56,7 @@ impl Bridge {
             .stderr(Stdio::piped())
             .spawn()
             .expect("spawn the bridge");
+        let pid = transport.id();
         let captured = Arc::new(Mutex::new(String::new()));
         if let Some(stderr) = stderr {
             let sink = captured.clone();
@@ -68,7 +73,18 @@ impl Bridge {
         Bridge {
             client,
             stderr: captured,
+            pid,
         }
+    }
+
+    /// Kills the process with SIGKILL (no cleanup, as a crash or an OOM kill).
+    pub fn kill9(&self) {
+        let pid = self.pid.expect("child pid").to_string();
+        let status = std::process::Command::new("kill")
+            .args(["-9", &pid])
+            .status()
+            .unwrap();
+        assert!(status.success());
     }
 
     pub fn logs(&self) -> String {
@@ -90,10 +106,11 @@ pub fn settings(args: &[&str], env: &[(&str, &str)]) -> Settings {
     settings
 }
 
-/// The app in this process (inside an actix system), with an MCP client over a pipe.
+/// The app in this process (inside an actix system), with MCP clients over pipes.
 pub struct InProcess {
     pub client: RunningService<RoleClient, ()>,
     pub registry: InstanceRegistry,
+    pub services: Services,
 }
 
 impl InProcess {
@@ -102,14 +119,27 @@ impl InProcess {
         openclaw_mcp::app::install_crypto_provider();
         let services = openclaw_mcp::app::start_services(settings).await.unwrap();
         let registry = services.registry.clone();
-        let server = OpenClawServer::new(services, Owner::Local);
+        let client = Self::connect_to(&services, Owner::Local).await;
+        InProcess {
+            client,
+            registry,
+            services,
+        }
+    }
+
+    /// Another client of the same app, as another owner.
+    pub async fn connect(&self, owner: Owner) -> RunningService<RoleClient, ()> {
+        Self::connect_to(&self.services, owner).await
+    }
+
+    async fn connect_to(services: &Services, owner: Owner) -> RunningService<RoleClient, ()> {
+        let server = OpenClawServer::new(services.clone(), owner);
         let (server_io, client_io) = tokio::io::duplex(1 << 20);
         tokio::spawn(async move {
             if let Ok(running) = server.serve(server_io).await {
                 let _ = running.waiting().await;
             }
         });
-        let client = ().serve(client_io).await.expect("in-process handshake");
-        InProcess { client, registry }
+        ().serve(client_io).await.expect("in-process handshake")
     }
 }

@@ -53,6 +53,26 @@ pub struct State {
     pub aborted_streams: AtomicUsize,
     /// Chat answers that ran to their end.
     pub completed: AtomicUsize,
+    /// Chat requests being answered right now, and the most seen at once.
+    pub in_flight: AtomicUsize,
+    pub max_in_flight: AtomicUsize,
+}
+
+/// Counts a request as in flight while it lives.
+struct InFlight(Arc<State>);
+
+impl InFlight {
+    fn new(state: Arc<State>) -> Self {
+        let now = state.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        state.max_in_flight.fetch_max(now, Ordering::SeqCst);
+        InFlight(state)
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 /// A fake OpenClaw gateway on 127.0.0.1.
@@ -189,6 +209,7 @@ async fn chat(req: HttpRequest, body: web::Bytes, state: web::Data<Arc<State>>) 
         .unwrap_or("openclaw")
         .to_string();
     let reply = format!("echo: {text}");
+    let _in_flight = InFlight::new(state.get_ref().clone());
 
     if let Some(ms) = marker(&text, "delay") {
         tokio::time::sleep(Duration::from_millis(ms.parse().unwrap())).await;
@@ -386,6 +407,22 @@ impl FakeGateway {
             .iter()
             .filter(|r| r.body == json!({}))
             .cloned()
+            .collect()
+    }
+
+    pub fn max_in_flight(&self) -> usize {
+        self.state.max_in_flight.load(Ordering::SeqCst)
+    }
+
+    /// User messages of the chat requests, in arrival order.
+    pub fn messages(&self) -> Vec<String> {
+        self.chats()
+            .iter()
+            .filter_map(|r| {
+                r.body["messages"][0]["content"]
+                    .as_str()
+                    .map(str::to_string)
+            })
             .collect()
     }
 

@@ -1,0 +1,810 @@
+//! Durable task state: an embedded SQLite database behind a `SyncArbiter` actor, so no blocking
+//! call runs on the async threads, and behind the narrow [`TaskBackend`] interface that only the
+//! supervisor uses (a PostgreSQL backend shared by several bridges would implement the same trait).
+//!
+//! Several processes may share one data directory (Claude Desktop and Claude Code each start a
+//! stdio bridge). The protocol that keeps a prompt from ever being sent twice:
+//! - a pending task is **claimed** with one conditional `UPDATE … WHERE status = 'pending'`, so
+//!   exactly one process sends it;
+//! - each process holds an exclusive `flock` on `runners/<runner-id>.lock` for its whole life and
+//!   stamps the tasks it runs with that id; any process can tell at once whether a runner is alive
+//!   by trying the lock;
+//! - recovery fails (`interrupted: …`) only the running tasks whose runner is gone, never those
+//!   of a live process.
+
+use std::{
+    fs::{File, OpenOptions},
+    path::{Path, PathBuf},
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use actix::{Actor, Addr, Handler, Message, SyncArbiter, SyncContext};
+use futures_util::future::BoxFuture;
+use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
+
+use super::task::{INTERRUPTED, NewTask, TaskRecord, TaskStatus, new_task_id};
+
+/// The database file inside the data directory.
+pub const DB_FILE: &str = "tasks.db";
+/// Lock files of live runners, inside the data directory.
+const RUNNERS_DIR: &str = "runners";
+/// Schema version in `PRAGMA user_version`.
+const SCHEMA_VERSION: i64 = 1;
+/// How long a store call may take before the caller gives up (SQLite waits up to 5 s for a lock).
+const STORE_CALL_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A store failure.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum StoreError {
+    /// SQLite or the file system failed.
+    #[error("task database: {0}")]
+    Db(String),
+    /// The store actor could not be reached.
+    #[error("task store unavailable: {0}")]
+    Unavailable(String),
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        StoreError::Db(e.to_string())
+    }
+}
+
+/// Result of a cancel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CancelOutcome {
+    /// Now cancelled; it was `previous`, run by `runner` if it was running.
+    Cancelled {
+        /// State before the cancel.
+        previous: TaskStatus,
+        /// Runner of a running task.
+        runner: Option<String>,
+    },
+    /// No such task for this owner.
+    NotFound,
+    /// Already finished.
+    NotCancellable(TaskStatus),
+}
+
+/// How a running task ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finish {
+    /// `Completed`, `Failed` or `Cancelled`.
+    pub status: TaskStatus,
+    /// The answer.
+    pub result: Option<String>,
+    /// The failure.
+    pub error: Option<String>,
+    /// Characters received.
+    pub progress_chars: u64,
+    /// Last byte from the gateway.
+    pub last_activity_at: Option<i64>,
+    /// When it ended.
+    pub at: i64,
+}
+
+/// What a maintenance pass did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Maintenance {
+    /// Finished tasks deleted after their retention.
+    pub expired: u64,
+    /// Running tasks of dead processes marked failed.
+    pub interrupted: u64,
+}
+
+/// Boxed future of a store call.
+pub type StoreFuture<T> = BoxFuture<'static, Result<T, StoreError>>;
+
+/// The interface between the supervisor and durable task state. Times are milliseconds since the
+/// epoch; `cutoff` hides tasks finished before it (expired, whether or not deleted yet).
+pub trait TaskBackend: Send + Sync + 'static {
+    /// This process's runner id.
+    fn runner(&self) -> &str;
+    /// Stores a pending task; `None` (nothing stored) when `max_unfinished` pending and running
+    /// tasks already exist.
+    fn insert(
+        &self,
+        task: NewTask,
+        max_unfinished: usize,
+        now: i64,
+    ) -> StoreFuture<Option<TaskRecord>>;
+    /// Claims a pending task for this runner; `None` if it is no longer pending.
+    fn claim(&self, id: String, now: i64) -> StoreFuture<Option<TaskRecord>>;
+    /// Records the end of a task this runner runs; `false` if it was no longer running (cancelled).
+    fn finish(&self, id: String, finish: Finish) -> StoreFuture<bool>;
+    /// Cancels the owner's task if it is pending or running.
+    fn cancel(
+        &self,
+        id: String,
+        owner: String,
+        now: i64,
+        cutoff: i64,
+    ) -> StoreFuture<CancelOutcome>;
+    /// The owner's task.
+    fn get(&self, id: String, owner: String, cutoff: i64) -> StoreFuture<Option<TaskRecord>>;
+    /// All the owner's tasks, priority descending then oldest first.
+    fn list(&self, owner: String, cutoff: i64) -> StoreFuture<Vec<TaskRecord>>;
+    /// Every pending task, in run order.
+    fn pending(&self) -> StoreFuture<Vec<TaskRecord>>;
+    /// Deletes expired tasks and fails the running tasks of dead runners.
+    fn maintain(&self, cutoff: i64, now: i64) -> StoreFuture<Maintenance>;
+    /// Fails this runner's running tasks (on shutdown, after the grace period).
+    fn interrupt_mine(&self, now: i64) -> StoreFuture<u64>;
+}
+
+/// The lock that says "this runner is alive", held for the life of the process.
+struct RunnerLock {
+    path: PathBuf,
+    _file: File,
+}
+
+impl Drop for RunnerLock {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+fn runner_path(data_dir: &Path, runner: &str) -> PathBuf {
+    data_dir.join(RUNNERS_DIR).join(format!("{runner}.lock"))
+}
+
+fn acquire_runner(data_dir: &Path, runner: &str) -> std::io::Result<RunnerLock> {
+    std::fs::create_dir_all(data_dir.join(RUNNERS_DIR))?;
+    let path = runner_path(data_dir, runner);
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)?;
+    file.try_lock().map_err(|e| match e {
+        std::fs::TryLockError::WouldBlock => {
+            std::io::Error::new(std::io::ErrorKind::WouldBlock, "runner lock already held")
+        }
+        std::fs::TryLockError::Error(e) => e,
+    })?;
+    Ok(RunnerLock { path, _file: file })
+}
+
+/// Whether the runner's process still holds its lock. When in doubt, it is alive: a live
+/// process's task must never be failed by mistake.
+fn runner_alive(data_dir: &Path, runner: &str) -> bool {
+    let path = runner_path(data_dir, runner);
+    let file = match OpenOptions::new().write(true).open(&path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return false,
+        Err(_) => return true,
+    };
+    match file.try_lock() {
+        Ok(()) => {
+            // We got the lock: its owner is gone. Clean up its file.
+            let _ = std::fs::remove_file(&path);
+            false
+        }
+        Err(std::fs::TryLockError::WouldBlock) => true,
+        Err(std::fs::TryLockError::Error(_)) => true,
+    }
+}
+
+/// Where the store lives.
+#[derive(Debug, Clone)]
+pub enum Location {
+    /// `<dir>/tasks.db`, shared with other processes on the same directory.
+    Dir(PathBuf),
+    /// In this process's memory only.
+    Memory,
+}
+
+/// The synchronous database, used only on the store's own thread.
+pub struct Db {
+    conn: Connection,
+    runner: String,
+    data_dir: Option<PathBuf>,
+    _lock: Option<RunnerLock>,
+}
+
+const COLUMNS: &str = "id, owner, instance, session_id, agent_id, message, priority, seq, status, \
+    created_at, started_at, completed_at, result, error, progress_chars, last_activity_at";
+
+fn record(row: &Row<'_>) -> rusqlite::Result<TaskRecord> {
+    let status: String = row.get(8)?;
+    Ok(TaskRecord {
+        id: row.get(0)?,
+        owner: row.get(1)?,
+        instance: row.get(2)?,
+        session_id: row.get(3)?,
+        agent_id: row.get(4)?,
+        message: row.get(5)?,
+        priority: row.get(6)?,
+        seq: row.get(7)?,
+        status: TaskStatus::parse(&status).unwrap_or(TaskStatus::Failed),
+        created_at: row.get(9)?,
+        started_at: row.get(10)?,
+        completed_at: row.get(11)?,
+        result: row.get(12)?,
+        error: row.get(13)?,
+        progress_chars: row.get::<_, i64>(14)?.max(0) as u64,
+        last_activity_at: row.get(15)?,
+    })
+}
+
+impl Db {
+    /// Opens (creating if needed) the store and registers this process as a live runner.
+    pub fn open(location: &Location) -> Result<Db, StoreError> {
+        let runner = uuid::Uuid::new_v4().to_string();
+        let (conn, data_dir, lock) = match location {
+            Location::Memory => (Connection::open_in_memory()?, None, None),
+            Location::Dir(dir) => {
+                create_private_dir(dir)
+                    .map_err(|e| StoreError::Db(format!("cannot create {}: {e}", dir.display())))?;
+                let lock = acquire_runner(dir, &runner).map_err(|e| {
+                    StoreError::Db(format!(
+                        "cannot write in {}: {e}",
+                        dir.join(RUNNERS_DIR).display()
+                    ))
+                })?;
+                let path = dir.join(DB_FILE);
+                let conn = Connection::open(&path)
+                    .map_err(|e| StoreError::Db(format!("cannot open {}: {e}", path.display())))?;
+                (conn, Some(dir.clone()), Some(lock))
+            }
+        };
+        let mut db = Db {
+            conn,
+            runner,
+            data_dir,
+            _lock: lock,
+        };
+        db.migrate().map_err(|e| match &db.data_dir {
+            Some(dir) => StoreError::Db(format!(
+                "{}: {e} (is it a task database? move it away to start afresh)",
+                dir.join(DB_FILE).display()
+            )),
+            None => e,
+        })?;
+        Ok(db)
+    }
+
+    /// This process's runner id.
+    pub fn runner(&self) -> &str {
+        &self.runner
+    }
+
+    fn migrate(&mut self) -> Result<(), StoreError> {
+        self.conn.busy_timeout(Duration::from_secs(5))?;
+        if self.data_dir.is_some() {
+            // WAL lets readers in other processes work while one writes; NORMAL sync keeps
+            // committed tasks across a process crash (not across a power cut, which is fine here).
+            self.conn
+                .query_row("PRAGMA journal_mode = WAL", [], |_| Ok(()))?;
+            self.conn.execute_batch("PRAGMA synchronous = NORMAL;")?;
+        }
+        let version: i64 = self
+            .conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        if version > SCHEMA_VERSION {
+            return Err(StoreError::Db(format!(
+                "schema version {version} is newer than this bridge understands ({SCHEMA_VERSION})"
+            )));
+        }
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        tx.execute_batch(
+            "CREATE TABLE IF NOT EXISTS tasks (
+                seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                id TEXT NOT NULL UNIQUE,
+                owner TEXT NOT NULL,
+                instance TEXT NOT NULL,
+                session_id TEXT,
+                agent_id TEXT,
+                message TEXT,
+                priority INTEGER NOT NULL,
+                status TEXT NOT NULL,
+                created_at INTEGER NOT NULL,
+                started_at INTEGER,
+                completed_at INTEGER,
+                result TEXT,
+                error TEXT,
+                progress_chars INTEGER NOT NULL DEFAULT 0,
+                last_activity_at INTEGER,
+                runner TEXT
+            );
+            CREATE INDEX IF NOT EXISTS tasks_by_status ON tasks(status, priority DESC, seq);
+            CREATE INDEX IF NOT EXISTS tasks_by_owner ON tasks(owner, priority DESC, seq);
+            CREATE INDEX IF NOT EXISTS tasks_by_completion ON tasks(completed_at)
+                WHERE completed_at IS NOT NULL;",
+        )?;
+        tx.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION};"))?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// See [`TaskBackend::insert`].
+    pub fn insert(
+        &mut self,
+        task: &NewTask,
+        max_unfinished: usize,
+        now: i64,
+    ) -> Result<Option<TaskRecord>, StoreError> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let unfinished: i64 = tx.query_row(
+            "SELECT count(*) FROM tasks WHERE status IN ('pending', 'running')",
+            [],
+            |r| r.get(0),
+        )?;
+        if unfinished as usize >= max_unfinished {
+            return Ok(None);
+        }
+        let id = new_task_id();
+        tx.execute(
+            "INSERT INTO tasks (id, owner, instance, session_id, agent_id, message, priority, status, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'pending', ?8)",
+            params![
+                id,
+                task.owner,
+                task.instance,
+                task.session_id,
+                task.agent_id,
+                task.message,
+                task.priority,
+                now
+            ],
+        )?;
+        let seq = tx.last_insert_rowid();
+        tx.commit()?;
+        Ok(Some(TaskRecord {
+            id,
+            owner: task.owner.clone(),
+            instance: task.instance.clone(),
+            session_id: task.session_id.clone(),
+            agent_id: task.agent_id.clone(),
+            message: Some(task.message.clone()),
+            priority: task.priority,
+            seq,
+            status: TaskStatus::Pending,
+            created_at: now,
+            started_at: None,
+            completed_at: None,
+            result: None,
+            error: None,
+            progress_chars: 0,
+            last_activity_at: None,
+        }))
+    }
+
+    /// See [`TaskBackend::claim`].
+    pub fn claim(&mut self, id: &str, now: i64) -> Result<Option<TaskRecord>, StoreError> {
+        let changed = self.conn.execute(
+            "UPDATE tasks SET status = 'running', started_at = ?2, runner = ?3
+             WHERE id = ?1 AND status = 'pending'",
+            params![id, now, self.runner],
+        )?;
+        if changed == 0 {
+            return Ok(None);
+        }
+        Ok(self
+            .conn
+            .query_row(
+                &format!("SELECT {COLUMNS} FROM tasks WHERE id = ?1"),
+                params![id],
+                record,
+            )
+            .optional()?)
+    }
+
+    /// See [`TaskBackend::finish`].
+    pub fn finish(&mut self, id: &str, f: &Finish) -> Result<bool, StoreError> {
+        let changed = self.conn.execute(
+            "UPDATE tasks SET status = ?2, result = ?3, error = ?4, progress_chars = ?5,
+                 last_activity_at = ?6, completed_at = ?7, message = NULL
+             WHERE id = ?1 AND status = 'running' AND runner = ?8",
+            params![
+                id,
+                f.status.as_str(),
+                f.result,
+                f.error,
+                f.progress_chars as i64,
+                f.last_activity_at,
+                f.at,
+                self.runner
+            ],
+        )?;
+        if changed == 0 {
+            // Cancelled meanwhile: keep `cancelled`, but record how far the answer had come.
+            self.conn.execute(
+                "UPDATE tasks SET progress_chars = ?2, last_activity_at = ?3 WHERE id = ?1 AND runner = ?4",
+                params![id, f.progress_chars as i64, f.last_activity_at, self.runner],
+            )?;
+        }
+        Ok(changed == 1)
+    }
+
+    /// See [`TaskBackend::cancel`].
+    pub fn cancel(
+        &mut self,
+        id: &str,
+        owner: &str,
+        now: i64,
+        cutoff: i64,
+    ) -> Result<CancelOutcome, StoreError> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let found: Option<(String, Option<String>)> = tx
+            .query_row(
+                "SELECT status, runner FROM tasks
+                 WHERE id = ?1 AND owner = ?2 AND (completed_at IS NULL OR completed_at >= ?3)",
+                params![id, owner, cutoff],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        let Some((status, runner)) = found else {
+            return Ok(CancelOutcome::NotFound);
+        };
+        let status = TaskStatus::parse(&status).unwrap_or(TaskStatus::Failed);
+        if status.is_finished() {
+            return Ok(CancelOutcome::NotCancellable(status));
+        }
+        tx.execute(
+            "UPDATE tasks SET status = 'cancelled', completed_at = ?2, message = NULL WHERE id = ?1",
+            params![id, now],
+        )?;
+        tx.commit()?;
+        Ok(CancelOutcome::Cancelled {
+            previous: status,
+            runner: runner.filter(|_| status == TaskStatus::Running),
+        })
+    }
+
+    /// See [`TaskBackend::get`].
+    pub fn get(
+        &mut self,
+        id: &str,
+        owner: &str,
+        cutoff: i64,
+    ) -> Result<Option<TaskRecord>, StoreError> {
+        Ok(self
+            .conn
+            .query_row(
+                &format!(
+                    "SELECT {COLUMNS} FROM tasks
+                     WHERE id = ?1 AND owner = ?2 AND (completed_at IS NULL OR completed_at >= ?3)"
+                ),
+                params![id, owner, cutoff],
+                record,
+            )
+            .optional()?)
+    }
+
+    /// See [`TaskBackend::list`].
+    pub fn list(&mut self, owner: &str, cutoff: i64) -> Result<Vec<TaskRecord>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT {COLUMNS} FROM tasks
+             WHERE owner = ?1 AND (completed_at IS NULL OR completed_at >= ?2)
+             ORDER BY priority DESC, seq ASC"
+        ))?;
+        let rows = stmt.query_map(params![owner, cutoff], record)?;
+        Ok(rows.collect::<Result<Vec<_>, _>>()?)
+    }
+
+    /// See [`TaskBackend::pending`].
+    pub fn pending(&mut self) -> Result<Vec<TaskRecord>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT {COLUMNS} FROM tasks WHERE status = 'pending' ORDER BY priority DESC, seq ASC"
+        ))?;
+        let rows = stmt.query_map([], record)?;
+        Ok(rows.collect::<Result<Vec<_>, _>>()?)
+    }
+
+    /// See [`TaskBackend::maintain`].
+    pub fn maintain(&mut self, cutoff: i64, now: i64) -> Result<Maintenance, StoreError> {
+        let expired = self.conn.execute(
+            "DELETE FROM tasks WHERE completed_at IS NOT NULL AND completed_at < ?1",
+            params![cutoff],
+        )? as u64;
+        let mut interrupted = 0;
+        if let Some(dir) = self.data_dir.clone() {
+            let runners: Vec<String> = {
+                let mut stmt = self.conn.prepare_cached(
+                    "SELECT DISTINCT runner FROM tasks WHERE status = 'running' AND runner IS NOT NULL AND runner != ?1",
+                )?;
+                stmt.query_map(params![self.runner], |r| r.get(0))?
+                    .collect::<Result<Vec<_>, _>>()?
+            };
+            for runner in runners {
+                if !runner_alive(&dir, &runner) {
+                    interrupted += self.fail_running_of(&runner, now)?;
+                }
+            }
+        }
+        Ok(Maintenance {
+            expired,
+            interrupted,
+        })
+    }
+
+    fn fail_running_of(&mut self, runner: &str, now: i64) -> Result<u64, StoreError> {
+        Ok(self.conn.execute(
+            "UPDATE tasks SET status = 'failed', error = ?2, completed_at = ?3, message = NULL
+             WHERE status = 'running' AND runner = ?1",
+            params![runner, INTERRUPTED, now],
+        )? as u64)
+    }
+
+    /// See [`TaskBackend::interrupt_mine`].
+    pub fn interrupt_mine(&mut self, now: i64) -> Result<u64, StoreError> {
+        let runner = self.runner.clone();
+        self.fail_running_of(&runner, now)
+    }
+}
+
+/// Creates the data directory readable by its owner only (it holds prompts and answers).
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+    }
+    #[cfg(not(unix))]
+    {
+        std::fs::create_dir_all(dir)
+    }
+}
+
+/// A store operation: a closure over the database.
+pub type DbOp<R> = Box<dyn FnOnce(&mut Db) -> Result<R, StoreError> + Send>;
+
+/// One store operation, run on the store's thread.
+pub struct Exec<R>(DbOp<R>);
+
+impl<R: Send + 'static> Message for Exec<R> {
+    type Result = Result<R, StoreError>;
+}
+
+/// The actor that owns the database connection, on a `SyncArbiter` thread.
+pub struct TaskStore {
+    db: Option<Db>,
+}
+
+impl Actor for TaskStore {
+    type Context = SyncContext<Self>;
+}
+
+impl<R: Send + 'static> Handler<Exec<R>> for TaskStore {
+    type Result = Result<R, StoreError>;
+
+    fn handle(&mut self, msg: Exec<R>, _ctx: &mut SyncContext<Self>) -> Self::Result {
+        let Some(db) = self.db.as_mut() else {
+            return Err(StoreError::Unavailable(
+                "the database is closed".to_string(),
+            ));
+        };
+        // A panic inside SQLite glue must not kill the store thread.
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| (msg.0)(db))).unwrap_or_else(
+            |_| {
+                Err(StoreError::Db(
+                    "internal error while accessing the database".to_string(),
+                ))
+            },
+        )
+    }
+}
+
+/// [`TaskBackend`] on the SQLite store actor.
+pub struct SqliteBackend {
+    addr: Addr<TaskStore>,
+    runner: String,
+}
+
+impl SqliteBackend {
+    /// Opens the store (errors here are startup errors) and starts its thread.
+    pub fn start(location: &Location) -> Result<SqliteBackend, StoreError> {
+        let db = Db::open(location)?;
+        let runner = db.runner().to_string();
+        let slot = Arc::new(Mutex::new(Some(db)));
+        let addr = SyncArbiter::start(1, move || TaskStore {
+            db: slot.lock().ok().and_then(|mut s| s.take()),
+        });
+        Ok(SqliteBackend { addr, runner })
+    }
+
+    fn exec<R, F>(&self, f: F) -> StoreFuture<R>
+    where
+        R: Send + 'static,
+        F: FnOnce(&mut Db) -> Result<R, StoreError> + Send + 'static,
+    {
+        let request = self
+            .addr
+            .send(Exec(Box::new(f)))
+            .timeout(STORE_CALL_TIMEOUT);
+        Box::pin(async move {
+            request
+                .await
+                .map_err(|e| StoreError::Unavailable(e.to_string()))?
+        })
+    }
+}
+
+impl TaskBackend for SqliteBackend {
+    fn runner(&self) -> &str {
+        &self.runner
+    }
+    fn insert(
+        &self,
+        task: NewTask,
+        max_unfinished: usize,
+        now: i64,
+    ) -> StoreFuture<Option<TaskRecord>> {
+        self.exec(move |db| db.insert(&task, max_unfinished, now))
+    }
+    fn claim(&self, id: String, now: i64) -> StoreFuture<Option<TaskRecord>> {
+        self.exec(move |db| db.claim(&id, now))
+    }
+    fn finish(&self, id: String, finish: Finish) -> StoreFuture<bool> {
+        self.exec(move |db| db.finish(&id, &finish))
+    }
+    fn cancel(
+        &self,
+        id: String,
+        owner: String,
+        now: i64,
+        cutoff: i64,
+    ) -> StoreFuture<CancelOutcome> {
+        self.exec(move |db| db.cancel(&id, &owner, now, cutoff))
+    }
+    fn get(&self, id: String, owner: String, cutoff: i64) -> StoreFuture<Option<TaskRecord>> {
+        self.exec(move |db| db.get(&id, &owner, cutoff))
+    }
+    fn list(&self, owner: String, cutoff: i64) -> StoreFuture<Vec<TaskRecord>> {
+        self.exec(move |db| db.list(&owner, cutoff))
+    }
+    fn pending(&self) -> StoreFuture<Vec<TaskRecord>> {
+        self.exec(|db| db.pending())
+    }
+    fn maintain(&self, cutoff: i64, now: i64) -> StoreFuture<Maintenance> {
+        self.exec(move |db| db.maintain(cutoff, now))
+    }
+    fn interrupt_mine(&self, now: i64) -> StoreFuture<u64> {
+        self.exec(move |db| db.interrupt_mine(now))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn task(owner: &str, priority: i64) -> NewTask {
+        NewTask {
+            owner: owner.into(),
+            instance: "default".into(),
+            session_id: None,
+            agent_id: None,
+            message: "hi".into(),
+            priority,
+        }
+    }
+
+    fn inserted(i: Option<TaskRecord>) -> TaskRecord {
+        i.expect("under the limit")
+    }
+
+    #[test]
+    fn pending_order_is_priority_then_age() {
+        let mut db = Db::open(&Location::Memory).unwrap();
+        let a = inserted(db.insert(&task("o", 0), 10, 1).unwrap());
+        let b = inserted(db.insert(&task("o", 5), 10, 2).unwrap());
+        let c = inserted(db.insert(&task("o", 5), 10, 3).unwrap());
+        let d = inserted(db.insert(&task("o", -1), 10, 4).unwrap());
+        let order: Vec<String> = db.pending().unwrap().into_iter().map(|t| t.id).collect();
+        assert_eq!(order, [b.id, c.id, a.id, d.id]);
+    }
+
+    #[test]
+    fn the_limit_counts_unfinished_tasks_only() {
+        let mut db = Db::open(&Location::Memory).unwrap();
+        let a = inserted(db.insert(&task("o", 0), 2, 1).unwrap());
+        inserted(db.insert(&task("o", 0), 2, 1).unwrap());
+        assert_eq!(db.insert(&task("o", 0), 2, 1).unwrap(), None);
+        db.cancel(&a.id, "o", 2, 0).unwrap();
+        inserted(db.insert(&task("o", 0), 2, 3).unwrap());
+    }
+
+    #[test]
+    fn a_claim_succeeds_once_and_cancel_wins_over_finish() {
+        let mut db = Db::open(&Location::Memory).unwrap();
+        let t = inserted(db.insert(&task("o", 0), 10, 1).unwrap());
+        assert!(db.claim(&t.id, 2).unwrap().is_some());
+        assert!(db.claim(&t.id, 3).unwrap().is_none(), "claimed once");
+        let outcome = db.cancel(&t.id, "o", 4, 0).unwrap();
+        assert!(matches!(
+            outcome,
+            CancelOutcome::Cancelled {
+                previous: TaskStatus::Running,
+                ..
+            }
+        ));
+        let done = Finish {
+            status: TaskStatus::Completed,
+            result: Some("late".into()),
+            error: None,
+            progress_chars: 4,
+            last_activity_at: Some(5),
+            at: 5,
+        };
+        assert!(
+            !db.finish(&t.id, &done).unwrap(),
+            "a cancelled task stays cancelled"
+        );
+        let stored = db.get(&t.id, "o", 0).unwrap().unwrap();
+        assert_eq!(stored.status, TaskStatus::Cancelled);
+        assert_eq!(stored.result, None);
+        assert_eq!(stored.progress_chars, 4);
+        assert_eq!(
+            db.cancel(&t.id, "o", 6, 0).unwrap(),
+            CancelOutcome::NotCancellable(TaskStatus::Cancelled)
+        );
+    }
+
+    #[test]
+    fn owners_see_only_their_tasks_and_expired_ones_vanish() {
+        let mut db = Db::open(&Location::Memory).unwrap();
+        let t = inserted(db.insert(&task("alice", 0), 10, 1).unwrap());
+        assert!(db.get(&t.id, "bob", 0).unwrap().is_none());
+        assert_eq!(
+            db.cancel(&t.id, "bob", 2, 0).unwrap(),
+            CancelOutcome::NotFound
+        );
+        assert!(db.list("bob", 0).unwrap().is_empty());
+        db.cancel(&t.id, "alice", 100, 0).unwrap();
+        assert!(db.get(&t.id, "alice", 100).unwrap().is_some());
+        assert!(
+            db.get(&t.id, "alice", 101).unwrap().is_none(),
+            "past retention"
+        );
+        assert_eq!(db.maintain(101, 200).unwrap().expired, 1);
+    }
+
+    #[test]
+    fn recovery_fails_only_the_tasks_of_dead_runners() {
+        let dir = tempfile::tempdir().unwrap();
+        let location = Location::Dir(dir.path().to_path_buf());
+        let mut alive = Db::open(&location).unwrap();
+        let mut dead = Db::open(&location).unwrap();
+        let a = inserted(alive.insert(&task("o", 0), 10, 1).unwrap());
+        let b = inserted(alive.insert(&task("o", 0), 10, 1).unwrap());
+        alive.claim(&a.id, 2).unwrap().unwrap();
+        dead.claim(&b.id, 2).unwrap().unwrap();
+        drop(dead); // its lock is released, as when the process dies
+        let mut third = Db::open(&location).unwrap();
+        assert_eq!(third.maintain(0, 3).unwrap().interrupted, 1);
+        let b_now = third.get(&b.id, "o", 0).unwrap().unwrap();
+        assert_eq!(b_now.status, TaskStatus::Failed);
+        assert_eq!(b_now.error.as_deref(), Some(INTERRUPTED));
+        assert_eq!(b_now.message, None, "the prompt is not kept after the end");
+        assert_eq!(
+            third.get(&a.id, "o", 0).unwrap().unwrap().status,
+            TaskStatus::Running,
+            "a live runner's task is left alone"
+        );
+    }
+
+    #[test]
+    fn a_file_that_is_not_a_database_is_a_clear_error() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(DB_FILE), b"this is not sqlite, just text padding ......................................................................").unwrap();
+        let err = Db::open(&Location::Dir(dir.path().to_path_buf()))
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            err.contains("tasks.db") && err.contains("move it away"),
+            "{err}"
+        );
+    }
+}
