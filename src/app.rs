@@ -13,7 +13,7 @@ use crate::{
         store::{Location, SqliteBackend},
     },
     telemetry,
-    transport::stdio,
+    transport::{http, stdio},
 };
 
 /// Exit code for a clean end.
@@ -122,12 +122,8 @@ pub fn run(settings: Settings) -> i32 {
                 shutdown_services(&services, settings.http.shutdown_grace).await;
                 code
             }
-            TransportKind::Http | TransportKind::Sse => {
-                tracing::error!(
-                    "the HTTP transport is not available in this version yet; use --transport stdio"
-                );
-                crate::config::EXIT_CONFIG
-            }
+            // Stops the services itself, after the HTTP calls in flight have drained.
+            TransportKind::Http | TransportKind::Sse => http::serve(&settings, services).await,
         }
     });
     // Leave without waiting for a blocking stdin read that can never be cancelled.

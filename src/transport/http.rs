@@ -1,0 +1,805 @@
+//! HTTP mode (`--transport http`, and its deprecated alias `sse`), for Claude.ai: one actix-web
+//! server on `HOST`:`PORT` with
+//!
+//! - `GET /health` — JSON: status, version, transport, auth on/off, sessions, and each
+//!   instance's health as its `GatewayActor` last saw it (no URLs, no tokens);
+//! - `/mcp` — rmcp's Streamable HTTP service mounted through `rmcp-actix-web`: the `initialize`
+//!   era with sessions (`Mcp-Session-Id`, GET stream, `DELETE`) and the stateless 2026-07-28
+//!   era (`server/discover`, per-request `_meta`); rmcp makes every protocol decision;
+//! - `GET /sse` + `POST /messages?sessionId=` — the legacy HTTP+SSE transport
+//!   ([`super::sse_legacy`]);
+//! - JSON errors everywhere ([`HttpError`], and [`super::guard`] for everything else).
+//!
+//! Sessions of both transports share one bound (`MCP_MAX_SESSIONS`, [`SessionLimit`]) and end
+//! after `MCP_SESSION_IDLE_SECS` without a message. On SIGTERM/SIGINT the server stops
+//! accepting, refuses new requests, lets the calls in flight finish for up to
+//! `MCP_SHUTDOWN_GRACE_SECS` ([`Lifecycle`]), closes every stream, stops the services and
+//! returns exit code 0.
+//!
+//! # Who owns a caller's tasks
+//!
+//! rmcp creates one [`OpenClawServer`] per MCP session (and one per stateless request) through
+//! the service factory, which cannot see the request; the [`guard`](super::guard) therefore runs
+//! each `POST /mcp` inside a [`RequestScope`] that the factory reads:
+//!
+//! - an `initialize` (which opens a session) gets a fresh `Owner::Session(<uuid>)`: each MCP
+//!   session sees only its own tasks, as in 1.7.0;
+//! - a stateless 2026-07-28 request gets [`ANONYMOUS_OWNER`], the same for every
+//!   unauthenticated caller. That era has no sessions, so a per-request owner would make every
+//!   task unreachable from the very next request; task ids are random UUIDs, so reading or
+//!   cancelling a task still needs its id, but `openclaw_task_list` shows every anonymous task
+//!   to every anonymous caller — acceptable only because without auth the server is open to
+//!   anyone anyway (warned about at start);
+//! - when an authentication middleware has put a [`Principal`] in the request's extensions,
+//!   that owner wins in both cases (the OAuth issue: the token's subject). It is also copied
+//!   into rmcp's request extensions (`on_request_fn`) for handlers that want it.
+
+use std::{
+    collections::HashSet,
+    future::Future,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, AtomicUsize, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use actix_web::{
+    App, HttpMessage, HttpResponse, HttpServer, ResponseError,
+    http::{StatusCode, header},
+    middleware::{Condition, from_fn},
+    web,
+};
+use futures_util::future::join_all;
+use rmcp::{
+    model::{ClientJsonRpcMessage, ServerJsonRpcMessage},
+    transport::streamable_http_server::session::{
+        EventStore, ServerSseMessage, SessionId, SessionManager,
+        local::{LocalSessionManager, SessionConfig},
+    },
+};
+use rmcp_actix_web::transport::StreamableHttpService;
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+
+use super::{guard, sse_legacy};
+use crate::{
+    app,
+    config::{CorsOrigins, Settings, TransportKind, TrustProxy},
+    mcp::server::{OpenClawServer, Services},
+    tasks::Owner,
+};
+
+/// SSE keep-alive comment interval on every stream (rmcp's default, and 1.7.0's SDK's).
+pub(crate) const SSE_KEEP_ALIVE: Duration = Duration::from_secs(15);
+
+/// After the drain, how long actix-web waits for connections to close before dropping them.
+const STOP_TIMEOUT_SECS: u64 = 2;
+
+/// The task owner of every unauthenticated stateless (2026-07-28) request. Session owners are
+/// UUIDs, so this key can never collide with one.
+pub const ANONYMOUS_OWNER: &str = "anonymous";
+
+/// Text in the error a full session table gives (see [`HttpError::TooManySessions`] and
+/// [`SessionError::Full`]); the JSON error layer maps it to 503 when rmcp reports it as an
+/// internal error.
+pub(crate) const SESSIONS_FULL_MARKER: &str = "too many MCP sessions";
+
+// ------------------------------------------------------------------------------------------------
+// Who is calling
+
+/// The authenticated caller of a request. An authentication middleware inserts it into the
+/// actix request extensions before the guard runs; every task the request creates or reads then
+/// belongs to this owner.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal(pub Owner);
+
+/// What the service factory needs to know about the request it is called for.
+#[derive(Debug, Clone)]
+pub(crate) struct RequestScope {
+    /// The request is an `initialize`: the handler created now serves a new session.
+    pub initialize: bool,
+    /// The authenticated caller, if any.
+    pub principal: Option<Owner>,
+}
+
+tokio::task_local! {
+    /// Set by the guard around each `POST /mcp`; read by the service factory.
+    static REQUEST_SCOPE: RequestScope;
+}
+
+/// Runs `fut` (a request's handling) with `scope` visible to the service factory.
+pub(crate) async fn with_scope<F: Future>(scope: RequestScope, fut: F) -> F::Output {
+    REQUEST_SCOPE.scope(scope, fut).await
+}
+
+/// The owner of a handler the factory creates now; see the module documentation.
+fn owner_for_new_handler() -> Owner {
+    let fresh = || Owner::Session(uuid::Uuid::new_v4().to_string());
+    REQUEST_SCOPE
+        .try_with(|scope| match (&scope.principal, scope.initialize) {
+            (Some(owner), _) => owner.clone(),
+            (None, true) => fresh(),
+            (None, false) => Owner::Session(ANONYMOUS_OWNER.to_string()),
+        })
+        .unwrap_or_else(|_| fresh())
+}
+
+// ------------------------------------------------------------------------------------------------
+// Errors
+
+/// Every error the HTTP layer answers itself, each with its status; the body is always a
+/// JSON-RPC error object with `"id": null`.
+#[derive(Debug, thiserror::Error)]
+pub enum HttpError {
+    /// SIGTERM/SIGINT arrived; the server finishes what it has and takes nothing new.
+    #[error("Service Unavailable: the server is shutting down")]
+    ShuttingDown,
+    /// `MCP_MAX_SESSIONS` sessions are open.
+    #[error("Service Unavailable: too many MCP sessions (MCP_MAX_SESSIONS={max}); try again later")]
+    TooManySessions {
+        /// The configured maximum.
+        max: usize,
+    },
+    /// Host checking is on and the request has no `Host`.
+    #[error("Forbidden: missing Host header")]
+    MissingHost,
+    /// DNS-rebinding defence: `Host` is not a name this server answers to.
+    #[error("Forbidden: Host header {0:?} is not allowed (see ALLOWED_HOSTS)")]
+    HostNotAllowed(String),
+    /// A browser origin that CORS does not allow.
+    #[error("Forbidden: Origin {0:?} is not allowed (see CORS_ORIGINS)")]
+    OriginNotAllowed(String),
+    /// `Accept` lacks what the transport answers with.
+    #[error("{0}")]
+    NotAcceptable(&'static str),
+    /// The body is not declared as JSON.
+    #[error("Unsupported Media Type: Content-Type must be application/json")]
+    UnsupportedMediaType,
+    /// The body is larger than `MCP_MAX_BODY_BYTES`.
+    #[error("Payload Too Large: request body exceeds {limit} bytes (MCP_MAX_BODY_BYTES)")]
+    PayloadTooLarge {
+        /// The configured limit.
+        limit: usize,
+    },
+    /// The body could not be read.
+    #[error("Bad Request: cannot read the request body: {0}")]
+    BodyRead(String),
+    /// The body is not JSON (JSON-RPC -32700).
+    #[error("Parse error: {0}")]
+    ParseError(String),
+    /// The body is JSON but not one JSON-RPC message (JSON-RPC -32600).
+    #[error("Invalid Request: {0}")]
+    InvalidRequest(String),
+    /// A legacy SSE `sessionId` that is missing, unknown or ended.
+    #[error("Not Found: Session not found")]
+    SessionNotFound,
+    /// No such route.
+    #[error("Not Found: no such route; the MCP endpoint is /mcp")]
+    RouteNotFound,
+}
+
+impl HttpError {
+    /// The JSON-RPC error code in the body.
+    fn code(&self) -> i32 {
+        match self {
+            HttpError::ParseError(_) => -32700,
+            HttpError::InvalidRequest(_) => -32600,
+            _ => -32000,
+        }
+    }
+}
+
+impl ResponseError for HttpError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            HttpError::ShuttingDown | HttpError::TooManySessions { .. } => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            HttpError::MissingHost
+            | HttpError::HostNotAllowed(_)
+            | HttpError::OriginNotAllowed(_) => StatusCode::FORBIDDEN,
+            HttpError::NotAcceptable(_) => StatusCode::NOT_ACCEPTABLE,
+            HttpError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            HttpError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            HttpError::BodyRead(_) | HttpError::ParseError(_) | HttpError::InvalidRequest(_) => {
+                StatusCode::BAD_REQUEST
+            }
+            HttpError::SessionNotFound | HttpError::RouteNotFound => StatusCode::NOT_FOUND,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let mut response = HttpResponse::build(self.status_code());
+        response.insert_header((header::CONTENT_TYPE, "application/json"));
+        match self {
+            HttpError::ShuttingDown => {
+                response.insert_header((header::CONNECTION, "close"));
+            }
+            HttpError::TooManySessions { .. } => {
+                response.insert_header((header::RETRY_AFTER, "30"));
+            }
+            _ => {}
+        }
+        response.body(error_json(self.code(), &self.to_string()))
+    }
+}
+
+/// A JSON-RPC error object without an id, the body of every HTTP error.
+pub(crate) fn error_json(code: i32, message: &str) -> String {
+    json!({"jsonrpc": "2.0", "error": {"code": code, "message": message}, "id": null}).to_string()
+}
+
+// ------------------------------------------------------------------------------------------------
+// Calls in flight and shutdown
+
+/// Counts the calls in flight and tells when there are none, for the graceful shutdown.
+#[derive(Debug, Default)]
+pub(crate) struct Lifecycle {
+    /// Set on SIGTERM/SIGINT: new requests get 503.
+    draining: AtomicBool,
+    /// Calls whose answer has not been sent yet.
+    in_flight: AtomicUsize,
+    /// Woken when `in_flight` drops to zero.
+    idle: tokio::sync::Notify,
+}
+
+/// Keeps one call counted as in flight while it lives.
+#[derive(Debug)]
+pub(crate) struct InFlightGuard(Arc<Lifecycle>);
+
+impl Drop for InFlightGuard {
+    fn drop(&mut self) {
+        if self.0.in_flight.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.0.idle.notify_waiters();
+        }
+    }
+}
+
+impl Lifecycle {
+    /// Whether shutdown has begun.
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::SeqCst)
+    }
+
+    /// Counts a call until the guard is dropped.
+    pub fn enter(self: &Arc<Self>) -> InFlightGuard {
+        self.in_flight.fetch_add(1, Ordering::SeqCst);
+        InFlightGuard(self.clone())
+    }
+
+    /// Calls in flight now.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.load(Ordering::SeqCst)
+    }
+
+    /// Refuses new requests from now on and waits until no call is in flight, at most `grace`;
+    /// `true` when everything finished.
+    pub async fn drain(&self, grace: Duration) -> bool {
+        self.draining.store(true, Ordering::SeqCst);
+        let deadline = tokio::time::Instant::now() + grace;
+        loop {
+            let idle = self.idle.notified();
+            if self.in_flight() == 0 {
+                return true;
+            }
+            tokio::select! {
+                _ = idle => {}
+                _ = tokio::time::sleep_until(deadline) => return self.in_flight() == 0,
+            }
+        }
+    }
+}
+
+// ------------------------------------------------------------------------------------------------
+// Sessions
+
+/// Which transport a session belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SessionKind {
+    /// A Streamable HTTP session (`Mcp-Session-Id`).
+    Streamable,
+    /// A legacy SSE stream.
+    Legacy,
+}
+
+/// The one bound on open sessions of both transports.
+#[derive(Debug)]
+pub(crate) struct SessionLimit {
+    max: usize,
+    total: AtomicUsize,
+    streamable: AtomicUsize,
+    legacy: AtomicUsize,
+}
+
+impl SessionLimit {
+    pub fn new(max: usize) -> Self {
+        SessionLimit {
+            max,
+            total: AtomicUsize::new(0),
+            streamable: AtomicUsize::new(0),
+            legacy: AtomicUsize::new(0),
+        }
+    }
+
+    fn counter(&self, kind: SessionKind) -> &AtomicUsize {
+        match kind {
+            SessionKind::Streamable => &self.streamable,
+            SessionKind::Legacy => &self.legacy,
+        }
+    }
+
+    /// Takes a slot; `false` when all are taken.
+    pub fn try_acquire(&self, kind: SessionKind) -> bool {
+        let taken = self
+            .total
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |t| {
+                (t < self.max).then_some(t + 1)
+            })
+            .is_ok();
+        if taken {
+            self.counter(kind).fetch_add(1, Ordering::SeqCst);
+        }
+        taken
+    }
+
+    /// Gives a slot back.
+    pub fn release(&self, kind: SessionKind) {
+        self.counter(kind).fetch_sub(1, Ordering::SeqCst);
+        self.total.fetch_sub(1, Ordering::SeqCst);
+    }
+
+    /// Whether a new session would be refused now.
+    pub fn is_full(&self) -> bool {
+        self.total.load(Ordering::SeqCst) >= self.max
+    }
+
+    /// `MCP_MAX_SESSIONS`.
+    pub fn max(&self) -> usize {
+        self.max
+    }
+
+    /// Open sessions of `kind`.
+    pub fn open(&self, kind: SessionKind) -> usize {
+        self.counter(kind).load(Ordering::SeqCst)
+    }
+}
+
+/// A session refused or failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError<E: std::error::Error + Send + 'static> {
+    /// `MCP_MAX_SESSIONS` reached.
+    #[error("too many MCP sessions (MCP_MAX_SESSIONS={0})")]
+    Full(usize),
+    /// The wrapped session manager failed.
+    #[error(transparent)]
+    Inner(E),
+}
+
+/// rmcp's session manager, with a bound on how many sessions are open at once.
+pub(crate) struct BoundedSessions<M> {
+    inner: M,
+    limit: Arc<SessionLimit>,
+    /// Sessions this manager holds a slot for (so a session closed twice frees it once).
+    ids: Mutex<HashSet<SessionId>>,
+}
+
+impl<M> BoundedSessions<M> {
+    pub fn new(inner: M, limit: Arc<SessionLimit>) -> Self {
+        BoundedSessions {
+            inner,
+            limit,
+            ids: Mutex::new(HashSet::new()),
+        }
+    }
+}
+
+impl<M: SessionManager> SessionManager for BoundedSessions<M> {
+    type Error = SessionError<M::Error>;
+    type Transport = M::Transport;
+
+    async fn create_session(&self) -> Result<(SessionId, Self::Transport), Self::Error> {
+        if !self.limit.try_acquire(SessionKind::Streamable) {
+            tracing::warn!(
+                max = self.limit.max(),
+                "MCP session refused: the session table is full"
+            );
+            return Err(SessionError::Full(self.limit.max()));
+        }
+        match self.inner.create_session().await {
+            Ok((id, transport)) => {
+                if let Ok(mut ids) = self.ids.lock() {
+                    ids.insert(id.clone());
+                }
+                tracing::info!(
+                    open = self.limit.open(SessionKind::Streamable),
+                    "MCP session opened"
+                );
+                Ok((id, transport))
+            }
+            Err(e) => {
+                self.limit.release(SessionKind::Streamable);
+                Err(SessionError::Inner(e))
+            }
+        }
+    }
+
+    async fn initialize_session(
+        &self,
+        id: &SessionId,
+        message: ClientJsonRpcMessage,
+    ) -> Result<ServerJsonRpcMessage, Self::Error> {
+        self.inner
+            .initialize_session(id, message)
+            .await
+            .map_err(SessionError::Inner)
+    }
+
+    async fn has_session(&self, id: &SessionId) -> Result<bool, Self::Error> {
+        self.inner
+            .has_session(id)
+            .await
+            .map_err(SessionError::Inner)
+    }
+
+    async fn close_session(&self, id: &SessionId) -> Result<(), Self::Error> {
+        let held = self
+            .ids
+            .lock()
+            .map(|mut ids| ids.remove(id))
+            .unwrap_or(false);
+        if held {
+            self.limit.release(SessionKind::Streamable);
+            tracing::info!(
+                open = self.limit.open(SessionKind::Streamable),
+                "MCP session closed"
+            );
+        }
+        self.inner
+            .close_session(id)
+            .await
+            .map_err(SessionError::Inner)
+    }
+
+    async fn create_stream(
+        &self,
+        id: &SessionId,
+        message: ClientJsonRpcMessage,
+    ) -> Result<
+        impl futures_util::Stream<Item = ServerSseMessage> + Send + Sync + 'static,
+        Self::Error,
+    > {
+        self.inner
+            .create_stream(id, message)
+            .await
+            .map_err(SessionError::Inner)
+    }
+
+    async fn accept_message(
+        &self,
+        id: &SessionId,
+        message: ClientJsonRpcMessage,
+    ) -> Result<(), Self::Error> {
+        self.inner
+            .accept_message(id, message)
+            .await
+            .map_err(SessionError::Inner)
+    }
+
+    async fn create_standalone_stream(
+        &self,
+        id: &SessionId,
+    ) -> Result<
+        impl futures_util::Stream<Item = ServerSseMessage> + Send + Sync + 'static,
+        Self::Error,
+    > {
+        self.inner
+            .create_standalone_stream(id)
+            .await
+            .map_err(SessionError::Inner)
+    }
+
+    async fn resume(
+        &self,
+        id: &SessionId,
+        last_event_id: String,
+    ) -> Result<
+        impl futures_util::Stream<Item = ServerSseMessage> + Send + Sync + 'static,
+        Self::Error,
+    > {
+        self.inner
+            .resume(id, last_event_id)
+            .await
+            .map_err(SessionError::Inner)
+    }
+
+    fn event_store(&self) -> Option<Arc<dyn EventStore>> {
+        self.inner.event_store()
+    }
+}
+
+// ------------------------------------------------------------------------------------------------
+// The server
+
+/// What every worker's routes and middleware share.
+pub(crate) struct Shared {
+    /// What the tools talk to.
+    pub services: Services,
+    /// DNS-rebinding defence.
+    pub host_policy: guard::HostPolicy,
+    /// Browser origins accepted.
+    pub origin_policy: guard::OriginPolicy,
+    /// `CORS_ORIGINS`.
+    pub cors: CorsOrigins,
+    /// `TRUST_PROXY`.
+    pub trust_proxy: TrustProxy,
+    /// `MCP_MAX_BODY_BYTES`.
+    pub max_body_bytes: usize,
+    /// `MCP_SESSION_IDLE_SECS`.
+    pub session_idle: Duration,
+    /// `MCP_MAX_SESSIONS`, for both transports.
+    pub limit: Arc<SessionLimit>,
+    /// Calls in flight; draining.
+    pub lifecycle: Arc<Lifecycle>,
+    /// The open legacy SSE sessions.
+    pub legacy: sse_legacy::LegacySessions,
+    /// Whether OAuth protects the MCP routes.
+    pub auth_enabled: bool,
+    /// Cancelled at shutdown: ends every session and stream.
+    pub shutdown: CancellationToken,
+}
+
+/// The Streamable HTTP service on `/mcp`, shared by all workers (and so are its sessions).
+fn mcp_service(
+    shared: &Arc<Shared>,
+) -> StreamableHttpService<OpenClawServer, BoundedSessions<LocalSessionManager>> {
+    let mut local = LocalSessionManager::default();
+    let mut config = SessionConfig::default();
+    config.keep_alive = Some(shared.session_idle);
+    local.session_config = config;
+    let services = shared.services.clone();
+    StreamableHttpService::builder()
+        .service_factory(Arc::new(move || {
+            Ok(OpenClawServer::new(
+                services.clone(),
+                owner_for_new_handler(),
+            ))
+        }))
+        .session_manager(Arc::new(BoundedSessions::new(local, shared.limit.clone())))
+        // Sessions for the initialize era; the 2026-07-28 era is stateless whatever this says.
+        .stateful_mode(true)
+        // Stateless answers as plain JSON unless the call sends progress first.
+        .json_response(true)
+        .sse_keep_alive(SSE_KEEP_ALIVE)
+        .max_request_body_bytes(shared.max_body_bytes)
+        // The guard checks Host first for every route; rmcp checks the same list again.
+        .allowed_hosts(shared.host_policy.rmcp_list())
+        .cancellation_token(shared.shutdown.clone())
+        .on_request_fn(|req, extensions| {
+            if let Some(principal) = req.extensions().get::<Principal>() {
+                extensions.insert(principal.clone());
+            }
+        })
+        .build()
+}
+
+/// `GET /health`.
+async fn health(shared: web::Data<Shared>) -> HttpResponse {
+    let registry = &shared.services.registry;
+    let instances = join_all(registry.list().iter().map(|instance| async move {
+        json!({
+            "name": instance.name,
+            "isDefault": instance.is_default,
+            "health": instance.health().await,
+        })
+    }))
+    .await;
+    HttpResponse::Ok().json(json!({
+        "status": if shared.lifecycle.is_draining() { "shutting_down" } else { "ok" },
+        "version": env!("CARGO_PKG_VERSION"),
+        "transport": "streamable-http",
+        "legacySseSupported": true,
+        "auth": shared.auth_enabled,
+        "sessions": {
+            "streamableHttp": shared.limit.open(SessionKind::Streamable),
+            "legacySse": shared.limit.open(SessionKind::Legacy),
+            "max": shared.limit.max(),
+        },
+        "inFlight": shared.lifecycle.in_flight(),
+        "instances": instances,
+    }))
+}
+
+/// Everything that is not a route.
+async fn not_found() -> Result<HttpResponse, HttpError> {
+    Err(HttpError::RouteNotFound)
+}
+
+/// Logs the start-up warnings 1.7.0 gives, and ours.
+fn warn_at_start(settings: &Settings, host_policy: &guard::HostPolicy) {
+    if settings.transport == TransportKind::Sse {
+        tracing::warn!("WARNING: --transport sse is deprecated; use --transport http instead");
+    }
+    if !settings.auth.enabled {
+        tracing::warn!("WARNING: Auth is DISABLED - server is open to anyone!");
+    }
+    if settings.http.cors == CorsOrigins::Any {
+        tracing::error!(
+            "WARNING: CORS_ORIGINS=* allows any web page to call this server from a browser. List explicit origins instead."
+        );
+    }
+    if !host_policy.is_enforced() {
+        tracing::warn!(
+            host = %settings.http.host,
+            "binding to a non-loopback address without DNS rebinding protection; set ALLOWED_HOSTS to the host names clients use"
+        );
+    }
+    if settings.http.trust_proxy != TrustProxy::Unset {
+        tracing::info!(trust_proxy = ?settings.http.trust_proxy, "Trust proxy");
+    }
+}
+
+/// Serves HTTP until SIGTERM/SIGINT, then shuts down gracefully; returns the exit code.
+pub async fn serve(settings: &Settings, services: Services) -> i32 {
+    let http = &settings.http;
+    let host_policy = guard::HostPolicy::from_settings(http);
+    warn_at_start(settings, &host_policy);
+    let shared = Arc::new(Shared {
+        services: services.clone(),
+        origin_policy: guard::OriginPolicy::new(&http.cors),
+        host_policy,
+        cors: http.cors.clone(),
+        trust_proxy: http.trust_proxy.clone(),
+        max_body_bytes: http.max_body_bytes,
+        session_idle: http.session_idle,
+        limit: Arc::new(SessionLimit::new(http.max_sessions)),
+        lifecycle: Arc::new(Lifecycle::default()),
+        legacy: sse_legacy::LegacySessions::default(),
+        auth_enabled: settings.auth.enabled,
+        shutdown: CancellationToken::new(),
+    });
+    let mcp = mcp_service(&shared);
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let app_shared = shared.clone();
+    let server = HttpServer::new(move || {
+        let data = web::Data::from(app_shared.clone());
+        let guard_shared = app_shared.clone();
+        let cors = guard::cors(&app_shared.cors);
+        App::new()
+            .app_data(data)
+            .wrap(Condition::new(cors.is_some(), cors.unwrap_or_default()))
+            .wrap(from_fn(move |req, next| {
+                guard::guard(guard_shared.clone(), req, next)
+            }))
+            .wrap(from_fn(guard::json_errors))
+            .route("/health", web::get().to(health))
+            .service(web::scope("/mcp").service(mcp.clone().scope()))
+            .service(web::resource("/sse").route(web::get().to(sse_legacy::open)))
+            .service(web::resource("/messages").route(web::post().to(sse_legacy::post)))
+            .default_service(web::to(not_found))
+    })
+    .workers(workers)
+    .disable_signals()
+    .shutdown_timeout(STOP_TIMEOUT_SECS);
+    let bind_host = http.host.trim_start_matches('[').trim_end_matches(']');
+    let server = match server.bind((bind_host, http.port)) {
+        Ok(server) => server,
+        Err(e) => {
+            tracing::error!(host = %http.host, port = http.port, error = %e, "cannot listen");
+            return app::EXIT_FAILURE;
+        }
+    };
+    for address in server.addrs() {
+        tracing::info!(%address, workers, "listening");
+    }
+    let server = server.run();
+    let handle = server.handle();
+    let mut running = actix_rt::spawn(server);
+
+    tokio::select! {
+        _ = app::shutdown_signal() => {}
+        ended = &mut running => {
+            tracing::error!(outcome = ?ended, "the HTTP server stopped by itself");
+            shared.shutdown.cancel();
+            app::shutdown_services(&services, http.shutdown_grace).await;
+            return app::EXIT_FAILURE;
+        }
+    }
+
+    let started = Instant::now();
+    tracing::info!(
+        in_flight = shared.lifecycle.in_flight(),
+        grace_secs = http.shutdown_grace.as_secs(),
+        "Shutting down HTTP server..."
+    );
+    handle.pause().await;
+    if !shared.lifecycle.drain(http.shutdown_grace).await {
+        tracing::warn!(
+            in_flight = shared.lifecycle.in_flight(),
+            "grace period over; abandoning the calls still in flight"
+        );
+    }
+    // Ends every session, GET stream and legacy SSE stream, so the connections can close.
+    shared.shutdown.cancel();
+    handle.stop(true).await;
+    let _ = running.await;
+    let remaining = http.shutdown_grace.saturating_sub(started.elapsed());
+    app::shutdown_services(&services, remaining).await;
+    tracing::info!("HTTP server stopped");
+    app::EXIT_OK
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_session_limit_counts_both_transports() {
+        let limit = SessionLimit::new(2);
+        assert!(limit.try_acquire(SessionKind::Streamable));
+        assert!(limit.try_acquire(SessionKind::Legacy));
+        assert!(limit.is_full());
+        assert!(!limit.try_acquire(SessionKind::Streamable));
+        limit.release(SessionKind::Legacy);
+        assert_eq!(limit.open(SessionKind::Legacy), 0);
+        assert!(limit.try_acquire(SessionKind::Streamable));
+        assert_eq!(limit.open(SessionKind::Streamable), 2);
+    }
+
+    #[tokio::test]
+    async fn owners_follow_the_request_scope() {
+        assert!(matches!(owner_for_new_handler(), Owner::Session(id) if id != ANONYMOUS_OWNER));
+        let scope = |initialize, principal| RequestScope {
+            initialize,
+            principal,
+        };
+        let a = with_scope(scope(true, None), async { owner_for_new_handler() }).await;
+        let b = with_scope(scope(true, None), async { owner_for_new_handler() }).await;
+        assert_ne!(a, b, "each session gets its own owner");
+        let anon = with_scope(scope(false, None), async { owner_for_new_handler() }).await;
+        assert_eq!(anon, Owner::Session(ANONYMOUS_OWNER.into()));
+        let sub = Owner::Subject("alice".into());
+        for initialize in [true, false] {
+            let got = with_scope(scope(initialize, Some(sub.clone())), async {
+                owner_for_new_handler()
+            })
+            .await;
+            assert_eq!(got, sub);
+        }
+    }
+
+    #[tokio::test]
+    async fn draining_waits_for_calls_in_flight() {
+        let life = Arc::new(Lifecycle::default());
+        let call = life.enter();
+        let waiter = {
+            let life = life.clone();
+            tokio::spawn(async move { life.drain(Duration::from_secs(5)).await })
+        };
+        tokio::task::yield_now().await;
+        assert!(life.is_draining());
+        drop(call);
+        assert!(waiter.await.unwrap());
+        let _stuck = life.enter();
+        assert!(!life.drain(Duration::from_millis(20)).await);
+    }
+
+    #[test]
+    fn errors_are_json_rpc_objects_with_their_status() {
+        let e = HttpError::ParseError("expected value".into());
+        assert_eq!(e.status_code(), StatusCode::BAD_REQUEST);
+        let body: serde_json::Value =
+            serde_json::from_str(&error_json(e.code(), &e.to_string())).unwrap();
+        assert_eq!(body["error"]["code"], -32700);
+        assert_eq!(body["id"], serde_json::Value::Null);
+        assert_eq!(
+            HttpError::TooManySessions { max: 3 }.status_code(),
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+        assert!(
+            HttpError::TooManySessions { max: 3 }
+                .to_string()
+                .contains(SESSIONS_FULL_MARKER)
+        );
+    }
+}
