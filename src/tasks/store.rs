@@ -313,7 +313,23 @@ impl Db {
             CREATE INDEX IF NOT EXISTS tasks_by_status ON tasks(status, priority DESC, seq);
             CREATE INDEX IF NOT EXISTS tasks_by_owner ON tasks(owner, priority DESC, seq);
             CREATE INDEX IF NOT EXISTS tasks_by_completion ON tasks(completed_at)
-                WHERE completed_at IS NOT NULL;",
+                WHERE completed_at IS NOT NULL;
+            -- The number of unfinished tasks, kept by triggers so that the limit check on every
+            -- insert is O(1) instead of a count over all pending tasks.
+            CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+            INSERT OR IGNORE INTO counters (name, value)
+                SELECT 'unfinished', count(*) FROM tasks WHERE status IN ('pending', 'running');
+            CREATE TRIGGER IF NOT EXISTS unfinished_on_insert AFTER INSERT ON tasks
+                WHEN NEW.status IN ('pending', 'running')
+                BEGIN UPDATE counters SET value = value + 1 WHERE name = 'unfinished'; END;
+            CREATE TRIGGER IF NOT EXISTS unfinished_on_update AFTER UPDATE OF status ON tasks
+                WHEN (OLD.status IN ('pending', 'running')) != (NEW.status IN ('pending', 'running'))
+                BEGIN UPDATE counters
+                    SET value = value + (CASE WHEN NEW.status IN ('pending', 'running') THEN 1 ELSE -1 END)
+                    WHERE name = 'unfinished'; END;
+            CREATE TRIGGER IF NOT EXISTS unfinished_on_delete AFTER DELETE ON tasks
+                WHEN OLD.status IN ('pending', 'running')
+                BEGIN UPDATE counters SET value = value - 1 WHERE name = 'unfinished'; END;",
         )?;
         tx.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION};"))?;
         tx.commit()?;
@@ -331,7 +347,7 @@ impl Db {
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
         let unfinished: i64 = tx.query_row(
-            "SELECT count(*) FROM tasks WHERE status IN ('pending', 'running')",
+            "SELECT value FROM counters WHERE name = 'unfinished'",
             [],
             |r| r.get(0),
         )?;
@@ -713,6 +729,38 @@ mod tests {
         assert_eq!(db.insert(&task("o", 0), 2, 1).unwrap(), None);
         db.cancel(&a.id, "o", 2, 0).unwrap();
         inserted(db.insert(&task("o", 0), 2, 3).unwrap());
+    }
+
+    #[test]
+    fn the_unfinished_counter_follows_every_change() {
+        let mut db = Db::open(&Location::Memory).unwrap();
+        let count = |db: &mut Db| -> i64 {
+            db.conn
+                .query_row(
+                    "SELECT value FROM counters WHERE name = 'unfinished'",
+                    [],
+                    |r| r.get(0),
+                )
+                .unwrap()
+        };
+        let a = inserted(db.insert(&task("o", 0), 10, 1).unwrap());
+        let b = inserted(db.insert(&task("o", 0), 10, 1).unwrap());
+        assert_eq!(count(&mut db), 2);
+        db.claim(&a.id, 2).unwrap();
+        assert_eq!(count(&mut db), 2, "pending to running keeps it unfinished");
+        let done = Finish {
+            status: TaskStatus::Completed,
+            result: Some("x".into()),
+            error: None,
+            progress_chars: 1,
+            last_activity_at: None,
+            at: 3,
+        };
+        db.finish(&a.id, &done).unwrap();
+        db.cancel(&b.id, "o", 3, 0).unwrap();
+        assert_eq!(count(&mut db), 0);
+        db.maintain(10, 10).unwrap();
+        assert_eq!(count(&mut db), 0);
     }
 
     #[test]
