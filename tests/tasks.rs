@@ -23,7 +23,11 @@ use serde_json::{Value, json};
 
 type Client = RunningService<RoleClient, ()>;
 
-async fn tool(client: &Client, name: &str, args: Value) -> rmcp::model::CallToolResult {
+async fn tool(
+    client: &rmcp::Peer<RoleClient>,
+    name: &str,
+    args: Value,
+) -> rmcp::model::CallToolResult {
     client.call_tool(call(name, args)).await.unwrap()
 }
 
@@ -567,4 +571,171 @@ async fn a_corrupt_database_is_a_clear_startup_error() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("tasks.db"), "{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+/// A client that declares the MCP tasks extension.
+#[derive(Clone, Default)]
+struct TaskAwareClient;
+
+impl rmcp::ClientHandler for TaskAwareClient {
+    fn get_info(&self) -> rmcp::model::ClientConfig {
+        rmcp::model::ClientConfig::new(
+            rmcp::model::ClientCapabilities::builder()
+                .enable_tasks()
+                .build(),
+            rmcp::model::Implementation::new("task-aware", "1"),
+        )
+    }
+}
+
+#[actix_rt::test]
+async fn task_aware_clients_get_native_mcp_tasks_for_openclaw_chat() {
+    use rmcp::{
+        ServiceExt,
+        model::{CallToolResponse, CancelTaskParams, GetTaskParams, TaskPayload, TaskStatus},
+    };
+    let gw = FakeGateway::start();
+    let app = InProcess::start(&settings(&[], &app_env(&gw, &[]))).await;
+    let server = openclaw_mcp::mcp::server::OpenClawServer::new(
+        app.services.clone(),
+        Owner::Session("task-aware".into()),
+    );
+    let (server_io, client_io) = tokio::io::duplex(1 << 20);
+    tokio::spawn(async move {
+        if let Ok(running) = server.serve(server_io).await {
+            let _ = running.waiting().await;
+        }
+    });
+    let client = TaskAwareClient.serve(client_io).await.unwrap();
+    let caps = client.peer_info().unwrap().capabilities.clone();
+    assert!(
+        caps.supports_tasks(),
+        "the server advertises the tasks extension"
+    );
+
+    let created = client
+        .call_tool_once(call("openclaw_chat", json!({"message": "as a task"})))
+        .await
+        .unwrap();
+    let CallToolResponse::Task(created) = created else {
+        panic!("expected a task handle, got {created:?}");
+    };
+    let id = created.task.task_id.clone();
+    assert!(id.starts_with("task_"));
+    let mut done = None;
+    for _ in 0..200 {
+        let got = client
+            .get_task(GetTaskParams::new(id.clone()))
+            .await
+            .unwrap();
+        if got.task.status() == TaskStatus::Completed {
+            done = Some(got);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let done = done.expect("the task completes");
+    let TaskPayload::Completed { result } = &done.task.payload else {
+        panic!("no result");
+    };
+    assert_eq!(result["content"][0]["text"], "echo: as a task");
+    // The same task is visible to the async tools of the same owner.
+    let through_tools = tool(
+        &client_as_plain(&client),
+        "openclaw_task_status",
+        json!({"task_id": id}),
+    )
+    .await;
+    assert_eq!(json_of(&through_tools)["status"], "completed");
+
+    let long = client
+        .call_tool_once(call(
+            "openclaw_chat",
+            json!({"message": "[[stream:100:50]]"}),
+        ))
+        .await
+        .unwrap();
+    let CallToolResponse::Task(long) = long else {
+        panic!("task")
+    };
+    common::eventually("the long task reaches the gateway", || {
+        gw.messages().len() == 2
+    })
+    .await;
+    client
+        .cancel_task(CancelTaskParams::new(long.task.task_id.clone()))
+        .await
+        .unwrap();
+    let cancelled = client
+        .get_task(GetTaskParams::new(long.task.task_id.clone()))
+        .await
+        .unwrap();
+    assert_eq!(cancelled.task.status(), TaskStatus::Cancelled);
+    common::eventually("the gateway request is aborted", || {
+        gw.aborted_streams() == 1
+    })
+    .await;
+    let unknown = client
+        .get_task(GetTaskParams::new("task_nope"))
+        .await
+        .unwrap_err();
+    assert!(
+        unknown.to_string().contains("Task not found: task_nope"),
+        "{unknown}"
+    );
+
+    // A client without the extension still gets a plain result from openclaw_chat.
+    let plain = tool(&app.client, "openclaw_chat", json!({"message": "plain"})).await;
+    assert_eq!(text(&plain), "echo: plain");
+}
+
+/// The same connection seen through the plain-client helper.
+fn client_as_plain(client: &RunningService<RoleClient, TaskAwareClient>) -> rmcp::Peer<RoleClient> {
+    client.peer().clone()
+}
+
+#[tokio::test]
+async fn native_tasks_work_in_the_2026_era_over_stdio() {
+    use rmcp::{
+        model::{CallToolResponse, GetTaskParams, ProtocolVersion, TaskStatus},
+        service::{ClientLifecycleMode, ClientServiceExt},
+        transport::{ConfigureCommandExt, TokioChildProcess},
+    };
+    let gw = FakeGateway::start();
+    let url = gw.url.clone();
+    let command = tokio::process::Command::new(common::bridge::binary()).configure(move |cmd| {
+        cmd.env_clear()
+            .env("OPENCLAW_URL", &url)
+            .env("OPENCLAW_MCP_DATA_DIR", ":memory:");
+    });
+    let client = TaskAwareClient
+        .serve_with_lifecycle(
+            TokioChildProcess::new(command).unwrap(),
+            ClientLifecycleMode::Discover {
+                preferred_versions: vec![ProtocolVersion::V_2026_07_28],
+            },
+        )
+        .await
+        .unwrap();
+    let created = client
+        .call_tool_once(call("openclaw_chat", json!({"message": "modern task"})))
+        .await
+        .unwrap();
+    let CallToolResponse::Task(created) = created else {
+        panic!("expected a task handle, got {created:?}");
+    };
+    let mut status = None;
+    for _ in 0..200 {
+        let got = client
+            .get_task(GetTaskParams::new(created.task.task_id.clone()))
+            .await
+            .unwrap();
+        if got.task.status() == TaskStatus::Completed {
+            status = Some(got);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(status.is_some(), "completed in the 2026 era too");
+    let _ = client.cancel().await;
 }

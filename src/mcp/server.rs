@@ -8,9 +8,9 @@ use std::borrow::Cow;
 use rmcp::{
     ErrorData as McpError, RoleServer, ServerHandler,
     model::{
-        CacheScope, CallToolRequestParams, CallToolResponse, CallToolResult, Implementation,
-        ListToolsResult, PaginatedRequestParams, ProgressNotificationParam, ServerCapabilities,
-        ServerConfig,
+        CacheScope, CallToolRequestParams, CallToolResponse, CallToolResult, CancelTaskParams,
+        GetTaskParams, GetTaskResult, Implementation, ListToolsResult, PaginatedRequestParams,
+        ProgressNotificationParam, ServerCapabilities, ServerConfig,
     },
     service::RequestContext,
 };
@@ -114,13 +114,20 @@ async fn forward_progress(
 
 impl ServerHandler for OpenClawServer {
     fn get_info(&self) -> ServerConfig {
-        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
-            .with_server_info(
-                Implementation::new("openclaw-mcp", env!("CARGO_PKG_VERSION"))
-                    .with_title("OpenClaw MCP bridge")
-                    .with_description("Talk to OpenClaw agents on one or more OpenClaw gateways"),
-            )
-            .with_instructions(INSTRUCTIONS)
+        ServerConfig::new(
+            ServerCapabilities::builder()
+                .enable_tools()
+                // The tasks extension (SEP-2663): `openclaw_chat` becomes a task for clients that
+                // declare it, run by the same TaskSupervisor as `openclaw_chat_async`.
+                .enable_tasks()
+                .build(),
+        )
+        .with_server_info(
+            Implementation::new("openclaw-mcp", env!("CARGO_PKG_VERSION"))
+                .with_title("OpenClaw MCP bridge")
+                .with_description("Talk to OpenClaw agents on one or more OpenClaw gateways"),
+        )
+        .with_instructions(INSTRUCTIONS)
     }
 
     async fn list_tools(
@@ -146,6 +153,14 @@ impl ServerHandler for OpenClawServer {
         let name: Cow<'_, str> = request.name.clone();
         tracing::info!(tool = %name, owner = %self.owner, "tool call");
         let result = match name.as_ref() {
+            tools::CHAT if client_wants_tasks(&context) => {
+                return Ok(
+                    match native::create(&self.services, &self.owner, args).await {
+                        Ok(task) => task.into(),
+                        Err(e) => output::error(e).into(),
+                    },
+                );
+            }
             tools::CHAT => output::finish(self.chat(args, &context).await),
             tools::STATUS => tools::status(&self.services.registry, args).await,
             tools::INSTANCES => tools::instances(&self.services.registry).await,
@@ -181,5 +196,140 @@ impl ServerHandler for OpenClawServer {
             tracing::warn!(tool = %name, error = %error, "tool call failed");
         }
         Ok(result.into())
+    }
+
+    async fn get_task(
+        &self,
+        request: GetTaskParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<GetTaskResult, McpError> {
+        native::get(&self.services.tasks, &self.owner, request.task_id).await
+    }
+
+    async fn cancel_task(
+        &self,
+        request: CancelTaskParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<(), McpError> {
+        native::cancel(&self.services.tasks, &self.owner, request.task_id).await
+    }
+}
+
+/// Whether this request's client declared the tasks extension.
+fn client_wants_tasks(context: &RequestContext<RoleServer>) -> bool {
+    context
+        .client_capabilities()
+        .is_some_and(|caps| caps.supports_tasks())
+}
+
+/// Native MCP tasks (the `io.modelcontextprotocol/tasks` extension, SEP-2663, as rmcp 3.11
+/// implements it): a task-aware client's `openclaw_chat` returns a task handle at once, and
+/// `tasks/get` / `tasks/cancel` map onto the TaskSupervisor. The task is the same one the async
+/// tools see, with the same owner.
+mod native {
+    use rmcp::{
+        ErrorData as McpError,
+        model::{
+            CreateTaskResult, DetailedTask, GetTaskResult, JsonObject, Task, TaskPayload,
+            TaskStatus as WireStatus,
+        },
+    };
+
+    use super::{Services, output, tools};
+    use crate::{
+        mcp::output::ToolError,
+        tasks::{
+            Owner, Tasks,
+            error::TaskError,
+            task::{NewTask, TaskRecord, TaskStatus},
+        },
+        util::iso8601_ms,
+    };
+
+    /// Clients should poll about this often.
+    const POLL_INTERVAL_MS: u64 = 1000;
+
+    fn handle(task: &TaskRecord, tasks: &Tasks) -> Task {
+        let updated = [task.completed_at, task.last_activity_at, task.started_at]
+            .into_iter()
+            .flatten()
+            .max()
+            .unwrap_or(task.created_at);
+        let status = match task.status {
+            TaskStatus::Pending | TaskStatus::Running => WireStatus::Working,
+            // A failed chat is a tool result with isError, as the synchronous call would give.
+            TaskStatus::Completed | TaskStatus::Failed => WireStatus::Completed,
+            TaskStatus::Cancelled => WireStatus::Cancelled,
+        };
+        Task::new(
+            task.id.clone(),
+            status,
+            iso8601_ms(task.created_at),
+            iso8601_ms(updated),
+        )
+        .with_status_message(task.status.as_str())
+        .with_ttl_ms(tasks.retention().as_millis() as u64)
+        .with_poll_interval_ms(POLL_INTERVAL_MS)
+    }
+
+    /// Queues an `openclaw_chat` call as a task.
+    pub async fn create(
+        services: &Services,
+        owner: &Owner,
+        args: Option<&serde_json::Map<String, serde_json::Value>>,
+    ) -> Result<CreateTaskResult, ToolError> {
+        let args = tools::chat_args(args)?;
+        let instance = services.registry.resolve(args.instance.as_deref())?;
+        let task = services
+            .tasks
+            .enqueue(NewTask {
+                owner: owner.key(),
+                instance: instance.name.clone(),
+                session_id: args.session_id,
+                agent_id: None,
+                message: args.message,
+                priority: 0,
+            })
+            .await
+            .map_err(|e| ToolError::Task(e.to_string()))?;
+        Ok(CreateTaskResult::new(handle(&task, &services.tasks)))
+    }
+
+    fn not_found(e: TaskError) -> McpError {
+        match e {
+            TaskError::NotFound(_) => McpError::invalid_params(e.to_string(), None),
+            other => McpError::internal_error(other.to_string(), None),
+        }
+    }
+
+    /// `tasks/get`.
+    pub async fn get(tasks: &Tasks, owner: &Owner, id: String) -> Result<GetTaskResult, McpError> {
+        let task = tasks.get(id, owner.key()).await.map_err(not_found)?;
+        let base = handle(&task, tasks);
+        let payload = match task.status {
+            TaskStatus::Pending | TaskStatus::Running => TaskPayload::Working,
+            TaskStatus::Cancelled => TaskPayload::Cancelled,
+            TaskStatus::Completed | TaskStatus::Failed => {
+                let result = if task.status == TaskStatus::Completed {
+                    output::text(task.result.clone().unwrap_or_default())
+                } else {
+                    output::error(task.error.clone().unwrap_or_default())
+                };
+                let object: JsonObject = match serde_json::to_value(&result) {
+                    Ok(serde_json::Value::Object(map)) => map,
+                    _ => JsonObject::new(),
+                };
+                TaskPayload::Completed { result: object }
+            }
+        };
+        Ok(GetTaskResult::new(DetailedTask::new(base, payload)))
+    }
+
+    /// `tasks/cancel`: a cooperative acknowledgement; a finished task stays as it is.
+    pub async fn cancel(tasks: &Tasks, owner: &Owner, id: String) -> Result<(), McpError> {
+        match tasks.cancel(id, owner.key()).await {
+            Ok(_) | Err(TaskError::NotCancellable(_)) => Ok(()),
+            Err(e) => Err(not_found(e)),
+        }
     }
 }

@@ -22,7 +22,7 @@ use crate::{
     },
     tasks::{
         Owner, Tasks,
-        task::{NewTask, TaskFilter, TaskStatus},
+        task::{NewTask, TaskFilter, TaskStatus, TaskView},
     },
 };
 
@@ -486,11 +486,11 @@ pub async fn task_status(
     output::finish(
         async {
             let id = validate::id(validate::object(args)?, "task_id")?;
-            let view = tasks
+            let task = tasks
                 .get(id, owner.key())
                 .await
                 .map_err(|e| ToolError::Task(e.to_string()))?;
-            Ok(output::json(&view))
+            Ok(output::json(&TaskView::from(&task)))
         }
         .await,
     )

@@ -26,9 +26,7 @@ use tokio_util::sync::CancellationToken;
 use super::{
     error::TaskError,
     store::{CancelOutcome, Finish, TaskBackend},
-    task::{
-        NewTask, TaskFilter, TaskList, TaskRecord, TaskStats, TaskStatus, TaskSummary, TaskView,
-    },
+    task::{NewTask, TaskFilter, TaskList, TaskRecord, TaskStats, TaskStatus, TaskSummary},
 };
 use crate::{
     config::TaskSettings,
@@ -82,9 +80,9 @@ struct Job {
 #[rtype(result = "Result<TaskRecord, TaskError>")]
 pub struct Enqueue(pub NewTask);
 
-/// Reads one of the owner's tasks.
+/// Reads one of the owner's tasks, with live progress if it runs here.
 #[derive(Message)]
-#[rtype(result = "Result<TaskView, TaskError>")]
+#[rtype(result = "Result<TaskRecord, TaskError>")]
 pub struct GetTask {
     /// Task id (trimmed).
     pub id: String,
@@ -368,7 +366,7 @@ impl Handler<Enqueue> for TaskSupervisor {
 }
 
 impl Handler<GetTask> for TaskSupervisor {
-    type Result = ResponseActFuture<Self, Result<TaskView, TaskError>>;
+    type Result = ResponseActFuture<Self, Result<TaskRecord, TaskError>>;
 
     fn handle(&mut self, msg: GetTask, _ctx: &mut Context<Self>) -> Self::Result {
         let get = self
@@ -377,7 +375,7 @@ impl Handler<GetTask> for TaskSupervisor {
         Box::pin(get.into_actor(self).map(move |found, act, _| {
             let mut task = found?.ok_or(TaskError::NotFound(msg.id))?;
             act.overlay_progress(&mut task);
-            Ok(TaskView::from(&task))
+            Ok(task)
         }))
     }
 }
@@ -474,6 +472,7 @@ impl Handler<Drain> for TaskSupervisor {
 #[derive(Clone)]
 pub struct Tasks {
     addr: Addr<TaskSupervisor>,
+    retention: Duration,
 }
 
 fn unavailable(e: actix::MailboxError) -> TaskError {
@@ -489,7 +488,13 @@ impl Tasks {
     ) -> Tasks {
         Tasks {
             addr: TaskSupervisor::new(store, registry, settings).start(),
+            retention: settings.retention,
         }
+    }
+
+    /// How long finished tasks stay readable.
+    pub fn retention(&self) -> Duration {
+        self.retention
     }
 
     /// Queues a task.
@@ -502,7 +507,7 @@ impl Tasks {
     }
 
     /// One of the owner's tasks.
-    pub async fn get(&self, id: String, owner: String) -> Result<TaskView, TaskError> {
+    pub async fn get(&self, id: String, owner: String) -> Result<TaskRecord, TaskError> {
         self.addr
             .send(GetTask { id, owner })
             .timeout(ASK_TIMEOUT)
