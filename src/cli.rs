@@ -111,6 +111,34 @@ pub struct Cli {
     #[arg(long)]
     pub allow_dcr: bool,
 
+    /// Password a person enters on the consent page to approve a client without a secret (required with DCR or CIMD) [env: MCP_APPROVAL_PASSWORD]
+    #[arg(long, value_name = "PASSWORD")]
+    pub approval_password: Option<String>,
+
+    /// Hosts whose OAuth client ID metadata documents are accepted, comma-separated, e.g. claude.ai [env: MCP_CIMD_ALLOWED_HOSTS]
+    #[arg(long, value_name = "HOSTS")]
+    pub cimd_allowed_hosts: Option<String>,
+
+    /// HMAC key of access tokens, at least 32 characters (default: generated once and kept in the data directory) [env: MCP_TOKEN_SIGNING_KEY]
+    #[arg(long, value_name = "KEY")]
+    pub token_signing_key: Option<String>,
+
+    /// Access token life in seconds [env: MCP_ACCESS_TOKEN_TTL_SECS] [default: 3600]
+    #[arg(long, value_name = "SECS")]
+    pub access_token_ttl_secs: Option<String>,
+
+    /// Refresh token life in seconds [env: MCP_REFRESH_TOKEN_TTL_SECS] [default: 86400]
+    #[arg(long, value_name = "SECS")]
+    pub refresh_token_ttl_secs: Option<String>,
+
+    /// Most dynamically registered OAuth clients kept [env: MCP_MAX_DCR_CLIENTS] [default: 100]
+    #[arg(long, value_name = "N")]
+    pub max_dcr_clients: Option<String>,
+
+    /// MCP requests per minute per client address, 0 = unlimited [env: MCP_RATE_LIMIT_PER_MINUTE] [default: 1200]
+    #[arg(long, value_name = "N")]
+    pub rate_limit_per_minute: Option<String>,
+
     /// Async tasks running at once, 1 to 64 [env: OPENCLAW_TASK_CONCURRENCY] [default: 4]
     #[arg(long, value_name = "N")]
     pub task_concurrency: Option<String>,
@@ -131,7 +159,7 @@ pub struct Cli {
 impl Cli {
     /// The flags that were given, as (settings key, value) pairs for the flag layer.
     pub fn values(&self) -> Vec<(&'static str, FigValue)> {
-        let strings: [(&'static str, &Option<String>); 24] = [
+        let strings: [(&'static str, &Option<String>); 31] = [
             ("url", &self.openclaw_url),
             ("gateway_token", &self.gateway_token),
             ("model", &self.model),
@@ -156,6 +184,13 @@ impl Cli {
             ("max_tasks", &self.max_tasks),
             ("task_retention_secs", &self.task_retention_secs),
             ("data_dir", &self.data_dir),
+            ("approval_password", &self.approval_password),
+            ("cimd_allowed_hosts", &self.cimd_allowed_hosts),
+            ("token_signing_key", &self.token_signing_key),
+            ("access_token_ttl_secs", &self.access_token_ttl_secs),
+            ("refresh_token_ttl_secs", &self.refresh_token_ttl_secs),
+            ("max_dcr_clients", &self.max_dcr_clients),
+            ("rate_limit_per_minute", &self.rate_limit_per_minute),
         ];
         let mut out: Vec<(&'static str, FigValue)> = strings
             .into_iter()

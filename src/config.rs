@@ -45,6 +45,14 @@ pub const DEFAULT_TASK_CONCURRENCY: u64 = 4;
 pub const DEFAULT_MAX_TASKS: u64 = 1000;
 /// Finished tasks are kept this long (1.7.0: one hour).
 pub const DEFAULT_TASK_RETENTION_SECS: u64 = 3600;
+/// Access tokens live an hour (1.7.0's TTL).
+pub const DEFAULT_ACCESS_TOKEN_TTL_SECS: u64 = 3600;
+/// Refresh tokens live a day (1.7.0's TTL).
+pub const DEFAULT_REFRESH_TOKEN_TTL_SECS: u64 = 24 * 3600;
+/// 1.7.0 kept at most 100 dynamically registered clients.
+pub const DEFAULT_MAX_DCR_CLIENTS: u64 = 100;
+/// MCP requests per minute per client address: generous for one user's clients, a brake on abuse.
+pub const DEFAULT_RATE_LIMIT_PER_MINUTE: u64 = 1200;
 /// In-flight tool calls get this long to finish on SIGTERM/SIGINT.
 pub const DEFAULT_SHUTDOWN_GRACE_SECS: u64 = 10;
 
@@ -154,6 +162,41 @@ pub const SETTINGS: &[SettingName] = &[
         "allow_insecure_issuer",
         &["MCP_DANGEROUSLY_ALLOW_INSECURE_ISSUER_URL"],
         None,
+    ),
+    secret(
+        "approval_password",
+        &["MCP_APPROVAL_PASSWORD"],
+        Some("approval-password"),
+    ),
+    s(
+        "cimd_allowed_hosts",
+        &["MCP_CIMD_ALLOWED_HOSTS"],
+        Some("cimd-allowed-hosts"),
+    ),
+    secret(
+        "token_signing_key",
+        &["MCP_TOKEN_SIGNING_KEY"],
+        Some("token-signing-key"),
+    ),
+    s(
+        "access_token_ttl_secs",
+        &["MCP_ACCESS_TOKEN_TTL_SECS"],
+        Some("access-token-ttl-secs"),
+    ),
+    s(
+        "refresh_token_ttl_secs",
+        &["MCP_REFRESH_TOKEN_TTL_SECS"],
+        Some("refresh-token-ttl-secs"),
+    ),
+    s(
+        "max_dcr_clients",
+        &["MCP_MAX_DCR_CLIENTS"],
+        Some("max-dcr-clients"),
+    ),
+    s(
+        "rate_limit_per_minute",
+        &["MCP_RATE_LIMIT_PER_MINUTE"],
+        Some("rate-limit-per-minute"),
     ),
     s(
         "task_concurrency",
@@ -317,6 +360,20 @@ pub struct AuthSettings {
     pub allow_dcr_public: bool,
     /// Allow an `http:` issuer on a non-loopback host.
     pub allow_insecure_issuer: bool,
+    /// Password a person types on the consent page to approve a client without a secret.
+    pub approval_password: Option<Secret>,
+    /// Hosts whose client ID metadata documents are accepted (empty = CIMD off).
+    pub cimd_allowed_hosts: Vec<String>,
+    /// Key of the access tokens' HMAC signature; `None` = persisted in the data directory.
+    pub token_signing_key: Option<Secret>,
+    /// Life of an access token.
+    pub access_token_ttl: Duration,
+    /// Life of a refresh token.
+    pub refresh_token_ttl: Duration,
+    /// Most dynamically registered clients kept (oldest dropped first).
+    pub max_dcr_clients: usize,
+    /// Requests per minute per client address on the MCP routes (0 = no limit).
+    pub rate_limit_per_minute: u32,
 }
 
 /// Async task settings.
@@ -765,6 +822,42 @@ impl Layers {
         let allow_dcr_public = self.strict_bool("allow_dcr_public")?;
         let allow_insecure_issuer = self.strict_bool("allow_insecure_issuer")?;
         let issuer_raw = self.nonempty("issuer_url")?;
+        let approval_password = self.string("approval_password")?.map(Secret::new);
+        let cimd_allowed_hosts: Vec<String> = self
+            .list("cimd_allowed_hosts")?
+            .into_iter()
+            .map(|h| h.to_ascii_lowercase())
+            .collect();
+        let token_signing_key = self.string("token_signing_key")?.map(Secret::new);
+        let access_token_ttl = Duration::from_secs(
+            self.uint(
+                "access_token_ttl_secs",
+                60,
+                24 * 3600,
+                "a number of seconds",
+            )?
+            .unwrap_or(DEFAULT_ACCESS_TOKEN_TTL_SECS),
+        );
+        let refresh_token_ttl = Duration::from_secs(
+            self.uint(
+                "refresh_token_ttl_secs",
+                300,
+                365 * 24 * 3600,
+                "a number of seconds",
+            )?
+            .unwrap_or(DEFAULT_REFRESH_TOKEN_TTL_SECS),
+        );
+        let max_dcr_clients = self
+            .uint("max_dcr_clients", 1, 100_000, "a number of clients")?
+            .unwrap_or(DEFAULT_MAX_DCR_CLIENTS) as usize;
+        let rate_limit_per_minute = self
+            .uint(
+                "rate_limit_per_minute",
+                0,
+                1_000_000,
+                "a number of requests",
+            )?
+            .unwrap_or(DEFAULT_RATE_LIMIT_PER_MINUTE) as u32;
 
         // Auth applies to HTTP only; in stdio these settings are ignored, as in 1.7.0.
         let enabled = enabled_flag && transport.is_http();
@@ -798,7 +891,18 @@ impl Layers {
                 );
             }
             for uri in &redirect_uris {
-                if url::Url::parse(uri).is_err() {
+                let scheme = url::Url::parse(uri).map(|u| u.scheme().to_string());
+                if scheme
+                    .as_deref()
+                    .is_ok_and(|s| matches!(s, "javascript" | "data" | "vbscript" | "file"))
+                {
+                    return Err(ConfigError::Invalid(format!(
+                        "{} may not contain a {} URI",
+                        self.origin("redirect_uris"),
+                        scheme.unwrap_or_default()
+                    )));
+                }
+                if scheme.is_err() {
                     return Err(ConfigError::Invalid(format!(
                         "{} must be a comma-separated list of absolute URIs, got {uri:?}",
                         self.origin("redirect_uris")
@@ -811,6 +915,27 @@ impl Layers {
                     http.host
                 )));
             }
+            if let Some(password) = &approval_password
+                && password.expose().chars().count() < 12
+            {
+                return Err(ConfigError::Invalid(
+                    "MCP_APPROVAL_PASSWORD must be at least 12 characters".to_string(),
+                ));
+            }
+            if (allow_dcr || !cimd_allowed_hosts.is_empty()) && approval_password.is_none() {
+                return Err(ConfigError::Invalid(
+                    "Dynamic client registration and client ID metadata documents let clients without a secret ask for tokens; set MCP_APPROVAL_PASSWORD so that a person approves each one on the consent page. Refusing to start."
+                        .to_string(),
+                ));
+            }
+            if let Some(key) = &token_signing_key
+                && key.expose().len() < 32
+            {
+                return Err(ConfigError::Invalid(
+                    "MCP_TOKEN_SIGNING_KEY must be at least 32 characters. Generate one with: openssl rand -hex 32"
+                        .to_string(),
+                ));
+            }
         }
         Ok(AuthSettings {
             enabled,
@@ -821,6 +946,13 @@ impl Layers {
             allow_dcr,
             allow_dcr_public,
             allow_insecure_issuer,
+            approval_password,
+            cimd_allowed_hosts,
+            token_signing_key,
+            access_token_ttl,
+            refresh_token_ttl,
+            max_dcr_clients,
+            rate_limit_per_minute,
         })
     }
 
@@ -1402,7 +1534,23 @@ mod tests {
         let mut dcr = base.to_vec();
         dcr.push(("MCP_DANGEROUSLY_ALLOW_DCR", "true"));
         assert!(err(&["-t", "http"], &dcr).contains("is not loopback"));
+        assert!(
+            err(&["-t", "http", "--host", "127.0.0.1"], &dcr).contains("set MCP_APPROVAL_PASSWORD")
+        );
+        dcr.push(("MCP_APPROVAL_PASSWORD", "correct horse battery"));
         assert!(load(&["-t", "http", "--host", "127.0.0.1"], &dcr).is_ok());
+        let mut cimd = base.to_vec();
+        cimd.push(("MCP_CIMD_ALLOWED_HOSTS", "claude.ai"));
+        assert!(err(&["-t", "http"], &cimd).contains("set MCP_APPROVAL_PASSWORD"));
+        let mut weak_key = base.to_vec();
+        weak_key.push(("MCP_TOKEN_SIGNING_KEY", "short"));
+        assert!(err(&["-t", "http"], &weak_key).starts_with("MCP_TOKEN_SIGNING_KEY must be"));
+        let mut js = base.to_vec();
+        js.push((
+            "MCP_REDIRECT_URIS",
+            "https://ok.example/cb,javascript:alert(1)",
+        ));
+        assert!(err(&["-t", "http"], &js).contains("may not contain a javascript URI"));
         // A secret is never echoed back.
         let e = err(
             &["-t", "http"],
