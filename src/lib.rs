@@ -24,6 +24,7 @@ pub mod cli;
 pub mod config;
 pub mod gateway;
 pub mod mcp;
+pub mod sqlite;
 pub mod tasks;
 pub mod telemetry;
 pub mod transport;

@@ -15,15 +15,15 @@
 use std::{
     fs::{File, OpenOptions},
     path::{Path, PathBuf},
-    sync::{Arc, Mutex},
     time::Duration,
 };
 
-use actix::{Actor, Addr, Handler, Message, SyncArbiter, SyncContext};
 use futures_util::future::BoxFuture;
 use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
 
 use super::task::{INTERRUPTED, NewTask, TaskRecord, TaskStatus, new_task_id};
+use crate::sqlite::SqliteHandle;
+pub use crate::sqlite::StoreError;
 
 /// The database file inside the data directory.
 pub const DB_FILE: &str = "tasks.db";
@@ -31,25 +31,6 @@ pub const DB_FILE: &str = "tasks.db";
 const RUNNERS_DIR: &str = "runners";
 /// Schema version in `PRAGMA user_version`.
 const SCHEMA_VERSION: i64 = 1;
-/// How long a store call may take before the caller gives up (SQLite waits up to 5 s for a lock).
-const STORE_CALL_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// A store failure.
-#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
-pub enum StoreError {
-    /// SQLite or the file system failed.
-    #[error("task database: {0}")]
-    Db(String),
-    /// The store actor could not be reached.
-    #[error("task store unavailable: {0}")]
-    Unavailable(String),
-}
-
-impl From<rusqlite::Error> for StoreError {
-    fn from(e: rusqlite::Error) -> Self {
-        StoreError::Db(e.to_string())
-    }
-}
 
 /// Result of a cancel.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -573,48 +554,9 @@ fn create_private_dir(dir: &Path) -> std::io::Result<()> {
     }
 }
 
-/// A store operation: a closure over the database.
-pub type DbOp<R> = Box<dyn FnOnce(&mut Db) -> Result<R, StoreError> + Send>;
-
-/// One store operation, run on the store's thread.
-pub struct Exec<R>(DbOp<R>);
-
-impl<R: Send + 'static> Message for Exec<R> {
-    type Result = Result<R, StoreError>;
-}
-
-/// The actor that owns the database connection, on a `SyncArbiter` thread.
-pub struct TaskStore {
-    db: Option<Db>,
-}
-
-impl Actor for TaskStore {
-    type Context = SyncContext<Self>;
-}
-
-impl<R: Send + 'static> Handler<Exec<R>> for TaskStore {
-    type Result = Result<R, StoreError>;
-
-    fn handle(&mut self, msg: Exec<R>, _ctx: &mut SyncContext<Self>) -> Self::Result {
-        let Some(db) = self.db.as_mut() else {
-            return Err(StoreError::Unavailable(
-                "the database is closed".to_string(),
-            ));
-        };
-        // A panic inside SQLite glue must not kill the store thread.
-        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| (msg.0)(db))).unwrap_or_else(
-            |_| {
-                Err(StoreError::Db(
-                    "internal error while accessing the database".to_string(),
-                ))
-            },
-        )
-    }
-}
-
-/// [`TaskBackend`] on the SQLite store actor.
+/// [`TaskBackend`] on the SQLite store thread.
 pub struct SqliteBackend {
-    addr: Addr<TaskStore>,
+    db: SqliteHandle<Db>,
     runner: String,
 }
 
@@ -623,11 +565,10 @@ impl SqliteBackend {
     pub fn start(location: &Location) -> Result<SqliteBackend, StoreError> {
         let db = Db::open(location)?;
         let runner = db.runner().to_string();
-        let slot = Arc::new(Mutex::new(Some(db)));
-        let addr = SyncArbiter::start(1, move || TaskStore {
-            db: slot.lock().ok().and_then(|mut s| s.take()),
-        });
-        Ok(SqliteBackend { addr, runner })
+        Ok(SqliteBackend {
+            db: SqliteHandle::start(db),
+            runner,
+        })
     }
 
     fn exec<R, F>(&self, f: F) -> StoreFuture<R>
@@ -635,15 +576,7 @@ impl SqliteBackend {
         R: Send + 'static,
         F: FnOnce(&mut Db) -> Result<R, StoreError> + Send + 'static,
     {
-        let request = self
-            .addr
-            .send(Exec(Box::new(f)))
-            .timeout(STORE_CALL_TIMEOUT);
-        Box::pin(async move {
-            request
-                .await
-                .map_err(|e| StoreError::Unavailable(e.to_string()))?
-        })
+        self.db.exec(f)
     }
 }
 
