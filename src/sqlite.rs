@@ -2,13 +2,22 @@
 //! blocking database call ever runs on the async threads. The task store and the OAuth store each
 //! own one; callers send closures over the state and await their results.
 
-use std::{sync::Arc, time::Duration};
+use std::{path::PathBuf, sync::Arc, time::Duration};
 
 use actix::{Actor, Addr, Handler, Message, SyncArbiter, SyncContext};
 use futures_util::future::BoxFuture;
 
 /// How long a store call may take before the caller gives up (SQLite waits up to 5 s for a lock).
 const CALL_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Where the store lives.
+#[derive(Debug, Clone)]
+pub enum Location {
+    /// The data directory (files inside it), shared with other processes using it.
+    Dir(PathBuf),
+    /// In this process's memory only.
+    Memory,
+}
 
 /// A store failure.
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]

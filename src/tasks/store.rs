@@ -23,7 +23,7 @@ use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
 
 use super::task::{INTERRUPTED, NewTask, TaskRecord, TaskStatus, new_task_id};
 use crate::sqlite::SqliteHandle;
-pub use crate::sqlite::StoreError;
+pub use crate::sqlite::{Location, StoreError};
 
 /// The database file inside the data directory.
 pub const DB_FILE: &str = "tasks.db";
@@ -165,15 +165,6 @@ fn runner_alive(data_dir: &Path, runner: &str) -> bool {
         Err(std::fs::TryLockError::WouldBlock) => true,
         Err(std::fs::TryLockError::Error(_)) => true,
     }
-}
-
-/// Where the store lives.
-#[derive(Debug, Clone)]
-pub enum Location {
-    /// `<dir>/tasks.db`, shared with other processes on the same directory.
-    Dir(PathBuf),
-    /// In this process's memory only.
-    Memory,
 }
 
 /// The synchronous database, used only on the store's own thread.

@@ -1,0 +1,228 @@
+//! Tokens: JWT access tokens (`jsonwebtoken`, HS256 only — a token claiming another algorithm,
+//! `none` included, is rejected) with `iss`, `aud` (the resource), `sub` (the client), `scope`,
+//! `exp`, `iat`, `jti` and `gid` (the grant, so that revoking a grant kills its access tokens);
+//! opaque refresh tokens and authorization codes from the system CSPRNG, stored only as SHA-256
+//! hashes; and constant-time comparison for secrets.
+
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, errors::ErrorKind};
+use ring::rand::{SecureRandom, SystemRandom};
+use serde::{Deserialize, Serialize};
+
+/// The only scope this server grants.
+pub const SCOPE: &str = "mcp:tools";
+
+/// Claims of an access token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Claims {
+    /// The issuer URL.
+    pub iss: String,
+    /// The resource the token is for.
+    pub aud: String,
+    /// The client the token was issued to.
+    pub sub: String,
+    /// Space-separated scopes.
+    pub scope: String,
+    /// Expiry, seconds since the epoch.
+    pub exp: u64,
+    /// Issue time, seconds since the epoch.
+    pub iat: u64,
+    /// Unique token id.
+    pub jti: String,
+    /// The grant (authorization) the token belongs to.
+    pub gid: String,
+}
+
+impl Claims {
+    /// Whether the token carries `scope`.
+    pub fn has_scope(&self, scope: &str) -> bool {
+        self.scope.split(' ').any(|s| s == scope)
+    }
+}
+
+/// Why an access token was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TokenError {
+    /// Past its `exp`.
+    #[error("The access token expired")]
+    Expired,
+    /// Issued for another resource.
+    #[error("The access token was issued for another resource")]
+    WrongAudience,
+    /// Not a token of this server (bad signature, bad format, other issuer or algorithm).
+    #[error("The access token is invalid")]
+    Invalid,
+}
+
+/// The HMAC key of access tokens.
+pub struct SigningKey {
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+}
+
+impl SigningKey {
+    /// A key from raw bytes (at least 32).
+    pub fn new(secret: &[u8]) -> SigningKey {
+        SigningKey {
+            encoding: EncodingKey::from_secret(secret),
+            decoding: DecodingKey::from_secret(secret),
+        }
+    }
+
+    /// Signs `claims`.
+    pub fn sign(&self, claims: &Claims) -> String {
+        // unwrap-free: HS256 signing of a serializable struct cannot fail.
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), claims, &self.encoding)
+            .unwrap_or_default()
+    }
+
+    /// Verifies signature, algorithm, issuer, expiry (at `now`, seconds) and audience.
+    pub fn verify(
+        &self,
+        token: &str,
+        issuer: &str,
+        audiences: &[String],
+        now: u64,
+    ) -> Result<Claims, TokenError> {
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.set_issuer(&[issuer]);
+        validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+        // Expiry and audience are checked below against our own clock and list.
+        validation.validate_exp = false;
+        validation.validate_aud = false;
+        let claims = jsonwebtoken::decode::<Claims>(token, &self.decoding, &validation)
+            .map_err(|e| match e.kind() {
+                ErrorKind::ExpiredSignature => TokenError::Expired,
+                _ => TokenError::Invalid,
+            })?
+            .claims;
+        if claims.exp <= now {
+            return Err(TokenError::Expired);
+        }
+        if !audiences.iter().any(|a| a == &claims.aud) {
+            return Err(TokenError::WrongAudience);
+        }
+        Ok(claims)
+    }
+}
+
+/// `n` random bytes from the system CSPRNG.
+pub fn random_bytes(n: usize) -> Vec<u8> {
+    let mut buf = vec![0u8; n];
+    // The system RNG failing is not something a server can work around.
+    SystemRandom::new()
+        .fill(&mut buf)
+        .expect("the system random number generator failed");
+    buf
+}
+
+/// An opaque token: 32 random bytes, base64url.
+pub fn random_token() -> String {
+    URL_SAFE_NO_PAD.encode(random_bytes(32))
+}
+
+/// The stored form of an opaque token or secret: hex SHA-256.
+pub fn hash(token: &str) -> String {
+    ring::digest::digest(&ring::digest::SHA256, token.as_bytes())
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Compares two byte strings in time that depends only on their lengths.
+pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn claims(exp: u64, aud: &str) -> Claims {
+        Claims {
+            iss: "https://bridge.example".into(),
+            aud: aud.into(),
+            sub: "openclaw".into(),
+            scope: SCOPE.into(),
+            exp,
+            iat: 1,
+            jti: "j".into(),
+            gid: "g".into(),
+        }
+    }
+
+    #[test]
+    fn a_token_round_trips_and_is_checked() {
+        let key = SigningKey::new(&[7u8; 32]);
+        let aud = vec!["https://bridge.example/mcp".to_string()];
+        let token = key.sign(&claims(100, &aud[0]));
+        assert_eq!(
+            key.verify(&token, "https://bridge.example", &aud, 50)
+                .unwrap()
+                .sub,
+            "openclaw"
+        );
+        assert_eq!(
+            key.verify(&token, "https://bridge.example", &aud, 100),
+            Err(TokenError::Expired)
+        );
+        assert_eq!(
+            key.verify(&token, "https://other.example", &aud, 50),
+            Err(TokenError::Invalid)
+        );
+        assert_eq!(
+            key.verify(
+                &token,
+                "https://bridge.example",
+                &["https://x/mcp".into()],
+                50
+            ),
+            Err(TokenError::WrongAudience)
+        );
+        let forged = SigningKey::new(&[8u8; 32]).sign(&claims(100, &aud[0]));
+        assert_eq!(
+            key.verify(&forged, "https://bridge.example", &aud, 50),
+            Err(TokenError::Invalid)
+        );
+    }
+
+    #[test]
+    fn alg_none_and_tampering_are_rejected() {
+        let key = SigningKey::new(&[7u8; 32]);
+        let aud = vec!["https://bridge.example/mcp".to_string()];
+        let token = key.sign(&claims(100, &aud[0]));
+        let parts: Vec<&str> = token.split('.').collect();
+        let none_header = URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"JWT"}"#);
+        let unsigned = format!("{none_header}.{}.", parts[1]);
+        assert_eq!(
+            key.verify(&unsigned, "https://bridge.example", &aud, 50),
+            Err(TokenError::Invalid)
+        );
+        let mut payload: serde_json::Value =
+            serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[1]).unwrap()).unwrap();
+        payload["sub"] = "admin".into();
+        let tampered = format!(
+            "{}.{}.{}",
+            parts[0],
+            URL_SAFE_NO_PAD.encode(payload.to_string()),
+            parts[2]
+        );
+        assert_eq!(
+            key.verify(&tampered, "https://bridge.example", &aud, 50),
+            Err(TokenError::Invalid)
+        );
+    }
+
+    #[test]
+    fn hashes_and_comparisons() {
+        assert_eq!(hash("abc").len(), 64);
+        assert_ne!(random_token(), random_token());
+        assert!(ct_eq(b"same", b"same"));
+        assert!(!ct_eq(b"same", b"sane"));
+        assert!(!ct_eq(b"same", b"same!"));
+    }
+}
