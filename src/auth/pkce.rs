@@ -31,7 +31,7 @@ mod tests {
 
     #[test]
     fn rfc_7636_appendix_b() {
-        let verifier = "dBjftJeZ4CVP-mJ92K9qqe4Y4W-Oln8UaLN4bvBS1gM";
+        let verifier = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
         assert_eq!(
             challenge_of(verifier),
             "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
