@@ -114,20 +114,35 @@ async fn forward_progress(
 
 impl ServerHandler for OpenClawServer {
     fn get_info(&self) -> ServerConfig {
-        ServerConfig::new(
-            ServerCapabilities::builder()
-                .enable_tools()
-                // The tasks extension (SEP-2663): `openclaw_chat` becomes a task for clients that
-                // declare it, run by the same TaskSupervisor as `openclaw_chat_async`.
-                .enable_tasks()
-                .build(),
-        )
-        .with_server_info(
-            Implementation::new("openclaw-mcp", env!("CARGO_PKG_VERSION"))
-                .with_title("OpenClaw MCP bridge")
-                .with_description("Talk to OpenClaw agents on one or more OpenClaw gateways"),
-        )
-        .with_instructions(INSTRUCTIONS)
+        #[cfg_attr(not(feature = "conformance"), allow(unused_mut))]
+        let mut capabilities = ServerCapabilities::builder()
+            .enable_tools()
+            // The tasks extension (SEP-2663): `openclaw_chat` becomes a task for clients that
+            // declare it, run by the same TaskSupervisor as `openclaw_chat_async`.
+            .enable_tasks()
+            .build();
+        // The conformance suite's logging scenarios need `logging`; the real server sends no logs.
+        #[cfg(feature = "conformance")]
+        {
+            capabilities.logging = Some(Default::default());
+        }
+        ServerConfig::new(capabilities)
+            .with_server_info(
+                Implementation::new("openclaw-mcp", env!("CARGO_PKG_VERSION"))
+                    .with_title("OpenClaw MCP bridge")
+                    .with_description("Talk to OpenClaw agents on one or more OpenClaw gateways"),
+            )
+            .with_instructions(INSTRUCTIONS)
+    }
+
+    #[cfg(feature = "conformance")]
+    #[allow(deprecated)] // logging/setLevel is gone in 2026-07-28; the 2025 suite still tests it
+    async fn set_level(
+        &self,
+        _request: rmcp::model::SetLevelRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<(), McpError> {
+        Ok(())
     }
 
     async fn list_tools(
