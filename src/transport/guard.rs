@@ -601,9 +601,14 @@ pub(crate) async fn guard(
     }
 
     let path = req.path().to_string();
-    let res = super::http::with_scope(scope, next.call(req))
+    let mut res = super::http::with_scope(scope, next.call(req))
         .await?
         .map_into_boxed_body();
+    // rmcp answers a session DELETE with 202; the spec fixes no status, and the official Python
+    // client logs "Session termination failed: 202" for anything but 200.
+    if method == Method::DELETE && route == Route::Mcp && res.status() == StatusCode::ACCEPTED {
+        *res.response_mut().status_mut() = StatusCode::OK;
+    }
     let status = res.status();
     tracing::debug!(%client, method = %method, path = %path, status = status.as_u16(), ms = started.elapsed().as_millis() as u64, "http request");
     Ok(match in_flight {
