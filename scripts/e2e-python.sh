@@ -8,13 +8,16 @@
 #    --example mock_gateway`; CARGO_PROFILE_ARG is empty for debug, or e.g. `--release`);
 # 3. starts two mock gateways on free loopback ports: `a` wants a random token, `b` wants none
 #    and answers chats after ${E2E_B_DELAY_MS:-1000} ms (so a task on it can be cancelled in flight);
-# 4. runs scripts/e2e_client.py, which drives the bridge over stdio and asserts its seven tools.
+# 4. runs scripts/e2e_client.py, which drives the bridge and asserts its seven tools over stdio,
+#    Streamable HTTP in both eras (the client's default mode, which speaks 2026-07-28, and
+#    mode="legacy", which opens an initialize session) and the legacy HTTP+SSE transport.
 #
 # The gateways are always stopped on exit. Nothing but pip leaves the machine: the gateways, the
 # bridge and every request are on 127.0.0.1.
 #
 # Environment: E2E_VENV, E2E_PYTHON (default python3, >= 3.10), CARGO_PROFILE_ARG, E2E_B_DELAY_MS,
-# E2E_POLL_TIMEOUT (seconds an async task may take, default 10).
+# E2E_POLL_TIMEOUT (seconds an async task may take, default 10), E2E_TRANSPORTS (comma-separated
+# subset of stdio,http,http-legacy,sse; default all).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -24,6 +27,7 @@ VENV=${E2E_VENV:-target/e2e-venv}
 PYTHON=${E2E_PYTHON:-python3}
 B_DELAY_MS=${E2E_B_DELAY_MS:-1000}
 POLL_TIMEOUT=${E2E_POLL_TIMEOUT:-10}
+TRANSPORTS=${E2E_TRANSPORTS:-stdio,http,http-legacy,sse}
 read -r -a PROFILE_ARGS <<<"${CARGO_PROFILE_ARG:-}"
 
 log() { printf 'e2e-python: %s\n' "$*" >&2; }
@@ -153,7 +157,7 @@ status=0
     --bridge "$BRIDGE" \
     --url-a "http://127.0.0.1:$PORT_A" --token-a "$TOKEN" \
     --url-b "http://127.0.0.1:$PORT_B" --b-delay-ms "$B_DELAY_MS" \
-    --poll-timeout "$POLL_TIMEOUT" || status=$?
+    --poll-timeout "$POLL_TIMEOUT" --transports "$TRANSPORTS" || status=$?
 log "client run took $(since "$started") s"
 [ "$status" -eq 0 ] || die "e2e_client.py exited with status $status"
 log "passed"

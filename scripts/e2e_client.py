@@ -1,14 +1,24 @@
 #!/usr/bin/env python3
 """End-to-end check of the openclaw-mcp bridge with the official MCP Python SDK (PyPI `mcp` 2.x).
 
-It starts the bridge over stdio against two mock gateways that are already running (see
+It starts the bridge against two mock gateways that are already running (see
 scripts/e2e-python.sh, which starts them and runs this file):
 
   a  the default instance, whose gateway wants a token (passed with --token-a)
   b  a gateway without a token, which answers chats after --b-delay-ms
 
-and asserts the seven tools, printing `ok  <check>` per check. The first failed check prints
-`FAIL <check>: <why>` (and the end of the bridge's stderr) and exits 1.
+and asserts the seven tools, printing `ok  <check>` per check, over each transport of
+--transports (default: all four):
+
+  stdio        the bridge as Claude Desktop starts it;
+  http         Streamable HTTP (`--transport http` on a free loopback port), the client's default
+               mode: it probes `server/discover` and speaks the stateless 2026-07-28 era;
+  http-legacy  the same with `mode="legacy"`: `initialize` and an MCP session;
+  sse          the legacy HTTP+SSE transport (`/sse` + `/messages`) of a bridge started with the
+               deprecated alias `--transport sse`.
+
+Each HTTP bridge gets its own data directory and must exit 0 on SIGTERM. The first failed
+check prints `FAIL <check>: <why>` (and the end of the bridge's stderr) and exits 1.
 
 The four async tools (openclaw_chat_async, openclaw_task_status, openclaw_task_list,
 openclaw_task_cancel) are checked only when the bridge implements them: if the first
@@ -25,12 +35,16 @@ import asyncio
 import json
 import os
 import re
+import signal
+import subprocess
 import sys
 import tempfile
+import threading
 import time
 from typing import Any
 
 from mcp import Client, StdioServerParameters
+from mcp.client.sse import sse_client
 from mcp.client.stdio import stdio_client
 
 TOOL_NAMES = [
@@ -49,6 +63,9 @@ TASK_ID_RE = re.compile(r"^task_[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a
 STATUSES = ["pending", "running", "completed", "failed", "cancelled"]
 TERMINAL = {"completed", "failed", "cancelled"}
 MAX_MESSAGE_CHARS = 100_000
+TRANSPORTS = ["stdio", "http", "http-legacy", "sse"]
+MODERN = "2026-07-28"
+LISTENING_RE = re.compile(r"listening address=127\.0\.0\.1:(\d+)")
 
 
 class CheckFailed(Exception):
@@ -398,11 +415,103 @@ def check_token_absent(run: Run) -> None:
 # sessions
 
 
+class HttpBridge:
+    """The bridge serving HTTP on a free loopback port; its stderr goes to the run's log."""
+
+    def __init__(self, run: Run, args: argparse.Namespace, data_dir: str, extra_env: dict[str, str], flag: str) -> None:
+        self.errlog = open(run.errlog_path, "a", encoding="utf-8")  # closed at process exit
+        self.proc = subprocess.Popen(
+            [args.bridge, "--transport", flag, "--host", "127.0.0.1", "--port", "0"],
+            env=bridge_env(args, data_dir, extra_env),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        self.port: int | None = None
+        self.listening = threading.Event()
+        threading.Thread(target=self._pump, daemon=True).start()
+        if not self.listening.wait(30):
+            self.stop()
+            raise CheckFailed("the HTTP bridge did not log its listening address within 30 s")
+        if self.port is None:
+            raise CheckFailed(f"the HTTP bridge exited at start-up (status {self.proc.poll()})")
+
+    def _pump(self) -> None:
+        assert self.proc.stderr is not None
+        for line in self.proc.stderr:
+            self.errlog.write(line)
+            self.errlog.flush()
+            match = LISTENING_RE.search(line)
+            if match and self.port is None:
+                self.port = int(match.group(1))
+                self.listening.set()
+        self.listening.set()
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def stop(self) -> int | None:
+        """SIGTERM, then the exit status (bounded wait; killed if it does not stop)."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(timeout=5)
+            return None
+
+
+def connect(run: Run, args: argparse.Namespace, transport: str, bridge: HttpBridge | None, data_dir: str, extra_env: dict[str, str]) -> Client:
+    """A client for `transport` (an HTTP bridge must already run for the HTTP ones)."""
+    timeout = args.call_timeout
+    if transport == "stdio":
+        params = StdioServerParameters(command=args.bridge, args=[], env=bridge_env(args, data_dir, extra_env))
+        errlog = open(run.errlog_path, "a", encoding="utf-8")  # closed at process exit
+        # stdio_client is the transport Client builds from StdioServerParameters; built here to keep stderr.
+        return Client(stdio_client(params, errlog=errlog), read_timeout_seconds=timeout)
+    assert bridge is not None
+    if transport == "http":
+        return Client(bridge.url("/mcp"), read_timeout_seconds=timeout)
+    if transport == "http-legacy":
+        return Client(bridge.url("/mcp"), mode="legacy", read_timeout_seconds=timeout)
+    return Client(sse_client(bridge.url("/sse")), mode="legacy", read_timeout_seconds=timeout)
+
+
 async def session(run: Run, args: argparse.Namespace, data_dir: str, extra_env: dict[str, str]) -> Client:
-    params = StdioServerParameters(command=args.bridge, args=[], env=bridge_env(args, data_dir, extra_env))
-    errlog = open(run.errlog_path, "a", encoding="utf-8")  # closed at process exit
-    # stdio_client is the transport Client builds from StdioServerParameters; built here to keep stderr.
-    return Client(stdio_client(params, errlog=errlog), read_timeout_seconds=args.call_timeout)
+    return connect(run, args, "stdio", None, data_dir, extra_env)
+
+
+async def transport_checks(run: Run, args: argparse.Namespace, tmp: str, transport: str, multi: str) -> None:
+    """The seven tools over one transport, against instances a and b."""
+    extra_env = {"OPENCLAW_INSTANCES": multi}
+    data_dir = os.path.join(tmp, f"data-{transport}")
+    bridge = None
+    run.begin(f"connect to the bridge over {transport} (OPENCLAW_INSTANCES a, b)")
+    if transport != "stdio":
+        flag = "sse" if transport == "sse" else "http"
+        bridge = await asyncio.to_thread(HttpBridge, run, args, data_dir, extra_env, flag)
+    try:
+        async with connect(run, args, transport, bridge, data_dir, extra_env) as client:
+            run.expect_eq(client.server_info.name if client.server_info else None, "openclaw-mcp", "serverInfo.name")
+            version = str(client.protocol_version)
+            if transport == "http":
+                run.expect_eq(version, MODERN, "protocol version (the default mode prefers the newest era)")
+            elif transport != "stdio":
+                run.expect(version < MODERN, f"protocol version {version!r}: expected an initialize-era version")
+            run.ok(f"connect to the bridge over {transport} (protocol {version})")
+            await check_tools(run, client)
+            await check_chat(run, client)
+            await check_status(run, client, ["a", "b"], "a")
+            await check_instances(run, client, [("a", args.url_a), ("b", args.url_b)])
+            await check_async(run, client, args.b_delay_ms / 1000, args.poll_timeout)
+    finally:
+        if bridge is not None:
+            status = await asyncio.to_thread(bridge.stop)
+            run.begin(f"the {transport} bridge exits 0 on SIGTERM")
+            run.expect_eq(status, 0, "exit status")
+            run.ok()
 
 
 async def main_checks(run: Run, args: argparse.Namespace, tmp: str) -> None:
@@ -412,15 +521,8 @@ async def main_checks(run: Run, args: argparse.Namespace, tmp: str) -> None:
             {"name": "b", "url": args.url_b},
         ]
     )
-    run.begin("connect to the bridge over stdio (OPENCLAW_INSTANCES a, b)")
-    async with await session(run, args, os.path.join(tmp, "data-multi"), {"OPENCLAW_INSTANCES": multi}) as client:
-        run.expect_eq(client.server_info.name if client.server_info else None, "openclaw-mcp", "serverInfo.name")
-        run.ok(f"connect to the bridge over stdio (protocol {client.protocol_version})")
-        await check_tools(run, client)
-        await check_chat(run, client)
-        await check_status(run, client, ["a", "b"], "a")
-        await check_instances(run, client, [("a", args.url_a), ("b", args.url_b)])
-        await check_async(run, client, args.b_delay_ms / 1000, args.poll_timeout)
+    for transport in args.transports:
+        await transport_checks(run, args, tmp, transport, multi)
 
     run.begin("single instance from OPENCLAW_URL + OPENCLAW_GATEWAY_TOKEN")
     single = {"OPENCLAW_URL": args.url_a, "OPENCLAW_GATEWAY_TOKEN": args.token_a}
@@ -451,8 +553,17 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--b-delay-ms", type=int, default=0, help="the --delay-ms gateway b was started with")
     p.add_argument("--poll-timeout", type=float, default=10.0, help="seconds to wait for an async task")
     p.add_argument("--call-timeout", type=float, default=30.0, help="seconds to wait for one MCP answer")
-    p.add_argument("--total-timeout", type=float, default=180.0, help="seconds for the whole run")
+    p.add_argument("--total-timeout", type=float, default=300.0, help="seconds for the whole run")
+    p.add_argument(
+        "--transports",
+        default=",".join(TRANSPORTS),
+        help=f"comma-separated transports to check, of {', '.join(TRANSPORTS)} (default: all)",
+    )
     args = p.parse_args()
+    args.transports = [t.strip() for t in args.transports.split(",") if t.strip()]
+    for transport in args.transports:
+        if transport not in TRANSPORTS:
+            p.error(f"unknown transport {transport!r}; choose from {', '.join(TRANSPORTS)}")
     for url in (args.url_a, args.url_b):
         if not re.match(r"^http://(127\.\d+\.\d+\.\d+|localhost|\[::1\]):\d+$", url):
             p.error(f"not a loopback URL: {url}")
