@@ -850,8 +850,21 @@ async fn sigterm_lets_the_call_in_flight_finish_then_exits_zero() {
     let gw = FakeGateway::start();
     let mut bridge = bridge_for(&gw, &[], &[("MCP_SHUTDOWN_GRACE_SECS", "10")]).await;
     let client = bridge.legacy_client().await;
+    // A legacy SSE session with a slow call in flight too.
     let (status, mut sse) = SseReader::open(&bridge.url("/sse")).await;
     assert_eq!(status, 200);
+    let messages = bridge.url(&sse.next(Duration::from_secs(10)).await.unwrap().data);
+    post(&messages, &[JSON], &initialize_body(1)).await;
+    assert_eq!(sse.next_message(Duration::from_secs(10)).await["id"], 1);
+    post(
+        &messages,
+        &[JSON],
+        r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
+    )
+    .await;
+    let slow_sse = json!({"jsonrpc":"2.0","id":9,"method":"tools/call","params":{"name":"openclaw_chat","arguments":{"message":"[[delay:1500]] over sse"}}});
+    let (status, _, _) = post(&messages, &[JSON], &slow_sse.to_string()).await;
+    assert_eq!(status, 202);
     let url = bridge.url("/mcp");
     let in_flight = actix_rt::spawn(async move {
         let (headers, body) = modern_call(
@@ -872,13 +885,13 @@ async fn sigterm_lets_the_call_in_flight_finish_then_exits_zero() {
     });
     let mut seen = false;
     for _ in 0..100 {
-        if bridge.health().await["inFlight"] == 1 {
+        if bridge.health().await["inFlight"] == 2 {
             seen = true;
             break;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    assert!(seen, "the call is in flight");
+    assert!(seen, "both calls are in flight");
     bridge.signal("TERM");
     common::eventually("shutdown begins", || {
         bridge.logs().contains("Shutting down HTTP server")
@@ -902,7 +915,13 @@ async fn sigterm_lets_the_call_in_flight_finish_then_exits_zero() {
         json_body(&body)["result"]["content"][0]["text"],
         "echo: [[delay:1500]] slow"
     );
-    // The legacy stream is closed by the shutdown.
+    // The legacy call is answered on its stream, then the shutdown closes the stream.
+    let answer = sse.next_message(Duration::from_secs(15)).await;
+    assert_eq!(answer["id"], 9);
+    assert_eq!(
+        answer["result"]["content"][0]["text"],
+        "echo: [[delay:1500]] over sse"
+    );
     while sse.next(Duration::from_secs(15)).await.is_some() {}
     assert_eq!(bridge.wait_exit(Duration::from_secs(20)).await, Some(0));
     assert!(

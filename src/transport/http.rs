@@ -595,7 +595,8 @@ async fn health(shared: web::Data<Shared>) -> HttpResponse {
     }))
     .await;
     HttpResponse::Ok().json(json!({
-        "status": if shared.lifecycle.is_draining() { "shutting_down" } else { "ok" },
+        // While shutting down, the guard answers 503 before this handler runs.
+        "status": "ok",
         "version": env!("CARGO_PKG_VERSION"),
         "transport": "streamable-http",
         "legacySseSupported": true,
