@@ -521,6 +521,22 @@ async fn every_error_is_json_with_the_right_status() {
     )
     .await;
     assert_eq!(error_of(status, &body).0, 403);
+    let binary_origin = common::http::client()
+        .post(&mcp)
+        .insert_header(JSON)
+        .insert_header(ACCEPT)
+        .insert_header((
+            "Origin",
+            awc::http::header::HeaderValue::from_bytes(b"http://\xff.example").unwrap(),
+        ))
+        .send_body(initialize_body(1))
+        .await
+        .unwrap();
+    assert_eq!(
+        binary_origin.status().as_u16(),
+        403,
+        "an Origin that is not text"
+    );
     let own = format!("http://127.0.0.1:{}", bridge.port);
     let (status, _, _) = post(&mcp, &[JSON, ACCEPT, ("Origin", &own)], &initialize_body(1)).await;
     assert_eq!(status, 200, "the server's own origin is accepted");
