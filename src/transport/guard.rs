@@ -37,7 +37,9 @@ use futures_util::StreamExt;
 use rmcp::model::{ClientJsonRpcMessage, ClientRequest};
 
 use super::http::{HttpError, InFlightGuard, Principal, RequestScope, Shared, error_json};
+use crate::auth::middleware::{Limit, RateLimiter};
 use crate::config::{CorsOrigins, HttpSettings, TrustProxy, is_loopback_host};
+use crate::tasks::Owner;
 
 /// Host names a loopback bind always answers to.
 const LOOPBACK_NAMES: [&str; 3] = ["localhost", "127.0.0.1", "::1"];
@@ -512,6 +514,19 @@ enum Route {
     Other,
 }
 
+/// Whether `path` is one of the OAuth routes (with or without the issuer's path prefix).
+fn is_oauth_path(path: &str) -> bool {
+    path.contains("/.well-known/")
+        || ["/authorize", "/token", "/revoke", "/register"]
+            .iter()
+            .any(|end| path.ends_with(end))
+}
+
+/// Whether `path` is an MCP route (bearer token and rate limit).
+fn is_protected_path(path: &str) -> bool {
+    matches!(path.trim_end_matches('/'), "/mcp" | "/sse" | "/messages")
+}
+
 fn route_of(path: &str) -> Route {
     match path.trim_end_matches('/') {
         "/mcp" => Route::Mcp,
@@ -551,13 +566,46 @@ pub(crate) async fn guard(
             ),
             None => None,
         };
-        shared.origin_policy.check(origin, host)?;
+        // The OAuth routes answer any origin themselves (they carry no cookies and browser-based
+        // clients read them); the MCP routes must come from an allowed one.
+        if !is_oauth_path(req.path()) {
+            shared.origin_policy.check(origin, host)?;
+        }
         Ok(())
     }
     .await;
     if let Err(e) = checked {
         tracing::warn!(%client, method = %method, path = %req.path(), reason = %e, "request refused");
         return Ok(req.error_response(e));
+    }
+
+    // The MCP routes: rate limit, then (auth on) the bearer token and the session's owner.
+    if is_protected_path(req.path()) && method != Method::OPTIONS {
+        if let Err(retry) = shared.mcp_limiter.check(Limit::Mcp, client.0) {
+            tracing::warn!(%client, path = %req.path(), "rate limit reached");
+            let response = RateLimiter::refuse(Limit::Mcp, retry);
+            return Ok(req.into_response(response).map_into_boxed_body());
+        }
+        if let Some(auth) = shared.auth.get() {
+            match auth.authenticate(header(&req, header::AUTHORIZATION)) {
+                Ok(claims) => {
+                    let owner = Owner::Subject(claims.sub);
+                    let session = header(&req, header::HeaderName::from_static("mcp-session-id"));
+                    if let Some(session) = session
+                        && !shared.session_owners.allows(session, &owner)
+                    {
+                        tracing::warn!(%client, "a session was used with another client's token");
+                        return Ok(req.error_response(HttpError::SessionNotFound));
+                    }
+                    req.extensions_mut().insert(Principal(owner));
+                }
+                Err(refusal) => {
+                    tracing::warn!(%client, path = %req.path(), reason = ?refusal, "bearer token refused");
+                    let response = auth.challenge(&refusal);
+                    return Ok(req.into_response(response).map_into_boxed_body());
+                }
+            }
+        }
     }
 
     let json_rpc_post = method == Method::POST && route != Route::Other;
@@ -607,9 +655,20 @@ pub(crate) async fn guard(
     }
 
     let path = req.path().to_string();
+    let opener = scope.initialize.then(|| scope.principal.clone()).flatten();
     let mut res = super::http::with_scope(scope, next.call(req))
         .await?
         .map_into_boxed_body();
+    if let Some(owner) = opener
+        && let Some(session) = res
+            .headers()
+            .get("mcp-session-id")
+            .and_then(|v| v.to_str().ok())
+    {
+        shared
+            .session_owners
+            .bind(session, &owner, shared.limit.max(), shared.session_idle);
+    }
     // rmcp answers a session DELETE with 202; the spec fixes no status, and the official Python
     // client logs "Session termination failed: 202" for anything but 200.
     if method == Method::DELETE && route == Route::Mcp && res.status() == StatusCode::ACCEPTED {

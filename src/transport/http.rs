@@ -38,7 +38,7 @@ use std::{
     collections::HashSet,
     future::Future,
     sync::{
-        Arc, Mutex,
+        Arc, Mutex, OnceLock,
         atomic::{AtomicBool, AtomicUsize, Ordering},
     },
     time::{Duration, Instant},
@@ -65,8 +65,10 @@ use tokio_util::sync::CancellationToken;
 use super::{guard, sse_legacy};
 use crate::{
     app,
+    auth::{self, Auth, middleware::RateLimiter},
     config::{CorsOrigins, Settings, TransportKind, TrustProxy},
     mcp::server::{OpenClawServer, Services},
+    sqlite::Location,
     tasks::Owner,
 };
 
@@ -545,8 +547,47 @@ pub(crate) struct Shared {
     pub legacy: sse_legacy::LegacySessions,
     /// Whether OAuth protects the MCP routes.
     pub auth_enabled: bool,
+    /// The OAuth server; set once the address is bound (the issuer needs the port), before any
+    /// request is served.
+    pub auth: OnceLock<Arc<Auth>>,
+    /// `MCP_RATE_LIMIT_PER_MINUTE` on the MCP routes, with or without auth.
+    pub mcp_limiter: RateLimiter,
+    /// Which principal opened each Streamable HTTP session (auth on): a session can only be
+    /// used with a token of the same subject.
+    pub session_owners: SessionOwners,
     /// Cancelled at shutdown: ends every session and stream.
     pub shutdown: CancellationToken,
+}
+
+/// Session id → the subject that opened it, with when it was last used.
+#[derive(Default)]
+pub(crate) struct SessionOwners(Mutex<std::collections::HashMap<String, (Owner, Instant)>>);
+
+impl SessionOwners {
+    /// Records the owner of a new session.
+    pub fn bind(&self, session: &str, owner: &Owner, max: usize, idle: Duration) {
+        if let Ok(mut map) = self.0.lock() {
+            if map.len() >= max.saturating_mul(2) {
+                map.retain(|_, (_, seen)| seen.elapsed() < idle);
+            }
+            map.insert(session.to_string(), (owner.clone(), Instant::now()));
+        }
+    }
+
+    /// Whether `owner` may use `session` (unknown sessions are left to rmcp, which answers 404).
+    pub fn allows(&self, session: &str, owner: &Owner) -> bool {
+        match self.0.lock() {
+            Ok(mut map) => match map.get_mut(session) {
+                Some((bound, seen)) if bound == owner => {
+                    *seen = Instant::now();
+                    true
+                }
+                Some(_) => false,
+                None => true,
+            },
+            Err(_) => false,
+        }
+    }
 }
 
 /// The Streamable HTTP service on `/mcp`, shared by all workers (and so are its sessions).
@@ -657,6 +698,9 @@ pub async fn serve(settings: &Settings, services: Services) -> i32 {
         lifecycle: Arc::new(Lifecycle::default()),
         legacy: sse_legacy::LegacySessions::default(),
         auth_enabled: settings.auth.enabled,
+        auth: OnceLock::new(),
+        mcp_limiter: RateLimiter::new(settings.auth.rate_limit_per_minute),
+        session_owners: SessionOwners::default(),
         shutdown: CancellationToken::new(),
     });
     let mcp = mcp_service(&shared);
@@ -666,8 +710,14 @@ pub async fn serve(settings: &Settings, services: Services) -> i32 {
         let data = web::Data::from(app_shared.clone());
         let guard_shared = app_shared.clone();
         let cors = guard::cors(&app_shared.cors);
+        let oauth = app_shared.auth.get().cloned();
         App::new()
             .app_data(data)
+            .configure(move |cfg| {
+                if let Some(auth) = oauth.clone() {
+                    auth::server::configure(auth)(cfg);
+                }
+            })
             .wrap(Condition::new(cors.is_some(), cors.unwrap_or_default()))
             .wrap(from_fn(move |req, next| {
                 guard::guard(guard_shared.clone(), req, next)
@@ -693,6 +743,29 @@ pub async fn serve(settings: &Settings, services: Services) -> i32 {
             return app::EXIT_FAILURE;
         }
     };
+    if settings.auth.enabled {
+        let port = server.addrs().first().map_or(http.port, |a| a.port());
+        let issuer = settings
+            .auth
+            .issuer_url
+            .as_ref()
+            .map(|u| u.to_string())
+            .unwrap_or_else(|| auth::default_issuer(http, port));
+        let location = match &settings.tasks.data_dir {
+            Some(dir) => Location::Dir(dir.clone()),
+            None => Location::Memory,
+        };
+        match Auth::start(&settings.auth, http, &issuer, &location) {
+            Ok(auth) => {
+                let _ = shared.auth.set(Arc::new(auth));
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot start OAuth");
+                eprintln!("openclaw-mcp: configuration error: {e}");
+                return crate::config::EXIT_CONFIG;
+            }
+        }
+    }
     for address in server.addrs() {
         tracing::info!(%address, workers, "listening");
     }

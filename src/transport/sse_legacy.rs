@@ -43,6 +43,8 @@ struct LegacySession {
     pending: Mutex<HashMap<RequestId, InFlightGuard>>,
     /// Last message either way, for the idle timeout.
     last_activity: Mutex<Instant>,
+    /// The authenticated principal that opened the stream (auth on): only it may post.
+    principal: Option<Owner>,
 }
 
 impl LegacySession {
@@ -202,10 +204,12 @@ pub(crate) async fn open(
     let id = uuid::Uuid::new_v4().to_string();
     let (to_server, incoming) = mpsc::channel(CHANNEL_CAPACITY);
     let (outgoing_tx, outgoing) = mpsc::channel(CHANNEL_CAPACITY);
+    let principal = req.extensions().get::<Principal>().map(|p| p.0.clone());
     let session = Arc::new(LegacySession {
         to_server,
         pending: Mutex::new(HashMap::new()),
         last_activity: Mutex::new(Instant::now()),
+        principal: principal.clone(),
     });
     shared.legacy.insert(id.clone(), session.clone());
     let cancel = shared.shutdown.child_token();
@@ -214,11 +218,7 @@ pub(crate) async fn open(
         shared: shared.clone(),
         cancel: cancel.clone(),
     };
-    let owner = req
-        .extensions()
-        .get::<Principal>()
-        .map(|p| p.0.clone())
-        .unwrap_or_else(|| Owner::Session(id.clone()));
+    let owner = principal.unwrap_or_else(|| Owner::Session(id.clone()));
     let client = req.extensions().get::<ClientAddr>().copied();
     tracing::info!(
         client = %client.unwrap_or(ClientAddr(None)),
@@ -274,8 +274,11 @@ pub(crate) async fn post(
     req: HttpRequest,
     shared: web::Data<Shared>,
 ) -> Result<HttpResponse, HttpError> {
+    let poster = req.extensions().get::<Principal>().map(|p| p.0.clone());
     let session = session_id(&req)
         .and_then(|id| shared.legacy.get(&id))
+        // A stream opened with one client's token only takes messages with the same client's.
+        .filter(|s| s.principal.is_none() || s.principal == poster)
         .ok_or(HttpError::SessionNotFound)?;
     let message = req
         .extensions_mut()

@@ -1,0 +1,1094 @@
+//! OAuth 2.1 in HTTP mode, one test per rule, each attack included: the real binary on a
+//! loopback port, raw HTTP for the OAuth endpoints, rmcp's client for the tools.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::collections::HashMap;
+
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+use common::{
+    FakeGateway, call,
+    http::{ACCEPT_BOTH, HttpBridge, initialize_body, json_body},
+    json_of, text,
+};
+use openclaw_mcp::auth::{
+    pkce::challenge_of,
+    tokens::{Claims, SigningKey},
+};
+use rmcp::{
+    ServiceExt,
+    transport::{
+        StreamableHttpClientTransport, streamable_http_client::StreamableHttpClientTransportConfig,
+    },
+};
+use serde_json::{Value, json};
+
+const CLIENT_ID: &str = "openclaw";
+const SECRET: &str = "0123456789abcdef0123456789abcdef-secret";
+const SIGNING_KEY: &str = "test-signing-key-test-signing-key-0123456789";
+const CALLBACK: &str = "https://claude.ai/api/mcp/auth_callback";
+
+struct Http {
+    client: awc::Client,
+}
+
+struct Reply {
+    status: u16,
+    headers: awc::http::header::HeaderMap,
+    body: Vec<u8>,
+}
+
+impl Reply {
+    fn json(&self) -> Value {
+        json_body(&self.body)
+    }
+    fn header(&self, name: &str) -> Option<String> {
+        self.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    }
+    fn location(&self) -> url::Url {
+        url::Url::parse(&self.header("location").expect("a Location header")).unwrap()
+    }
+    fn location_params(&self) -> HashMap<String, String> {
+        self.location().query_pairs().into_owned().collect()
+    }
+}
+
+impl Http {
+    fn new() -> Self {
+        Http {
+            client: awc::Client::builder()
+                .disable_redirects()
+                .timeout(std::time::Duration::from_secs(20))
+                .finish(),
+        }
+    }
+
+    async fn send(&self, req: awc::ClientRequest, body: Option<String>) -> Reply {
+        let mut response = match body {
+            Some(b) => req.send_body(b).await,
+            None => req.send().await,
+        }
+        .unwrap();
+        let body = response.body().limit(1 << 20).await.unwrap().to_vec();
+        Reply {
+            status: response.status().as_u16(),
+            headers: response.headers().clone(),
+            body,
+        }
+    }
+
+    async fn get(&self, url: &str) -> Reply {
+        self.send(self.client.get(url), None).await
+    }
+
+    async fn form(&self, url: &str, pairs: &[(&str, &str)], basic: Option<(&str, &str)>) -> Reply {
+        let body = url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(pairs)
+            .finish();
+        let mut req = self
+            .client
+            .post(url)
+            .insert_header(("content-type", "application/x-www-form-urlencoded"));
+        if let Some((id, secret)) = basic {
+            req = req.insert_header((
+                "authorization",
+                format!(
+                    "Basic {}",
+                    base64::engine::general_purpose::STANDARD.encode(format!("{id}:{secret}"))
+                ),
+            ));
+        }
+        self.send(req, Some(body)).await
+    }
+
+    async fn mcp(&self, url: &str, token: Option<&str>) -> Reply {
+        let mut req = self
+            .client
+            .post(url)
+            .insert_header(("content-type", "application/json"))
+            .insert_header(("accept", ACCEPT_BOTH));
+        if let Some(token) = token {
+            req = req.insert_header(("authorization", format!("Bearer {token}")));
+        }
+        self.send(req, Some(initialize_body(1))).await
+    }
+}
+
+fn auth_env<'a>(gw: &'a FakeGateway, extra: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
+    let mut env = vec![
+        ("OPENCLAW_URL", gw.url.as_str()),
+        ("AUTH_ENABLED", "true"),
+        ("MCP_CLIENT_ID", CLIENT_ID),
+        ("MCP_CLIENT_SECRET", SECRET),
+        ("MCP_TOKEN_SIGNING_KEY", SIGNING_KEY),
+    ];
+    env.extend_from_slice(extra);
+    env
+}
+
+async fn bridge(gw: &FakeGateway, extra: &[(&str, &str)]) -> HttpBridge {
+    HttpBridge::spawn(&[], &auth_env(gw, extra)).await
+}
+
+fn verifier() -> String {
+    URL_SAFE_NO_PAD.encode(uuid::Uuid::new_v4().as_bytes()) + "-padding-to-be-long-enough"
+}
+
+/// Authorization request parameters of a well-behaved client.
+fn authorize_params(challenge: &str, redirect: &str) -> Vec<(String, String)> {
+    vec![
+        ("response_type".into(), "code".into()),
+        ("client_id".into(), CLIENT_ID.into()),
+        ("redirect_uri".into(), redirect.into()),
+        ("code_challenge".into(), challenge.into()),
+        ("code_challenge_method".into(), "S256".into()),
+        ("scope".into(), "mcp:tools".into()),
+        ("state".into(), "xyz".into()),
+    ]
+}
+
+fn query(pairs: &[(String, String)]) -> String {
+    url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(pairs)
+        .finish()
+}
+
+async fn authorize(http: &Http, b: &HttpBridge, pairs: &[(String, String)]) -> Reply {
+    http.get(&b.url(&format!("/authorize?{}", query(pairs))))
+        .await
+}
+
+/// Runs the authorization-code flow; returns (verifier, code).
+async fn get_code(http: &Http, b: &HttpBridge) -> (String, String) {
+    let v = verifier();
+    let reply = authorize(http, b, &authorize_params(&challenge_of(&v), CALLBACK)).await;
+    assert_eq!(
+        reply.status,
+        302,
+        "{}",
+        String::from_utf8_lossy(&reply.body)
+    );
+    let code = reply.location_params()["code"].clone();
+    (v, code)
+}
+
+async fn redeem(http: &Http, b: &HttpBridge, code: &str, v: &str) -> Reply {
+    http.form(
+        &b.url("/token"),
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", code),
+            ("code_verifier", v),
+            ("redirect_uri", CALLBACK),
+            ("client_id", CLIENT_ID),
+            ("client_secret", SECRET),
+        ],
+        None,
+    )
+    .await
+}
+
+async fn tokens(http: &Http, b: &HttpBridge) -> Value {
+    let (v, code) = get_code(http, b).await;
+    let reply = redeem(http, b, &code, &v).await;
+    assert_eq!(
+        reply.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&reply.body)
+    );
+    assert_eq!(reply.header("cache-control").as_deref(), Some("no-store"));
+    reply.json()
+}
+
+fn forge(b: &HttpBridge, key: &str, edit: impl FnOnce(&mut Claims)) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let mut claims = Claims {
+        iss: b.base.clone(),
+        aud: b.url("/mcp"),
+        sub: CLIENT_ID.into(),
+        scope: "mcp:tools".into(),
+        exp: now + 600,
+        iat: now,
+        jti: "forged".into(),
+        gid: "no-such-grant".into(),
+    };
+    edit(&mut claims);
+    SigningKey::new(key.as_bytes()).sign(&claims)
+}
+
+async fn authed_client(
+    b: &HttpBridge,
+    token: &str,
+) -> rmcp::service::RunningService<rmcp::RoleClient, ()> {
+    openclaw_mcp::app::install_crypto_provider();
+    let config = StreamableHttpClientTransportConfig::with_uri(b.url("/mcp")).auth_header(token);
+    ().serve(StreamableHttpClientTransport::from_config(config))
+        .await
+        .expect("authenticated session")
+}
+
+#[actix_rt::test]
+async fn metadata_documents_describe_the_authorization_server_and_the_resource() {
+    let gw = FakeGateway::start();
+    let b = bridge(&gw, &[]).await;
+    let http = Http::new();
+    let asm = http
+        .get(&b.url("/.well-known/oauth-authorization-server"))
+        .await;
+    assert_eq!(asm.status, 200);
+    let doc = asm.json();
+    assert_eq!(doc["issuer"], b.base);
+    assert_eq!(doc["authorization_endpoint"], b.url("/authorize"));
+    assert_eq!(doc["token_endpoint"], b.url("/token"));
+    assert_eq!(doc["revocation_endpoint"], b.url("/revoke"));
+    assert_eq!(doc["code_challenge_methods_supported"], json!(["S256"]));
+    assert_eq!(doc["scopes_supported"], json!(["mcp:tools"]));
+    assert!(
+        doc["token_endpoint_auth_methods_supported"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("client_secret_basic"))
+    );
+    assert!(doc.get("registration_endpoint").is_none(), "DCR is off");
+    let prm = http
+        .get(&b.url("/.well-known/oauth-protected-resource/mcp"))
+        .await
+        .json();
+    assert_eq!(prm["resource"], b.url("/mcp"));
+    assert_eq!(prm["authorization_servers"], json!([b.base]));
+    let root = http
+        .get(&b.url("/.well-known/oauth-protected-resource"))
+        .await
+        .json();
+    assert_eq!(root["resource"], b.base);
+}
+
+#[actix_rt::test]
+async fn a_missing_token_gets_401_with_resource_metadata() {
+    let gw = FakeGateway::start();
+    let b = bridge(&gw, &[]).await;
+    let http = Http::new();
+    let reply = http.mcp(&b.url("/mcp"), None).await;
+    assert_eq!(reply.status, 401);
+    let challenge = reply.header("www-authenticate").unwrap();
+    assert!(challenge.starts_with("Bearer "), "{challenge}");
+    assert!(challenge.contains("error=\"invalid_token\""), "{challenge}");
+    assert!(
+        challenge.contains(&format!(
+            "resource_metadata=\"{}/.well-known/oauth-protected-resource/mcp\"",
+            b.base
+        )),
+        "{challenge}"
+    );
+    assert_eq!(reply.json()["error"], "invalid_token");
+    for path in ["/sse", "/messages?sessionId=x"] {
+        let r = if path == "/sse" {
+            http.get(&b.url(path)).await
+        } else {
+            http.mcp(&b.url(path), None).await
+        };
+        assert_eq!(r.status, 401, "{path}");
+        assert!(
+            r.header("www-authenticate")
+                .unwrap()
+                .contains("resource_metadata=")
+        );
+    }
+}
+
+#[actix_rt::test]
+async fn health_and_the_oauth_routes_stay_open() {
+    let gw = FakeGateway::start();
+    let b = bridge(&gw, &[]).await;
+    let health = b.health().await;
+    assert_eq!(health["auth"], true);
+    let http = Http::new();
+    assert_eq!(
+        http.get(&b.url("/.well-known/oauth-authorization-server"))
+            .await
+            .status,
+        200
+    );
+}
+
+#[actix_rt::test]
+async fn a_malformed_authorization_header_gets_401() {
+    let gw = FakeGateway::start();
+    let b = bridge(&gw, &[]).await;
+    let http = Http::new();
+    for value in ["Basic abc", "Bearer", "Bearer not-a-jwt", "Token x"] {
+        let req = http
+            .client
+            .post(b.url("/mcp"))
+            .insert_header(("content-type", "application/json"))
+            .insert_header(("accept", ACCEPT_BOTH))
+            .insert_header(("authorization", value));
+        let reply = http.send(req, Some(initialize_body(1))).await;
+        assert_eq!(reply.status, 401, "{value}");
+    }
+}
+
+#[actix_rt::test]
+async fn the_full_flow_gives_a_token_that_works_for_the_tools() {
+    let gw = FakeGateway::start();
+    let b = bridge(&gw, &[]).await;
+    let http = Http::new();
+    let t = tokens(&http, &b).await;
+    assert_eq!(t["token_type"], "Bearer");
+    assert_eq!(t["expires_in"], 3600);
+    assert_eq!(t["scope"], "mcp:tools");
+    let access = t["access_token"].as_str().unwrap();
+    assert_eq!(access.split('.').count(), 3, "a JWT");
+    let client = authed_client(&b, access).await;
+    let result = client
+        .call_tool(call("openclaw_chat", json!({"message": "authorized"})))
+        .await
+        .unwrap();
+    assert_eq!(text(&result), "echo: authorized");
+    assert!(!b.logs().contains(access), "tokens never reach the logs");
+    assert!(!b.logs().contains(SECRET));
+}
+
+#[actix_rt::test]
+async fn javascript_data_and_remote_http_redirects_are_refused_without_a_redirect() {
+    let gw = FakeGateway::start();
+    let b = bridge(&gw, &[]).await;
+    let http = Http::new();
+    for uri in [
+        "javascript:alert(1)",
+        "data:text/html,<script>alert(1)</script>",
+        "http://evil.example.com/cb",
+    ] {
+        let reply = authorize(
+            &http,
+            &b,
+            &authorize_params(&challenge_of(&verifier()), uri),
+        )
+        .await;
+        assert_eq!(reply.status, 400, "{uri}");
+        assert!(reply.header("location").is_none(), "{uri}");
+    }
+    let loopback = authorize(
+        &http,
+        &b,
+        &authorize_params(
+            &challenge_of(&verifier()),
+            "http://127.0.0.1:6276/oauth/callback",
+        ),
+    )
+    .await;
+    assert_eq!(loopback.status, 302);
+}
+
+#[actix_rt::test]
+async fn an_allow_list_matches_exactly_except_loopback_ports() {
+    let gw = FakeGateway::start();
+    let b = bridge(
+        &gw,
+        &[(
+            "MCP_REDIRECT_URIS",
+            "https://claude.ai/api/mcp/auth_callback,http://localhost:1/cb",
+        )],
+    )
+    .await;
+    let http = Http::new();
+    let c = challenge_of(&verifier());
+    assert_eq!(
+        authorize(&http, &b, &authorize_params(&c, CALLBACK))
+            .await
+            .status,
+        302
+    );
+    assert_eq!(
+        authorize(&http, &b, &authorize_params(&c, "https://claude.ai/other"))
+            .await
+            .status,
+        400
+    );
+    assert_eq!(
+        authorize(&http, &b, &authorize_params(&c, "http://localhost:9999/cb"))
+            .await
+            .status,
+        302
+    );
+    let reply = authorize(
+        &http,
+        &b,
+        &authorize_params(&c, "https://claude.com/api/mcp/auth_callback"),
+    )
+    .await;
+    assert_eq!(reply.status, 400);
+    assert_eq!(
+        reply.json()["error_description"],
+        "Unregistered redirect_uri"
+    );
+}
+
+#[actix_rt::test]
+async fn pkce_s256_is_required_with_a_43_to_128_character_challenge() {
+    let gw = FakeGateway::start();
+    let b = bridge(&gw, &[]).await;
+    let http = Http::new();
+    let cases: Vec<(Vec<(String, String)>, &str)> = vec![
+        (
+            authorize_params("", CALLBACK)
+                .into_iter()
+                .filter(|(k, _)| k != "code_challenge")
+                .collect(),
+            "missing challenge",
+        ),
+        (
+            authorize_params(&"a".repeat(42), CALLBACK),
+            "short challenge",
+        ),
+        (
+            authorize_params(&"a".repeat(129), CALLBACK),
+            "long challenge",
+        ),
+        (
+            authorize_params(&challenge_of(&verifier()), CALLBACK)
+                .into_iter()
+                .map(|(k, v)| {
+                    if k == "code_challenge_method" {
+                        (k, "plain".to_string())
+                    } else {
+                        (k, v)
+                    }
+                })
+                .collect(),
+            "plain method",
+        ),
+    ];
+    for (pairs, what) in cases {
+        let reply = authorize(&http, &b, &pairs).await;
+        assert_eq!(reply.status, 302, "{what}");
+        let params = reply.location_params();
+        assert_eq!(params["error"], "invalid_request", "{what}");
+        assert_eq!(params["state"], "xyz", "{what}: state is kept on errors");
+        assert!(!params.contains_key("code"), "{what}");
+    }
+}
+
+#[actix_rt::test]
+async fn an_unknown_scope_is_invalid_scope() {
+    let gw = FakeGateway::start();
+    let b = bridge(&gw, &[]).await;
+    let http = Http::new();
+    let pairs: Vec<(String, String)> = authorize_params(&challenge_of(&verifier()), CALLBACK)
+        .into_iter()
+        .map(|(k, v)| {
+            if k == "scope" {
+                (k, "mcp:tools admin".to_string())
+            } else {
+                (k, v)
+            }
+        })
+        .collect();
+    let reply = authorize(&http, &b, &pairs).await;
+    assert_eq!(reply.location_params()["error"], "invalid_scope");
+}
+
+#[actix_rt::test]
+async fn state_and_an_existing_redirect_query_are_preserved() {
+    let gw = FakeGateway::start();
+    let b = bridge(&gw, &[]).await;
+    let http = Http::new();
+    let reply = authorize(
+        &http,
+        &b,
+        &authorize_params(
+            &challenge_of(&verifier()),
+            "https://claude.ai/cb?tenant=acme",
+        ),
+    )
+    .await;
+    assert_eq!(reply.status, 302);
+    let params = reply.location_params();
+    assert_eq!(params["tenant"], "acme");
+    assert_eq!(params["state"], "xyz");
+    assert_eq!(params["iss"], b.base);
+    assert!(params.contains_key("code"));
+    assert_eq!(reply.location().path(), "/cb");
+}
+
+#[actix_rt::test]
+async fn a_code_replay_is_refused() {
+    let gw = FakeGateway::start();
+    let b = bridge(&gw, &[]).await;
+    let http = Http::new();
+    let (v, code) = get_code(&http, &b).await;
+    assert_eq!(redeem(&http, &b, &code, &v).await.status, 200);
+    let again = redeem(&http, &b, &code, &v).await;
+    assert_eq!(again.status, 400);
+    assert_eq!(again.json()["error"], "invalid_grant");
+}
+
+#[actix_rt::test]
+async fn a_pkce_mismatch_burns_the_code_so_the_right_verifier_fails_after() {
+    let gw = FakeGateway::start();
+    let b = bridge(&gw, &[]).await;
+    let http = Http::new();
+    let (v, code) = get_code(&http, &b).await;
+    let wrong = redeem(&http, &b, &code, &verifier()).await;
+    assert_eq!(wrong.json()["error"], "invalid_grant");
+    let right = redeem(&http, &b, &code, &v).await;
+    assert_eq!(right.status, 400);
+    assert_eq!(
+        right.json()["error"],
+        "invalid_grant",
+        "1.7.0 accepted this retry"
+    );
+}
+
+#[actix_rt::test]
+async fn a_redirect_uri_swap_at_the_token_endpoint_is_refused() {
+    let gw = FakeGateway::start();
+    let b = bridge(&gw, &[]).await;
+    let http = Http::new();
+    let (v, code) = get_code(&http, &b).await;
+    let swapped = http
+        .form(
+            &b.url("/token"),
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", &code),
+                ("code_verifier", &v),
+                ("redirect_uri", "https://claude.ai/elsewhere"),
+                ("client_id", CLIENT_ID),
+                ("client_secret", SECRET),
+            ],
+            None,
+        )
+        .await;
+    assert_eq!(swapped.status, 400);
+    assert_eq!(swapped.json()["error"], "invalid_grant");
+    assert_eq!(redeem(&http, &b, &code, &v).await.status, 400, "burned");
+}
+
+#[actix_rt::test]
+async fn a_wrong_secret_by_post_gets_401_invalid_client() {
+    let gw = FakeGateway::start();
+    let b = bridge(&gw, &[]).await;
+    let http = Http::new();
+    let (v, code) = get_code(&http, &b).await;
+    let reply = http
+        .form(
+            &b.url("/token"),
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", &code),
+                ("code_verifier", &v),
+                ("redirect_uri", CALLBACK),
+                ("client_id", CLIENT_ID),
+                ("client_secret", "wrong-secret-wrong-secret-wrong-secret"),
+            ],
+            None,
+        )
+        .await;
+    assert_eq!(reply.status, 401);
+    assert_eq!(reply.json()["error"], "invalid_client");
+    let unknown = http
+        .form(
+            &b.url("/token"),
+            &[
+                ("grant_type", "authorization_code"),
+                ("client_id", "nobody"),
+                ("client_secret", "x"),
+            ],
+            None,
+        )
+        .await;
+    assert_eq!(unknown.status, 401);
+}
+
+#[actix_rt::test]
+async fn a_wrong_secret_by_basic_gets_401_with_a_basic_challenge() {
+    let gw = FakeGateway::start();
+    let b = bridge(&gw, &[]).await;
+    let http = Http::new();
+    let (v, code) = get_code(&http, &b).await;
+    let pairs = [
+        ("grant_type", "authorization_code"),
+        ("code", code.as_str()),
+        ("code_verifier", v.as_str()),
+        ("redirect_uri", CALLBACK),
+    ];
+    let wrong = http
+        .form(&b.url("/token"), &pairs, Some((CLIENT_ID, "nope")))
+        .await;
+    assert_eq!(wrong.status, 401);
+    assert!(
+        wrong
+            .header("www-authenticate")
+            .unwrap()
+            .starts_with("Basic")
+    );
+    // The failed attempt was client authentication, before the code was looked at: a right one
+    // with a fresh code works by Basic.
+    let (v, code) = get_code(&http, &b).await;
+    let pairs = [
+        ("grant_type", "authorization_code"),
+        ("code", code.as_str()),
+        ("code_verifier", v.as_str()),
+        ("redirect_uri", CALLBACK),
+    ];
+    let right = http
+        .form(&b.url("/token"), &pairs, Some((CLIENT_ID, SECRET)))
+        .await;
+    assert_eq!(
+        right.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&right.body)
+    );
+}
+
+#[actix_rt::test]
+async fn a_tampered_jwt_gets_401() {
+    let gw = FakeGateway::start();
+    let b = bridge(&gw, &[]).await;
+    let http = Http::new();
+    let access = tokens(&http, &b).await["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let parts: Vec<&str> = access.split('.').collect();
+    let mut payload: Value =
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[1]).unwrap()).unwrap();
+    payload["sub"] = "someone-else".into();
+    let tampered = format!(
+        "{}.{}.{}",
+        parts[0],
+        URL_SAFE_NO_PAD.encode(payload.to_string()),
+        parts[2]
+    );
+    assert_eq!(http.mcp(&b.url("/mcp"), Some(&tampered)).await.status, 401);
+    assert_eq!(http.mcp(&b.url("/mcp"), Some(&access)).await.status, 200);
+}
+
+#[actix_rt::test]
+async fn alg_none_gets_401() {
+    let gw = FakeGateway::start();
+    let b = bridge(&gw, &[]).await;
+    let http = Http::new();
+    let access = tokens(&http, &b).await["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let payload = access.split('.').nth(1).unwrap().to_string();
+    let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"JWT"}"#);
+    assert_eq!(
+        http.mcp(&b.url("/mcp"), Some(&format!("{header}.{payload}.")))
+            .await
+            .status,
+        401
+    );
+}
+
+#[actix_rt::test]
+async fn a_forged_signature_gets_401() {
+    let gw = FakeGateway::start();
+    let b = bridge(&gw, &[]).await;
+    let http = Http::new();
+    let forged = forge(&b, "another-key-another-key-another-key-1234", |_| {});
+    assert_eq!(http.mcp(&b.url("/mcp"), Some(&forged)).await.status, 401);
+}
+
+#[actix_rt::test]
+async fn an_expired_token_gets_401() {
+    let gw = FakeGateway::start();
+    let b = bridge(&gw, &[]).await;
+    let http = Http::new();
+    let expired = forge(&b, SIGNING_KEY, |c| c.exp = c.iat - 1);
+    let reply = http.mcp(&b.url("/mcp"), Some(&expired)).await;
+    assert_eq!(reply.status, 401);
+    assert!(
+        reply
+            .header("www-authenticate")
+            .unwrap()
+            .contains("expired")
+    );
+}
+
+#[actix_rt::test]
+async fn a_wrong_audience_gets_401() {
+    let gw = FakeGateway::start();
+    let b = bridge(&gw, &[]).await;
+    let http = Http::new();
+    let other = forge(&b, SIGNING_KEY, |c| {
+        c.aud = "https://other.example/mcp".into()
+    });
+    let reply = http.mcp(&b.url("/mcp"), Some(&other)).await;
+    assert_eq!(reply.status, 401);
+    assert!(
+        reply
+            .header("www-authenticate")
+            .unwrap()
+            .contains("another resource")
+    );
+}
+
+#[actix_rt::test]
+async fn a_missing_scope_gets_403_insufficient_scope() {
+    let gw = FakeGateway::start();
+    let b = bridge(&gw, &[]).await;
+    let http = Http::new();
+    let scopeless = forge(&b, SIGNING_KEY, |c| c.scope = "profile".into());
+    let reply = http.mcp(&b.url("/mcp"), Some(&scopeless)).await;
+    assert_eq!(reply.status, 403);
+    assert_eq!(reply.json()["error"], "insufficient_scope");
+    assert!(
+        reply
+            .header("www-authenticate")
+            .unwrap()
+            .contains("error=\"insufficient_scope\"")
+    );
+}
+
+#[actix_rt::test]
+async fn a_refresh_rotates_and_a_replay_revokes_the_whole_grant() {
+    let gw = FakeGateway::start();
+    let b = bridge(&gw, &[]).await;
+    let http = Http::new();
+    let first = tokens(&http, &b).await;
+    let refresh = |token: String| {
+        let http = &http;
+        let b = &b;
+        async move {
+            http.form(
+                &b.url("/token"),
+                &[("grant_type", "refresh_token"), ("refresh_token", &token)],
+                Some((CLIENT_ID, SECRET)),
+            )
+            .await
+        }
+    };
+    let second = refresh(first["refresh_token"].as_str().unwrap().to_string()).await;
+    assert_eq!(second.status, 200);
+    let second = second.json();
+    assert_ne!(second["refresh_token"], first["refresh_token"], "rotated");
+    let access = second["access_token"].as_str().unwrap();
+    assert_eq!(http.mcp(&b.url("/mcp"), Some(access)).await.status, 200);
+
+    let replay = refresh(first["refresh_token"].as_str().unwrap().to_string()).await;
+    assert_eq!(replay.status, 400);
+    assert_eq!(replay.json()["error"], "invalid_grant");
+    assert_eq!(
+        refresh(second["refresh_token"].as_str().unwrap().to_string())
+            .await
+            .status,
+        400,
+        "the rotated token died with its grant"
+    );
+    assert_eq!(
+        http.mcp(&b.url("/mcp"), Some(access)).await.status,
+        401,
+        "and so did the access token"
+    );
+}
+
+#[actix_rt::test]
+async fn a_refresh_may_not_widen_the_scope() {
+    let gw = FakeGateway::start();
+    let b = bridge(&gw, &[]).await;
+    let http = Http::new();
+    let t = tokens(&http, &b).await;
+    let reply = http
+        .form(
+            &b.url("/token"),
+            &[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", t["refresh_token"].as_str().unwrap()),
+                ("scope", "mcp:tools admin"),
+            ],
+            Some((CLIENT_ID, SECRET)),
+        )
+        .await;
+    assert_eq!(reply.json()["error"], "invalid_scope");
+}
+
+#[actix_rt::test]
+async fn a_revoked_token_gets_401() {
+    let gw = FakeGateway::start();
+    let b = bridge(&gw, &[]).await;
+    let http = Http::new();
+    let t = tokens(&http, &b).await;
+    let access = t["access_token"].as_str().unwrap();
+    assert_eq!(http.mcp(&b.url("/mcp"), Some(access)).await.status, 200);
+    let wrong_owner = http
+        .form(
+            &b.url("/revoke"),
+            &[("token", access)],
+            Some((CLIENT_ID, "not-the-secret")),
+        )
+        .await;
+    assert_eq!(wrong_owner.status, 401);
+    let revoked = http
+        .form(
+            &b.url("/revoke"),
+            &[("token", access)],
+            Some((CLIENT_ID, SECRET)),
+        )
+        .await;
+    assert_eq!(revoked.status, 200);
+    assert_eq!(revoked.json(), json!({}));
+    assert_eq!(http.mcp(&b.url("/mcp"), Some(access)).await.status, 401);
+    let refresh = http
+        .form(
+            &b.url("/token"),
+            &[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", t["refresh_token"].as_str().unwrap()),
+            ],
+            Some((CLIENT_ID, SECRET)),
+        )
+        .await;
+    assert_eq!(refresh.status, 400, "the grant family is gone");
+    let unknown = http
+        .form(
+            &b.url("/revoke"),
+            &[("token", "nothing")],
+            Some((CLIENT_ID, SECRET)),
+        )
+        .await;
+    assert_eq!(
+        unknown.status, 200,
+        "RFC 7009: unknown tokens are not an error"
+    );
+}
+
+#[actix_rt::test]
+async fn the_token_endpoint_is_rate_limited_with_retry_after() {
+    let gw = FakeGateway::start();
+    let b = bridge(&gw, &[]).await;
+    let http = Http::new();
+    let mut limited = None;
+    for i in 0..60 {
+        let reply = http
+            .form(
+                &b.url("/token"),
+                &[("grant_type", "refresh_token"), ("refresh_token", "x")],
+                Some((CLIENT_ID, SECRET)),
+            )
+            .await;
+        if reply.status == 429 {
+            limited = Some((i, reply));
+            break;
+        }
+    }
+    let (count, reply) = limited.expect("a 429 within 60 requests");
+    assert_eq!(count, 50, "1.7.0's limit: 50 per 15 minutes");
+    assert!(reply.header("retry-after").unwrap().parse::<u64>().unwrap() > 0);
+    assert_eq!(reply.json()["error"], "too_many_requests");
+}
+
+#[actix_rt::test]
+async fn the_mcp_routes_are_rate_limited_too() {
+    let gw = FakeGateway::start();
+    let b = bridge(&gw, &[("MCP_RATE_LIMIT_PER_MINUTE", "5")]).await;
+    let http = Http::new();
+    let access = tokens(&http, &b).await["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut statuses = Vec::new();
+    for _ in 0..7 {
+        statuses.push(http.mcp(&b.url("/mcp"), Some(&access)).await.status);
+    }
+    assert_eq!(&statuses[..5], &[200; 5]);
+    assert_eq!(statuses[5], 429);
+}
+
+#[actix_rt::test]
+async fn tokens_and_grants_survive_a_restart() {
+    let gw = FakeGateway::start();
+    let dir = tempfile::tempdir().unwrap();
+    let dir_s = dir.path().to_str().unwrap().to_string();
+    let env: Vec<(&str, &str)> = vec![
+        ("OPENCLAW_URL", gw.url.as_str()),
+        ("AUTH_ENABLED", "true"),
+        ("MCP_CLIENT_ID", CLIENT_ID),
+        ("MCP_CLIENT_SECRET", SECRET),
+        ("OPENCLAW_MCP_DATA_DIR", dir_s.as_str()),
+        ("MCP_ISSUER_URL", "http://localhost:1"),
+    ];
+    let http = Http::new();
+    let first = HttpBridge::spawn(&[], &env).await;
+    let t = tokens(&http, &first).await;
+    drop(first);
+    let second = HttpBridge::spawn(&[], &env).await;
+    let access = t["access_token"].as_str().unwrap();
+    // The issuer is fixed by MCP_ISSUER_URL, so the token's audience is still this server's.
+    assert_eq!(
+        http.mcp(&second.url("/mcp"), Some(access)).await.status,
+        200
+    );
+    let refreshed = http
+        .form(
+            &second.url("/token"),
+            &[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", t["refresh_token"].as_str().unwrap()),
+            ],
+            Some((CLIENT_ID, SECRET)),
+        )
+        .await;
+    assert_eq!(
+        refreshed.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&refreshed.body)
+    );
+}
+
+#[actix_rt::test]
+async fn a_registered_public_client_needs_a_person_to_approve_it() {
+    let gw = FakeGateway::start();
+    let b = bridge(
+        &gw,
+        &[
+            ("MCP_DANGEROUSLY_ALLOW_DCR", "true"),
+            ("MCP_APPROVAL_PASSWORD", "open sesame please"),
+        ],
+    )
+    .await;
+    let http = Http::new();
+    let registered = http
+        .send(
+            http.client.post(b.url("/register")).insert_header(("content-type", "application/json")),
+            Some(json!({"client_name": "Claude", "redirect_uris": [CALLBACK], "token_endpoint_auth_method": "none"}).to_string()),
+        )
+        .await;
+    assert_eq!(
+        registered.status,
+        201,
+        "{}",
+        String::from_utf8_lossy(&registered.body)
+    );
+    let client_id = registered.json()["client_id"].as_str().unwrap().to_string();
+    assert!(
+        registered.json().get("client_secret").is_none(),
+        "a public client"
+    );
+    let bad = http
+        .send(
+            http.client
+                .post(b.url("/register"))
+                .insert_header(("content-type", "application/json")),
+            Some(json!({"redirect_uris": ["javascript:alert(1)"]}).to_string()),
+        )
+        .await;
+    assert_eq!(bad.status, 400);
+    assert_eq!(bad.json()["error"], "invalid_redirect_uri");
+
+    let v = verifier();
+    let pairs: Vec<(String, String)> = authorize_params(&challenge_of(&v), CALLBACK)
+        .into_iter()
+        .map(|(k, val)| {
+            if k == "client_id" {
+                (k, client_id.clone())
+            } else {
+                (k, val)
+            }
+        })
+        .collect();
+    let page = authorize(&http, &b, &pairs).await;
+    assert_eq!(page.status, 200, "a consent page, not a code");
+    let html = String::from_utf8_lossy(&page.body).to_string();
+    assert!(html.contains("Claude") && html.contains("claude.ai"));
+    assert_eq!(page.header("x-frame-options").as_deref(), Some("DENY"));
+    let consent_id = html
+        .split("name=\"consent_id\" value=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_string();
+    let wrong = http
+        .form(
+            &b.url("/authorize"),
+            &[
+                ("consent_id", &consent_id),
+                ("password", "guess"),
+                ("decision", "approve"),
+            ],
+            None,
+        )
+        .await;
+    assert_eq!(wrong.status, 401);
+    assert!(wrong.header("location").is_none());
+    let approved = http
+        .form(
+            &b.url("/authorize"),
+            &[
+                ("consent_id", &consent_id),
+                ("password", "open sesame please"),
+                ("decision", "approve"),
+            ],
+            None,
+        )
+        .await;
+    assert_eq!(approved.status, 302);
+    let code = approved.location_params()["code"].clone();
+    let token = http
+        .form(
+            &b.url("/token"),
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", &code),
+                ("code_verifier", &v),
+                ("redirect_uri", CALLBACK),
+                ("client_id", &client_id),
+            ],
+            None,
+        )
+        .await;
+    assert_eq!(
+        token.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&token.body)
+    );
+    assert_eq!(
+        http.get(&b.url("/.well-known/oauth-authorization-server"))
+            .await
+            .json()["registration_endpoint"],
+        b.url("/register")
+    );
+}
+
+#[actix_rt::test]
+async fn task_ownership_follows_the_token_subject_across_sessions() {
+    let gw = FakeGateway::start();
+    let b = bridge(&gw, &[]).await;
+    let http = Http::new();
+    let access = tokens(&http, &b).await["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let first = authed_client(&b, &access).await;
+    let queued = json_of(
+        &first
+            .call_tool(call("openclaw_chat_async", json!({"message": "keep me"})))
+            .await
+            .unwrap(),
+    );
+    let id = queued["task_id"].as_str().unwrap().to_string();
+    drop(first);
+    let again = authed_client(&b, &access).await;
+    let seen = again
+        .call_tool(call("openclaw_task_status", json!({"task_id": id})))
+        .await
+        .unwrap();
+    assert!(!common::is_error(&seen), "{}", text(&seen));
+}
