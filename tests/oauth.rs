@@ -1092,3 +1092,116 @@ async fn task_ownership_follows_the_token_subject_across_sessions() {
         .unwrap();
     assert!(!common::is_error(&seen), "{}", text(&seen));
 }
+
+#[actix_rt::test]
+async fn a_session_cannot_be_used_with_another_clients_token() {
+    let gw = FakeGateway::start();
+    let b = bridge(
+        &gw,
+        &[
+            ("MCP_DANGEROUSLY_ALLOW_DCR", "true"),
+            ("MCP_APPROVAL_PASSWORD", "open sesame please"),
+        ],
+    )
+    .await;
+    let http = Http::new();
+    // Client A: the configured one. It opens a session.
+    let a = tokens(&http, &b).await["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let opened = http.mcp(&b.url("/mcp"), Some(&a)).await;
+    assert_eq!(opened.status, 200);
+    let session = opened.header("mcp-session-id").unwrap();
+    // Client B: registered and approved by a person.
+    let registered = http
+        .send(
+            http.client.post(b.url("/register")).insert_header(("content-type", "application/json")),
+            Some(json!({"client_name": "B", "redirect_uris": [CALLBACK], "token_endpoint_auth_method": "client_secret_post"}).to_string()),
+        )
+        .await
+        .json();
+    let (b_id, b_secret) = (
+        registered["client_id"].as_str().unwrap().to_string(),
+        registered["client_secret"].as_str().unwrap().to_string(),
+    );
+    let v = verifier();
+    let pairs: Vec<(String, String)> = authorize_params(&challenge_of(&v), CALLBACK)
+        .into_iter()
+        .map(|(k, val)| {
+            if k == "client_id" {
+                (k, b_id.clone())
+            } else {
+                (k, val)
+            }
+        })
+        .collect();
+    let page = String::from_utf8_lossy(&authorize(&http, &b, &pairs).await.body).to_string();
+    let consent_id = page
+        .split("name=\"consent_id\" value=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_string();
+    let approved = http
+        .form(
+            &b.url("/authorize"),
+            &[
+                ("consent_id", &consent_id),
+                ("password", "open sesame please"),
+                ("decision", "approve"),
+            ],
+            None,
+        )
+        .await;
+    let code = approved.location_params()["code"].clone();
+    let b_token = http
+        .form(
+            &b.url("/token"),
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", &code),
+                ("code_verifier", &v),
+                ("redirect_uri", CALLBACK),
+                ("client_id", &b_id),
+                ("client_secret", &b_secret),
+            ],
+            None,
+        )
+        .await
+        .json()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // B may not use A's session: it does not exist as far as B is concerned.
+    let list = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"}).to_string();
+    let hijack = http
+        .send(
+            http.client
+                .post(b.url("/mcp"))
+                .insert_header(("content-type", "application/json"))
+                .insert_header(("accept", ACCEPT_BOTH))
+                .insert_header(("mcp-session-id", session.as_str()))
+                .insert_header(("mcp-protocol-version", "2025-06-18"))
+                .insert_header(("authorization", format!("Bearer {b_token}"))),
+            Some(list.clone()),
+        )
+        .await;
+    assert_eq!(hijack.status, 404);
+    // A still can.
+    let own = http
+        .send(
+            http.client
+                .post(b.url("/mcp"))
+                .insert_header(("content-type", "application/json"))
+                .insert_header(("accept", ACCEPT_BOTH))
+                .insert_header(("mcp-session-id", session.as_str()))
+                .insert_header(("mcp-protocol-version", "2025-06-18"))
+                .insert_header(("authorization", format!("Bearer {a}"))),
+            Some(list),
+        )
+        .await;
+    assert_eq!(own.status, 200, "{}", String::from_utf8_lossy(&own.body));
+}
