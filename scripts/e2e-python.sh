@@ -10,14 +10,25 @@
 #    and answers chats after ${E2E_B_DELAY_MS:-1000} ms (so a task on it can be cancelled in flight);
 # 4. runs scripts/e2e_client.py, which drives the bridge and asserts its seven tools over stdio,
 #    Streamable HTTP in both eras (the client's default mode, which speaks 2026-07-28, and
-#    mode="legacy", which opens an initialize session) and the legacy HTTP+SSE transport.
+#    mode="legacy", which opens an initialize session) and the legacy HTTP+SSE transport;
+#    and the OAuth run (`oauth`): a bridge with AUTH_ENABLED=true, a configured client with a
+#    random 64-hex secret and a loopback MCP_REDIRECT_URIS, its own data directory; a request
+#    without a token must get 401 with `resource_metadata`; the SDK's OAuthClientProvider
+#    (pre-registered client id and secret in its storage, so no registration) discovers the
+#    metadata from that 401, authorizes with PKCE (its redirect handler GETs the authorization
+#    URL without following the 302 and hands code, state and iss to its callback handler: no
+#    browser), exchanges the code, runs the seven tools' checks over Streamable HTTP, refreshes
+#    (the stored token made to look expired) and calls tools with the new token; the secret, the
+#    code and the tokens must appear in no bridge log line and no answer.
 #
-# The gateways are always stopped on exit. Nothing but pip leaves the machine: the gateways, the
-# bridge and every request are on 127.0.0.1.
+# The gateways are always stopped on exit (the client stops each bridge it starts). Nothing but
+# pip leaves the machine: the gateways, the bridges and every request, OAuth's included, are on
+# 127.0.0.1; no browser is opened and the OAuth callback port is never listened on.
 #
 # Environment: E2E_VENV, E2E_PYTHON (default python3, >= 3.10), CARGO_PROFILE_ARG, E2E_B_DELAY_MS,
 # E2E_POLL_TIMEOUT (seconds an async task may take, default 10), E2E_TRANSPORTS (comma-separated
-# subset of stdio,http,http-legacy,sse; default all).
+# subset of stdio,http,http-legacy,sse,oauth; default all; e.g. E2E_TRANSPORTS=oauth for the OAuth
+# run alone).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -27,7 +38,7 @@ VENV=${E2E_VENV:-target/e2e-venv}
 PYTHON=${E2E_PYTHON:-python3}
 B_DELAY_MS=${E2E_B_DELAY_MS:-1000}
 POLL_TIMEOUT=${E2E_POLL_TIMEOUT:-10}
-TRANSPORTS=${E2E_TRANSPORTS:-stdio,http,http-legacy,sse}
+TRANSPORTS=${E2E_TRANSPORTS:-stdio,http,http-legacy,sse,oauth}
 read -r -a PROFILE_ARGS <<<"${CARGO_PROFILE_ARG:-}"
 
 log() { printf 'e2e-python: %s\n' "$*" >&2; }
@@ -72,7 +83,7 @@ has_mcp() {
     [ -x "$VENV/bin/python" ] && "$VENV/bin/python" - <<'EOF' 2>/dev/null
 import importlib.metadata as md, sys
 major = int(md.version("mcp").split(".")[0])
-import mcp, mcp.client.stdio  # noqa: E401,F401  - importable, not just listed
+import mcp, mcp.client.stdio, mcp.client.auth, httpx2  # noqa: E401,F401  - importable, not just listed
 from mcp import Client, StdioServerParameters  # noqa: F401
 sys.exit(0 if major == 2 else 1)
 EOF

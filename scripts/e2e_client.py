@@ -8,14 +8,23 @@ scripts/e2e-python.sh, which starts them and runs this file):
   b  a gateway without a token, which answers chats after --b-delay-ms
 
 and asserts the seven tools, printing `ok  <check>` per check, over each transport of
---transports (default: all four):
+--transports (default: all five):
 
   stdio        the bridge as Claude Desktop starts it;
   http         Streamable HTTP (`--transport http` on a free loopback port), the client's default
                mode: it probes `server/discover` and speaks the stateless 2026-07-28 era;
   http-legacy  the same with `mode="legacy"`: `initialize` and an MCP session;
   sse          the legacy HTTP+SSE transport (`/sse` + `/messages`) of a bridge started with the
-               deprecated alias `--transport sse`.
+               deprecated alias `--transport sse`;
+  oauth        Streamable HTTP to a bridge with OAuth on (AUTH_ENABLED=true, a configured client
+               with a random 64-hex secret, MCP_REDIRECT_URIS on a loopback callback): a request
+               without a token gets 401 with `resource_metadata`; the SDK's OAuthClientProvider,
+               given the pre-registered client id and secret through its storage, discovers the
+               metadata from that 401, authorizes with PKCE (the redirect handler GETs the
+               authorization URL without following the 302 and hands `code`, `state` and `iss` to
+               the callback handler: no browser), exchanges the code, runs the tool checks, then
+               refreshes (the stored token is made to look expired) and calls tools with the new
+               token. The secret, the code and the tokens must appear in no bridge log line.
 
 Each HTTP bridge gets its own data directory and must exit 0 on SIGTERM. The first failed
 check prints `FAIL <check>: <why>` (and the end of the bridge's stderr) and exits 1.
@@ -25,27 +34,36 @@ openclaw_task_cancel) are checked only when the bridge implements them: if the f
 openclaw_chat_async call answers the "not available yet" error, the async checks are skipped with
 `SKIP async tools: not implemented in this build`. Every other answer is asserted strictly.
 
-Only loopback addresses are used. Standard library plus `mcp` only.
+Only loopback addresses are used. Standard library plus `mcp` (and its `httpx2`) only.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import json
 import os
 import re
+import secrets
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
+import httpx2
+import mcp.client.auth.oauth2 as sdk_oauth2
 from mcp import Client, StdioServerParameters
+from mcp.client.auth import AuthorizationCodeResult, OAuthClientProvider
 from mcp.client.sse import sse_client
 from mcp.client.stdio import stdio_client
+from mcp.client.streamable_http import streamable_http_client
+from mcp.shared.auth import OAuthClientInformationFull, OAuthClientMetadata, OAuthToken
 
 TOOL_NAMES = [
     "openclaw_chat",
@@ -63,7 +81,7 @@ TASK_ID_RE = re.compile(r"^task_[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a
 STATUSES = ["pending", "running", "completed", "failed", "cancelled"]
 TERMINAL = {"completed", "failed", "cancelled"}
 MAX_MESSAGE_CHARS = 100_000
-TRANSPORTS = ["stdio", "http", "http-legacy", "sse"]
+TRANSPORTS = ["stdio", "http", "http-legacy", "sse", "oauth"]
 MODERN = "2026-07-28"
 LISTENING_RE = re.compile(r"listening address=127\.0\.0\.1:(\d+)")
 
@@ -82,6 +100,13 @@ class Run:
         self.outputs: list[str] = []  # every text/structured answer, to look for the token in
         self.passed = 0
         self.skipped = 0  # groups of checks skipped (the async tools, while not implemented)
+        self.secrets: list[str] = [token]  # never printed: replaced by <SECRET> in failure output
+
+    def redact(self, text: str) -> str:
+        for secret in sorted(self.secrets, key=len, reverse=True):
+            if secret:
+                text = text.replace(secret, "<SECRET>")
+        return text
 
     def begin(self, name: str) -> None:
         self.check_name = name
@@ -514,6 +539,380 @@ async def transport_checks(run: Run, args: argparse.Namespace, tmp: str, transpo
             run.ok()
 
 
+# ---------------------------------------------------------------------------------------------------
+# OAuth
+
+
+OAUTH_CLIENT_ID = "e2e-python-oauth"
+SCOPE = "mcp:tools"
+
+
+def free_loopback_port() -> int:
+    """A port nothing listens on (the callback is never served: the redirect is not followed)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# Which resource_metadata URLs the SDK read from 401 challenges. For an issuer without a path, the
+# bridge's URL is also the first well-known location the SDK would try without one, so the
+# requests alone cannot show that the header was used; this records the SDK's own parse of it.
+RESOURCE_METADATA_SEEN: list[str | None] = []
+_sdk_extract_resource_metadata = sdk_oauth2.extract_resource_metadata_from_www_auth
+
+
+def _recording_extract_resource_metadata(response: httpx2.Response) -> str | None:
+    url = _sdk_extract_resource_metadata(response)
+    RESOURCE_METADATA_SEEN.append(url)
+    return url
+
+
+sdk_oauth2.extract_resource_metadata_from_www_auth = _recording_extract_resource_metadata
+
+
+class MemoryTokenStorage:
+    """The provider's TokenStorage: the pre-registered client, and every token set it is given."""
+
+    def __init__(self, client_info: OAuthClientInformationFull) -> None:
+        self.client_info = client_info
+        self.client_info_writes = 0  # > 0 would mean the SDK registered a client of its own
+        self.tokens: OAuthToken | None = None
+        self.history: list[OAuthToken] = []
+
+    async def get_tokens(self) -> OAuthToken | None:
+        return self.tokens
+
+    async def set_tokens(self, tokens: OAuthToken) -> None:
+        self.tokens = tokens
+        self.history.append(tokens)
+
+    async def get_client_info(self) -> OAuthClientInformationFull | None:
+        return self.client_info
+
+    async def set_client_info(self, client_info: OAuthClientInformationFull) -> None:
+        self.client_info = client_info
+        self.client_info_writes += 1
+
+
+class Exchange:
+    """One HTTP request the OAuth-enabled client made, and its answer."""
+
+    def __init__(self, response: httpx2.Response) -> None:
+        request = response.request
+        self.method = request.method
+        self.url = str(request.url)
+        self.path = request.url.path
+        self.status = response.status_code
+        self.authorization = request.headers.get("authorization")
+        self.www_authenticate = response.headers.get("www-authenticate")
+        try:
+            body = request.content
+        except Exception:  # noqa: BLE001 - a streamed body; only the token requests' forms matter
+            body = b""
+        self.form = {k: v[0] for k, v in parse_qs(body.decode("utf-8", "replace")).items()} if self.method == "POST" and self.path.endswith("/token") else {}
+
+    def __repr__(self) -> str:  # for failure messages; tokens are redacted by main()
+        return f"{self.method} {self.path} -> {self.status}"
+
+
+def jwt_claims(token: str) -> dict[str, Any]:
+    """The payload of a JWT (not verified: the bridge does that)."""
+    parts = token.split(".")
+    if len(parts) != 3:
+        raise CheckFailed(f"the access token is not a JWT ({len(parts)} dot-separated parts)")
+    payload = parts[1] + "=" * (-len(parts[1]) % 4)
+    return json.loads(base64.urlsafe_b64decode(payload))
+
+
+async def unauthenticated_checks(run: Run, bridge: HttpBridge, metadata_url: str) -> None:
+    run.begin("without a token: POST /mcp and GET /sse get 401 with WWW-Authenticate Bearer resource_metadata")
+    discover = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "server/discover",
+        "params": {"_meta": {"io.modelcontextprotocol/protocolVersion": MODERN}},
+    }
+    headers = {
+        "Content-Type": "application/json",
+        "Accept": "application/json, text/event-stream",
+        "MCP-Protocol-Version": MODERN,
+        "Mcp-Method": "server/discover",
+    }
+    async with httpx2.AsyncClient(trust_env=False, timeout=10, follow_redirects=False) as http:
+        for method, path, kwargs in [
+            ("POST", "/mcp", {"json": discover, "headers": headers}),
+            ("GET", "/sse", {"headers": {"Accept": "text/event-stream"}}),
+        ]:
+            r = await http.request(method, bridge.url(path), **kwargs)
+            run.expect_eq(r.status_code, 401, f"{method} {path} status")
+            challenge = r.headers.get("www-authenticate", "")
+            run.expect(challenge.startswith("Bearer "), f"{method} {path}: WWW-Authenticate {challenge!r}")
+            run.expect(f'resource_metadata="{metadata_url}"' in challenge, f"{method} {path}: no resource_metadata={metadata_url} in {challenge!r}")
+            run.expect('error="invalid_token"' in challenge, f"{method} {path}: no error=invalid_token in {challenge!r}")
+        r = await http.post(bridge.url("/mcp"), json=discover, headers=dict(headers, Authorization="Bearer not.a.jwt"))
+        run.expect_eq(r.status_code, 401, "POST /mcp with a bogus token: status")
+        run.expect(f'resource_metadata="{metadata_url}"' in r.headers.get("www-authenticate", ""), "bogus token: resource_metadata")
+        r = await http.get(metadata_url)
+        run.expect_eq(r.status_code, 200, f"GET {metadata_url}")
+        prm = r.json()
+        run.expect_eq(prm.get("resource"), bridge.url("/mcp"), "protected-resource metadata: resource")
+        run.expect_eq(prm.get("authorization_servers"), [bridge.url("")], "protected-resource metadata: authorization_servers")
+    run.ok()
+
+
+async def oauth_checks(run: Run, args: argparse.Namespace, tmp: str, multi: str) -> None:
+    """The seven tools over Streamable HTTP through the SDK's OAuth client, then a refresh."""
+    secret = secrets.token_hex(32)
+    run.secrets.append(secret)
+    redirect_uri = f"http://127.0.0.1:{free_loopback_port()}/callback"
+    extra_env = {
+        "OPENCLAW_INSTANCES": multi,
+        "AUTH_ENABLED": "true",
+        "MCP_CLIENT_ID": OAUTH_CLIENT_ID,
+        "MCP_CLIENT_SECRET": secret,
+        "MCP_REDIRECT_URIS": redirect_uri,
+    }
+    data_dir = os.path.join(tmp, "data-oauth")
+    os.makedirs(data_dir, exist_ok=True)
+    run.begin("start the bridge with OAuth on (AUTH_ENABLED=true, configured client, MCP_REDIRECT_URIS)")
+    bridge = await asyncio.to_thread(HttpBridge, run, args, data_dir, extra_env, "http")
+    try:
+        issuer = bridge.url("")
+        metadata_url = f"{issuer}/.well-known/oauth-protected-resource/mcp"
+        run.ok(f"start the bridge with OAuth on (issuer {issuer})")
+        await unauthenticated_checks(run, bridge, metadata_url)
+
+        storage = MemoryTokenStorage(
+            OAuthClientInformationFull(
+                client_id=OAUTH_CLIENT_ID,
+                client_secret=secret,
+                redirect_uris=[redirect_uri],
+                token_endpoint_auth_method="client_secret_basic",
+                grant_types=["authorization_code", "refresh_token"],
+                response_types=["code"],
+            )
+        )
+        authorizations: list[dict[str, Any]] = []  # what the redirect handler saw, per authorization
+        pending: list[AuthorizationCodeResult] = []
+
+        async def redirect_handler(authorization_url: str) -> None:
+            """Plays the browser: GETs the authorization URL and reads the 302 (not followed)."""
+            async with httpx2.AsyncClient(trust_env=False, timeout=10, follow_redirects=False) as http:
+                r = await http.get(authorization_url)
+            location = r.headers.get("location", "")
+            run.expect_eq(r.status_code, 302, f"GET /authorize status (body {short(r.text)})")
+            run.expect(location.startswith(redirect_uri + "?"), f"Location {short(run.redact(location))} is not the redirect URI")
+            got = {k: v[0] for k, v in parse_qs(urlsplit(location).query).items()}
+            run.expect("error" not in got, f"/authorize answered an error: {got.get('error')}: {got.get('error_description')}")
+            run.expect(bool(got.get("code")), "no code in the Location")
+            run.secrets.append(got["code"])
+            query = {k: v[0] for k, v in parse_qs(urlsplit(authorization_url).query).items()}
+            authorizations.append({"url": authorization_url, "query": query, "redirect": got})
+            pending.append(AuthorizationCodeResult(code=got["code"], state=got.get("state"), iss=got.get("iss")))
+
+        async def callback_handler() -> AuthorizationCodeResult:
+            run.expect(bool(pending), "the callback handler was called before a redirect")
+            return pending.pop()
+
+        provider = OAuthClientProvider(
+            server_url=bridge.url("/mcp"),
+            client_metadata=OAuthClientMetadata(
+                client_name="openclaw-mcp e2e",
+                redirect_uris=[redirect_uri],
+                grant_types=["authorization_code", "refresh_token"],
+                response_types=["code"],
+                token_endpoint_auth_method="client_secret_basic",
+            ),
+            storage=storage,
+            redirect_handler=redirect_handler,
+            callback_handler=callback_handler,
+        )
+        exchanges: list[Exchange] = []
+
+        async def record(response: httpx2.Response) -> None:
+            exchanges.append(Exchange(response))
+
+        http = httpx2.AsyncClient(
+            auth=provider,
+            trust_env=False,  # loopback only: never through a proxy
+            timeout=httpx2.Timeout(30, read=args.call_timeout + 30),
+            event_hooks={"response": [record]},
+        )
+        async with http:
+            transport = streamable_http_client(bridge.url("/mcp"), http_client=http)
+            run.begin("connect over Streamable HTTP through the SDK's OAuth client provider")
+            async with Client(transport, read_timeout_seconds=args.call_timeout) as client:
+                version = str(client.protocol_version)
+                run.expect_eq(client.server_info.name if client.server_info else None, "openclaw-mcp", "serverInfo.name")
+                run.expect_eq(version, MODERN, "protocol version")
+                run.ok(f"connect over Streamable HTTP through the SDK's OAuth client provider (protocol {version})")
+                await check_flow(run, exchanges, authorizations, storage, issuer, metadata_url, redirect_uri)
+
+                await check_tools(run, client)
+                await check_chat(run, client)
+                await check_status(run, client, ["a", "b"], "a")
+                await check_instances(run, client, [("a", args.url_a), ("b", args.url_b)])
+                has_tasks = await check_async(run, client, args.b_delay_ms / 1000, args.poll_timeout)
+                await check_refresh(run, client, provider, exchanges, storage, authorizations, has_tasks)
+        run.begin("the OAuth client registered nothing (pre-registered client id and secret only)")
+        run.expect_eq(storage.client_info_writes, 0, "set_client_info calls")
+        run.expect(not [e for e in exchanges if e.path.endswith("/register")], "a request to /register was made")
+        run.ok()
+    finally:
+        status = await asyncio.to_thread(bridge.stop)
+        run.begin("the oauth bridge exits 0 on SIGTERM")
+        run.expect_eq(status, 0, "exit status")
+        run.ok()
+    check_secrets_absent(run, secret, storage, [a["redirect"]["code"] for a in authorizations])
+
+
+async def check_flow(
+    run: Run,
+    exchanges: list[Exchange],
+    authorizations: list[dict[str, Any]],
+    storage: MemoryTokenStorage,
+    issuer: str,
+    metadata_url: str,
+    redirect_uri: str,
+) -> None:
+    """What the provider did on connect: 401, discovery from WWW-Authenticate, PKCE, code exchange."""
+    run.begin("the first MCP request got 401; the client fetched resource_metadata from its WWW-Authenticate")
+    seq = [(e.method, e.url, e.status) for e in exchanges]
+    run.expect(len(exchanges) >= 5, f"too few requests: {exchanges!r}")
+    first = exchanges[0]
+    run.expect_eq((first.method, first.path, first.status, first.authorization), ("POST", "/mcp", 401, None), "first request")
+    run.expect(f'resource_metadata="{metadata_url}"' in (first.www_authenticate or ""), f"401 challenge: {first.www_authenticate!r}")
+    run.expect_eq(RESOURCE_METADATA_SEEN, [metadata_url], "resource_metadata the SDK read from the 401")
+    run.expect_eq(seq[1], ("GET", metadata_url, 200), "second request (the resource_metadata URL)")
+    run.expect_eq(seq[2], ("GET", f"{issuer}/.well-known/oauth-authorization-server", 200), "third request (AS metadata)")
+    run.ok()
+
+    run.begin("authorization with PKCE S256, resource and scope; 302 with code, state and iss")
+    run.expect_eq(len(authorizations), 1, "authorizations")
+    query = authorizations[0]["query"]
+    redirect = authorizations[0]["redirect"]
+    run.expect(authorizations[0]["url"].startswith(f"{issuer}/authorize?"), "authorization endpoint")
+    run.expect_eq(
+        {k: query.get(k) for k in ("response_type", "client_id", "redirect_uri", "code_challenge_method", "resource", "scope")},
+        {
+            "response_type": "code",
+            "client_id": OAUTH_CLIENT_ID,
+            "redirect_uri": redirect_uri,
+            "code_challenge_method": "S256",
+            "resource": f"{issuer}/mcp",
+            "scope": SCOPE,
+        },
+        "authorization request",
+    )
+    run.expect(re.fullmatch(r"[A-Za-z0-9_-]{43}", query.get("code_challenge", "")) is not None, f"code_challenge {query.get('code_challenge')!r}")
+    run.expect_eq(redirect.get("state"), query.get("state"), "state returned")
+    run.expect_eq(redirect.get("iss"), issuer, "iss (RFC 9207)")
+    run.ok()
+
+    run.begin("code exchange at /token: client_secret_basic, code_verifier, resource; then the MCP request retried with the token")
+    tokens = [e for e in exchanges if e.path == "/token"]
+    run.expect_eq(len(tokens), 1, "token requests")
+    t = tokens[0]
+    run.expect_eq(t.status, 200, "token status")
+    run.expect_eq(t.form.get("grant_type"), "authorization_code", "grant_type")
+    run.expect_eq(t.form.get("code"), redirect.get("code"), "code")
+    run.expect_eq(t.form.get("redirect_uri"), redirect_uri, "redirect_uri")
+    run.expect_eq(t.form.get("resource"), f"{issuer}/mcp", "resource")
+    run.expect(43 <= len(t.form.get("code_verifier", "")) <= 128, "code_verifier")
+    run.expect("client_secret" not in t.form, "client_secret sent in the body as well as by Basic")
+    run.expect((t.authorization or "").startswith("Basic "), "no Basic client authentication")
+    run.expect_eq(len(storage.history), 1, "token sets stored")
+    tok = storage.history[0]
+    run.secrets.extend([tok.access_token, tok.refresh_token or ""])
+    run.expect_eq((tok.token_type.lower(), tok.expires_in, tok.scope), ("bearer", 3600, SCOPE), "(token_type, expires_in, scope)")
+    run.expect(bool(tok.refresh_token), "no refresh token")
+    claims = jwt_claims(tok.access_token)
+    run.expect_eq(
+        {k: claims.get(k) for k in ("iss", "aud", "sub", "scope")},
+        {"iss": issuer, "aud": f"{issuer}/mcp", "sub": OAUTH_CLIENT_ID, "scope": SCOPE},
+        "access token claims",
+    )
+    run.expect_eq(claims.get("exp", 0) - claims.get("iat", 0), 3600, "access token lifetime")
+    index = exchanges.index(t)
+    retried = exchanges[index + 1]
+    run.expect_eq((retried.method, retried.path, retried.status), ("POST", "/mcp", 200), "the request after the token")
+    run.expect_eq(retried.authorization, f"Bearer {tok.access_token}", "Authorization of the retried request")
+    later = [e for e in exchanges[index + 1 :] if e.path == "/mcp"]
+    run.expect(all(e.authorization == f"Bearer {tok.access_token}" for e in later), "an MCP request without the token")
+    run.ok()
+
+
+async def check_refresh(
+    run: Run,
+    client: Client,
+    provider: OAuthClientProvider,
+    exchanges: list[Exchange],
+    storage: MemoryTokenStorage,
+    authorizations: list[dict[str, Any]],
+    has_tasks: bool,
+) -> None:
+    run.begin("refresh: the stored access token made to look expired -> refresh_token grant, rotated tokens, tools work")
+    old = storage.tokens
+    run.expect(old is not None and old.refresh_token is not None, "no tokens before the refresh")
+    run.expect(all(e.status != 401 for e in exchanges[1:]), "a 401 after the first request")
+    mark = len(exchanges)
+    # The provider refreshes before a request when its token has expired by its own clock
+    # (expires_in at issue time); this is the clock it reads.
+    provider.context.token_expiry_time = time.time() - 1
+    text, _ = await call_ok(run, client, "openclaw_chat", {"message": "after refresh"})
+    run.expect_eq(text, "echo: after refresh", "chat text after the refresh")
+    new = storage.tokens
+    run.expect(new is not None and new is not old, "no new tokens stored")
+    run.secrets.extend([new.access_token, new.refresh_token or ""])
+    after = exchanges[mark:]
+    run.expect(len(after) >= 2, f"requests after the expiry: {after!r}")
+    refresh = after[0]
+    run.expect_eq((refresh.method, refresh.path, refresh.status), ("POST", "/token", 200), "first request after the expiry")
+    run.expect_eq(refresh.form.get("grant_type"), "refresh_token", "grant_type")
+    run.expect(refresh.form.get("refresh_token") == old.refresh_token, "the refresh did not send the stored refresh token")
+    run.expect((refresh.authorization or "").startswith("Basic "), "the refresh has no Basic client authentication")
+    run.expect(new.access_token != old.access_token, "the access token did not change")
+    run.expect(new.refresh_token and new.refresh_token != old.refresh_token, "the refresh token was not rotated")
+    run.expect_eq(jwt_claims(new.access_token).get("sub"), OAUTH_CLIENT_ID, "sub of the refreshed token")
+    call_after = after[1]
+    run.expect_eq((call_after.method, call_after.path, call_after.status), ("POST", "/mcp", 200), "the tool call after the refresh")
+    run.expect_eq(call_after.authorization, f"Bearer {new.access_token}", "Authorization after the refresh")
+    run.expect_eq(len(authorizations), 1, "authorizations (a refresh must not re-authorize)")
+    run.ok()
+
+    run.begin("after the refresh: status, instances" + (" and the same task owner (the token's subject)" if has_tasks else ""))
+    value = await call_json(run, client, "openclaw_status", {"instance": "b"})
+    run.expect_eq((value.get("status"), value.get("instance")), ("ok", "b"), "status (status, instance)")
+    value = await call_json(run, client, "openclaw_instances", {})
+    run.expect_eq(value.get("total"), 2, "instances total")
+    if has_tasks:
+        listing = await call_json(run, client, "openclaw_task_list", {})
+        run.expect_eq(listing.get("stats", {}).get("total"), 3, "tasks listed with the refreshed token (stats.total)")
+    run.expect(all(e.authorization == f"Bearer {new.access_token}" for e in exchanges[mark + 1 :] if e.path == "/mcp"), "an MCP request without the new token")
+    run.ok()
+
+
+def check_secrets_absent(run: Run, secret: str, storage: MemoryTokenStorage, codes: list[str]) -> None:
+    run.begin("the client secret, the code and the tokens appear in no answer and no bridge log line")
+    basic = base64.b64encode(f"{OAUTH_CLIENT_ID}:{secret}".encode()).decode()
+    values = [("client secret", secret), ("Basic credentials", basic)]
+    for i, tok in enumerate(storage.history):
+        values.append((f"access token {i + 1}", tok.access_token))
+        values.append((f"refresh token {i + 1}", tok.refresh_token or ""))
+        # A log line could carry a token cut at a line width: look for its signature part too.
+        values.append((f"access token {i + 1} signature", tok.access_token.rsplit(".", 1)[-1]))
+    values += [(f"authorization code {i + 1}", code) for i, code in enumerate(codes)]
+    with open(run.errlog_path, encoding="utf-8", errors="replace") as f:
+        log = f.read()
+    run.expect("OAuth enabled" in log, "the bridge did not log 'OAuth enabled' (wrong log file?)")
+    for what, value in values:
+        run.expect(bool(value), f"{what} is empty")
+        run.expect(value not in log, f"{what} found in the bridge's stderr")
+        for out in run.outputs:
+            run.expect(value not in out, f"{what} found in an answer")
+    run.ok()
+
+
 async def main_checks(run: Run, args: argparse.Namespace, tmp: str) -> None:
     multi = json.dumps(
         [
@@ -522,7 +921,10 @@ async def main_checks(run: Run, args: argparse.Namespace, tmp: str) -> None:
         ]
     )
     for transport in args.transports:
-        await transport_checks(run, args, tmp, transport, multi)
+        if transport == "oauth":
+            await oauth_checks(run, args, tmp, multi)
+        else:
+            await transport_checks(run, args, tmp, transport, multi)
 
     run.begin("single instance from OPENCLAW_URL + OPENCLAW_GATEWAY_TOKEN")
     single = {"OPENCLAW_URL": args.url_a, "OPENCLAW_GATEWAY_TOKEN": args.token_a}
@@ -581,14 +983,14 @@ def main() -> int:
         try:
             asyncio.run(asyncio.wait_for(main_checks(run, args, tmp), args.total_timeout))
         except BaseException as exc:  # noqa: BLE001 - report any failure as the current check's
-            reason = describe(exc).replace(args.token_a, "<TOKEN>")  # never print the token
+            reason = run.redact(describe(exc))  # never print the gateway token or an OAuth secret
             print(f"FAIL {run.check_name}: {reason}", file=sys.stderr, flush=True)
             with open(run.errlog_path, encoding="utf-8", errors="replace") as f:
                 tail = f.read().splitlines()[-30:]
             if tail:
                 print("---- last lines of the bridge's stderr ----", file=sys.stderr)
                 for line in tail:
-                    print(line.replace(args.token_a, "<TOKEN>"), file=sys.stderr)
+                    print(run.redact(line), file=sys.stderr)
             return 1
         print(f"e2e checks took {time.monotonic() - started:.1f} s", flush=True)
         skipped = ", 1 skipped" if run.skipped else ""
