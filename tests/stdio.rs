@@ -216,7 +216,7 @@ async fn unknown_tool_is_a_protocol_error() {
 #[tokio::test]
 async fn gateway_failures_are_clear_tool_errors() {
     let gw = FakeGateway::start();
-    let bridge = bridge_for(&gw, &[("OPENCLAW_TIMEOUT_MS", "400")]).await;
+    let bridge = bridge_for(&gw, &[("OPENCLAW_TIMEOUT_MS", "3000")]).await;
     let chat = |m: &str| call("openclaw_chat", json!({"message": m}));
     let url = &gw.url;
     let cases = [
@@ -234,7 +234,7 @@ async fn gateway_failures_are_clear_tool_errors() {
         ),
         (
             "[[hang]]",
-            "Error: Request to OpenClaw timed out after 400ms".to_string(),
+            "Error: Request to OpenClaw timed out after 3000ms".to_string(),
         ),
         (
             "[[huge:11000000]]",

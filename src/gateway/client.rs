@@ -34,6 +34,8 @@ const PROBE_TIMEOUT: Duration = Duration::from_secs(15);
 const STREAM_TOTAL_CAP: Duration = Duration::from_secs(30 * 60);
 /// How long a TCP/TLS connect may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long an idle pooled connection is kept: less than the 5 s the gateway keeps it.
+const IDLE_KEEP_ALIVE: Duration = Duration::from_secs(4);
 /// `User-Agent` of every gateway request.
 const USER_AGENT: &str = concat!("openclaw-mcp/", env!("CARGO_PKG_VERSION"));
 
@@ -110,7 +112,9 @@ pub fn build_client(inst: &InstanceSettings) -> Client {
     let connector = awc::Connector::new()
         .timeout(CONNECT_TIMEOUT.min(inst.timeout))
         .limit(512)
-        .conn_keep_alive(Duration::from_secs(30));
+        // Below the real gateway's `Keep-Alive: timeout=5`: a pooled connection is never reused
+        // just as the gateway closes it (seen as an intermittent "connection reset").
+        .conn_keep_alive(IDLE_KEEP_ALIVE);
     Client::builder()
         .connector(connector)
         .disable_timeout()
@@ -155,6 +159,15 @@ fn map_send_error(inst: &InstanceSettings, err: SendRequestError) -> GatewayErro
         SendRequestError::Url(e) => GatewayError::Connect {
             url,
             cause: format!("invalid URL: {e}"),
+        },
+        // An I/O error while reading the response head is a broken connection, not garbage.
+        SendRequestError::Response(actix_web::error::ParseError::Io(io)) => GatewayError::Interrupted {
+            url,
+            cause: match io.kind() {
+                std::io::ErrorKind::ConnectionReset => "connection reset".to_string(),
+                std::io::ErrorKind::UnexpectedEof => "connection closed".to_string(),
+                _ => io.to_string(),
+            },
         },
         SendRequestError::Response(e) => GatewayError::InvalidResponse {
             url,
