@@ -87,6 +87,10 @@ pub struct Cli {
     #[arg(long, value_name = "SECS")]
     pub shutdown_grace_secs: Option<String>,
 
+    /// Serve Prometheus metrics on GET /metrics (HTTP mode) [env: METRICS_ENABLED=true]
+    #[arg(long)]
+    pub metrics: bool,
+
     /// Enable OAuth 2.1 on the HTTP transport [env: AUTH_ENABLED=true or OAUTH_ENABLED=true]
     #[arg(long)]
     pub auth: bool,
@@ -199,6 +203,7 @@ impl Cli {
         // Switches only ever turn a feature on; absent means "not said here".
         for (key, on) in [
             ("debug", self.debug),
+            ("metrics", self.metrics),
             ("auth", self.auth),
             ("allow_dcr", self.allow_dcr),
         ] {

@@ -130,6 +130,7 @@ pub const SETTINGS: &[SettingName] = &[
         Some("session-idle-secs"),
     ),
     s("max_sessions", &["MCP_MAX_SESSIONS"], Some("max-sessions")),
+    s("metrics", &["METRICS_ENABLED"], Some("metrics")),
     s(
         "shutdown_grace_secs",
         &["MCP_SHUTDOWN_GRACE_SECS"],
@@ -339,6 +340,8 @@ pub struct HttpSettings {
     pub max_sessions: usize,
     /// Time in-flight calls get to finish on shutdown.
     pub shutdown_grace: Duration,
+    /// Serve Prometheus metrics on `GET /metrics`.
+    pub metrics: bool,
 }
 
 /// OAuth settings (HTTP only).
@@ -796,7 +799,9 @@ impl Layers {
             self.uint("shutdown_grace_secs", 0, 3600, "a number of seconds")?
                 .unwrap_or(DEFAULT_SHUTDOWN_GRACE_SECS),
         );
+        let metrics = self.strict_bool("metrics")?;
         Ok(HttpSettings {
+            metrics,
             host,
             port,
             allowed_hosts,
@@ -1329,6 +1334,7 @@ mod tests {
             "session_idle_secs",
             "max_sessions",
             "shutdown_grace_secs",
+            "metrics",
             "auth",
             "client_id",
             "client_secret",

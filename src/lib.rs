@@ -25,6 +25,7 @@ pub mod cli;
 pub mod config;
 pub mod gateway;
 pub mod mcp;
+pub mod metrics;
 pub mod sqlite;
 pub mod tasks;
 pub mod telemetry;

@@ -120,10 +120,21 @@ impl RateLimiter {
 /// Why a request to a protected route is refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Refusal {
-    /// 401: no usable token.
-    Unauthorized(String),
+    /// 401: no usable token; the kind (for metrics) and the description.
+    Unauthorized(&'static str, String),
     /// 403: the token lacks `mcp:tools`.
     InsufficientScope,
+}
+
+impl Refusal {
+    /// A fixed word for the metrics: `missing`, `malformed`, `expired`, `audience`, `invalid`,
+    /// `revoked` or `scope`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Refusal::Unauthorized(kind, _) => kind,
+            Refusal::InsufficientScope => "scope",
+        }
+    }
 }
 
 impl Auth {
@@ -131,16 +142,19 @@ impl Auth {
     pub fn authenticate(&self, authorization: Option<&str>) -> Result<Claims, Refusal> {
         let Some(value) = authorization else {
             return Err(Refusal::Unauthorized(
+                "missing",
                 "Missing Authorization header".to_string(),
             ));
         };
         let Some((scheme, token)) = value.trim().split_once(' ') else {
             return Err(Refusal::Unauthorized(
+                "malformed",
                 "Invalid Authorization header format, expected 'Bearer TOKEN'".to_string(),
             ));
         };
         if !scheme.eq_ignore_ascii_case("bearer") || token.trim().is_empty() {
             return Err(Refusal::Unauthorized(
+                "malformed",
                 "Invalid Authorization header format, expected 'Bearer TOKEN'".to_string(),
             ));
         }
@@ -152,17 +166,21 @@ impl Auth {
                 &self.resources,
                 Auth::now_secs(),
             )
-            .map_err(|e| {
-                Refusal::Unauthorized(match e {
-                    TokenError::Expired => "The access token expired".to_string(),
-                    TokenError::WrongAudience => {
-                        "The access token was issued for another resource".to_string()
-                    }
-                    TokenError::Invalid => "Invalid or expired token".to_string(),
-                })
+            .map_err(|e| match e {
+                TokenError::Expired => {
+                    Refusal::Unauthorized("expired", "The access token expired".to_string())
+                }
+                TokenError::WrongAudience => Refusal::Unauthorized(
+                    "audience",
+                    "The access token was issued for another resource".to_string(),
+                ),
+                TokenError::Invalid => {
+                    Refusal::Unauthorized("invalid", "Invalid or expired token".to_string())
+                }
             })?;
         if self.is_revoked(&claims.gid) {
             return Err(Refusal::Unauthorized(
+                "revoked",
                 "The access token was revoked".to_string(),
             ));
         }
@@ -176,7 +194,7 @@ impl Auth {
     pub fn challenge(&self, refusal: &Refusal) -> HttpResponse {
         let metadata = self.resource_metadata_url();
         let (status, error, description) = match refusal {
-            Refusal::Unauthorized(d) => (StatusCode::UNAUTHORIZED, "invalid_token", d.clone()),
+            Refusal::Unauthorized(_, d) => (StatusCode::UNAUTHORIZED, "invalid_token", d.clone()),
             Refusal::InsufficientScope => (
                 StatusCode::FORBIDDEN,
                 "insufficient_scope",

@@ -225,6 +225,7 @@ impl Handler<Chat> for GatewayActor {
             progress,
             cancel,
         } = msg;
+        let started = Instant::now();
         let work = async move {
             if inject {
                 panic!("injected fault in a Chat request");
@@ -237,6 +238,9 @@ impl Handler<Chat> for GatewayActor {
         Box::pin(AssertUnwindSafe(work).catch_unwind().into_actor(self).map(
             move |outcome, act, ctx| match outcome {
                 Ok(result) => {
+                    if !matches!(result, Err(GatewayError::Cancelled)) {
+                        crate::metrics::gateway_request(&act.settings.name, started.elapsed());
+                    }
                     if let Err(e) = &result
                         && e.is_unreachable()
                     {

@@ -161,14 +161,16 @@ fn map_send_error(inst: &InstanceSettings, err: SendRequestError) -> GatewayErro
             cause: format!("invalid URL: {e}"),
         },
         // An I/O error while reading the response head is a broken connection, not garbage.
-        SendRequestError::Response(actix_web::error::ParseError::Io(io)) => GatewayError::Interrupted {
-            url,
-            cause: match io.kind() {
-                std::io::ErrorKind::ConnectionReset => "connection reset".to_string(),
-                std::io::ErrorKind::UnexpectedEof => "connection closed".to_string(),
-                _ => io.to_string(),
-            },
-        },
+        SendRequestError::Response(actix_web::error::ParseError::Io(io)) => {
+            GatewayError::Interrupted {
+                url,
+                cause: match io.kind() {
+                    std::io::ErrorKind::ConnectionReset => "connection reset".to_string(),
+                    std::io::ErrorKind::UnexpectedEof => "connection closed".to_string(),
+                    _ => io.to_string(),
+                },
+            }
+        }
         SendRequestError::Response(e) => GatewayError::InvalidResponse {
             url,
             reason: format!("not an HTTP response ({e})"),

@@ -166,7 +166,7 @@ impl ServerHandler for OpenClawServer {
     ) -> Result<CallToolResponse, McpError> {
         let args = request.arguments.as_ref();
         let name: Cow<'_, str> = request.name.clone();
-        tracing::info!(tool = %name, owner = %self.owner, "tool call");
+        tracing::info!(tool = %name, owner = %self.owner, rpc_id = ?context.id, "tool call");
         let result = match name.as_ref() {
             tools::CHAT if client_wants_tasks(&context) => {
                 return Ok(
@@ -201,6 +201,7 @@ impl ServerHandler for OpenClawServer {
                 ));
             }
         };
+        crate::metrics::tool_call(&name, result.is_error != Some(true));
         if result.is_error == Some(true) {
             let error = result
                 .content

@@ -119,6 +119,11 @@ pub struct Drain {
     pub grace: Duration,
 }
 
+/// How many tasks wait and run here now (for metrics).
+#[derive(Message)]
+#[rtype(result = "(usize, usize)")]
+pub struct Load;
+
 /// The task supervisor actor.
 pub struct TaskSupervisor {
     store: Arc<dyn TaskBackend>,
@@ -430,6 +435,14 @@ impl Handler<CancelTask> for TaskSupervisor {
     }
 }
 
+impl Handler<Load> for TaskSupervisor {
+    type Result = actix::MessageResult<Load>;
+
+    fn handle(&mut self, _msg: Load, _ctx: &mut Context<Self>) -> Self::Result {
+        actix::MessageResult((self.heap.len(), self.running.len()))
+    }
+}
+
 impl Handler<Drain> for TaskSupervisor {
     type Result = ResponseActFuture<Self, ()>;
 
@@ -531,6 +544,15 @@ impl Tasks {
             .timeout(ASK_TIMEOUT)
             .await
             .map_err(unavailable)?
+    }
+
+    /// (queued, running) tasks of this process; zeros if the supervisor does not answer.
+    pub async fn load(&self) -> (usize, usize) {
+        self.addr
+            .send(Load)
+            .timeout(Duration::from_secs(2))
+            .await
+            .unwrap_or((0, 0))
     }
 
     /// Stops starting tasks and waits up to `grace` for running ones (shutdown).

@@ -535,8 +535,40 @@ fn route_of(path: &str) -> Route {
     }
 }
 
-/// The guard; see the module documentation for what it checks, in that order.
+/// The id of a request in the logs: the client's `X-Request-Id` if it is short and plain,
+/// otherwise a new one. It is sent back in `X-Request-Id`.
+fn request_id(req: &ServiceRequest) -> String {
+    header(req, header::HeaderName::from_static("x-request-id"))
+        .filter(|id| {
+            !id.is_empty()
+                && id.len() <= 64
+                && id
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+        })
+        .map(str::to_string)
+        .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string()[..16].to_string())
+}
+
+/// The guard, inside a `request{id=…}` log span; see the module documentation for what it
+/// checks, in that order.
 pub(crate) async fn guard(
+    shared: Arc<Shared>,
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, Error> {
+    use tracing::Instrument;
+    let id = request_id(&req);
+    let span = tracing::info_span!("request", id = %id);
+    let mut res = checked(shared, req, next).instrument(span).await?;
+    if let Ok(value) = header::HeaderValue::from_str(&id) {
+        res.headers_mut()
+            .insert(header::HeaderName::from_static("x-request-id"), value);
+    }
+    Ok(res)
+}
+
+async fn checked(
     shared: Arc<Shared>,
     mut req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
@@ -600,7 +632,8 @@ pub(crate) async fn guard(
                     req.extensions_mut().insert(Principal(owner));
                 }
                 Err(refusal) => {
-                    tracing::warn!(%client, path = %req.path(), reason = ?refusal, "bearer token refused");
+                    crate::metrics::auth_failure(refusal.kind());
+                    tracing::warn!(%client, path = %req.path(), reason = refusal.kind(), "bearer token refused");
                     let response = auth.challenge(&refusal);
                     return Ok(req.into_response(response).map_into_boxed_body());
                 }
@@ -795,6 +828,7 @@ mod tests {
             session_idle: std::time::Duration::from_secs(60),
             max_sessions: 10,
             shutdown_grace: std::time::Duration::from_secs(1),
+            metrics: false,
         }
     }
 

@@ -67,6 +67,7 @@ use crate::{
     app,
     auth::{self, Auth, middleware::RateLimiter},
     config::{CorsOrigins, Settings, TransportKind, TrustProxy},
+    gateway::health::HealthStatus,
     mcp::server::{OpenClawServer, Services},
     sqlite::Location,
     tasks::Owner,
@@ -547,6 +548,8 @@ pub(crate) struct Shared {
     pub legacy: sse_legacy::LegacySessions,
     /// Whether OAuth protects the MCP routes.
     pub auth_enabled: bool,
+    /// Whether `GET /metrics` is served.
+    pub metrics_enabled: bool,
     /// The OAuth server; set once the address is bound (the issuer needs the port), before any
     /// request is served.
     pub auth: OnceLock<Arc<Auth>>,
@@ -652,6 +655,38 @@ async fn health(shared: web::Data<Shared>) -> HttpResponse {
     }))
 }
 
+/// `GET /metrics` (with `METRICS_ENABLED`): Prometheus text.
+async fn metrics(shared: web::Data<Shared>) -> HttpResponse {
+    let registry = &shared.services.registry;
+    let instances = join_all(registry.list().iter().map(|instance| async move {
+        let health = instance.health().await;
+        let up = match health.status {
+            HealthStatus::Ok => 1,
+            HealthStatus::Error => 0,
+            HealthStatus::Unknown => -1,
+        };
+        (instance.name.clone(), up, health.restarts)
+    }))
+    .await;
+    let (queued, running) = shared.services.tasks.load().await;
+    let gauges = crate::metrics::Gauges {
+        instances,
+        tasks_queued: queued as u64,
+        tasks_running: running as u64,
+        sessions: vec![
+            (
+                "streamable_http",
+                shared.limit.open(SessionKind::Streamable) as u64,
+            ),
+            ("legacy_sse", shared.limit.open(SessionKind::Legacy) as u64),
+        ],
+        in_flight: shared.lifecycle.in_flight() as u64,
+    };
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .body(crate::metrics::render(&gauges))
+}
+
 /// Everything that is not a route.
 async fn not_found() -> Result<HttpResponse, HttpError> {
     Err(HttpError::RouteNotFound)
@@ -698,6 +733,7 @@ pub async fn serve(settings: &Settings, services: Services) -> i32 {
         lifecycle: Arc::new(Lifecycle::default()),
         legacy: sse_legacy::LegacySessions::default(),
         auth_enabled: settings.auth.enabled,
+        metrics_enabled: http.metrics,
         auth: OnceLock::new(),
         mcp_limiter: RateLimiter::new(settings.auth.rate_limit_per_minute),
         session_owners: SessionOwners::default(),
@@ -711,6 +747,7 @@ pub async fn serve(settings: &Settings, services: Services) -> i32 {
         let guard_shared = app_shared.clone();
         let cors = guard::cors(&app_shared.cors);
         let oauth = app_shared.auth.get().cloned();
+        let metrics_enabled = app_shared.metrics_enabled;
         App::new()
             .app_data(data)
             .configure(move |cfg| {
@@ -724,6 +761,11 @@ pub async fn serve(settings: &Settings, services: Services) -> i32 {
             }))
             .wrap(from_fn(guard::json_errors))
             .route("/health", web::get().to(health))
+            .configure(|cfg| {
+                if metrics_enabled {
+                    cfg.route("/metrics", web::get().to(metrics));
+                }
+            })
             .service(web::scope("/mcp").service(mcp.clone().scope()))
             .service(web::resource("/sse").route(web::get().to(sse_legacy::open)))
             .service(web::resource("/messages").route(web::post().to(sse_legacy::post)))
