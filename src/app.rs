@@ -85,6 +85,46 @@ pub async fn shutdown_services(services: &Services, grace: std::time::Duration) 
     services.tasks.drain(grace).await;
 }
 
+/// `openclaw-mcp healthcheck`: a plain HTTP/1.1 GET of `url` (an `http://host:port/path` on
+/// this machine), without a runtime or a TLS stack; `Ok` for a 200 within three seconds.
+pub fn healthcheck(url: &str) -> Result<(), String> {
+    use std::io::{Read, Write};
+    let parsed = url::Url::parse(url).map_err(|e| format!("bad URL {url}: {e}"))?;
+    if parsed.scheme() != "http" {
+        return Err("only http:// URLs are supported".to_string());
+    }
+    let host = parsed.host_str().ok_or("no host in the URL")?;
+    let port = parsed.port_or_known_default().unwrap_or(80);
+    let timeout = std::time::Duration::from_secs(3);
+    let address = std::net::ToSocketAddrs::to_socket_addrs(&(host, port))
+        .map_err(|e| e.to_string())?
+        .next()
+        .ok_or("the host does not resolve")?;
+    let mut stream = std::net::TcpStream::connect_timeout(&address, timeout)
+        .map_err(|e| format!("{url}: {e}"))?;
+    stream
+        .set_read_timeout(Some(timeout))
+        .map_err(|e| e.to_string())?;
+    stream
+        .set_write_timeout(Some(timeout))
+        .map_err(|e| e.to_string())?;
+    let request = format!(
+        "GET {} HTTP/1.1\r\nHost: {host}:{port}\r\nConnection: close\r\n\r\n",
+        parsed.path()
+    );
+    stream
+        .write_all(request.as_bytes())
+        .map_err(|e| e.to_string())?;
+    let mut head = [0u8; 64];
+    let n = stream.read(&mut head).map_err(|e| format!("{url}: {e}"))?;
+    let line = String::from_utf8_lossy(&head[..n]);
+    match line.split_whitespace().nth(1) {
+        Some("200") => Ok(()),
+        Some(status) => Err(format!("{url} answered {status}")),
+        None => Err(format!("{url} did not answer HTTP")),
+    }
+}
+
 /// Runs the bridge with validated settings; returns the exit code.
 pub fn run(settings: Settings) -> i32 {
     install_crypto_provider();

@@ -15,6 +15,10 @@ use figment::value::Value as FigValue;
 #[derive(Debug, Clone, Default, Parser)]
 #[command(name = "openclaw-mcp", version, about, long_about = None)]
 pub struct Cli {
+    /// What to do instead of serving.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
     /// TOML configuration file [env: OPENCLAW_MCP_CONFIG]
     #[arg(long, value_name = "FILE")]
     pub config: Option<String>,
@@ -158,6 +162,18 @@ pub struct Cli {
     /// Directory of the task database, or :memory: [env: OPENCLAW_MCP_DATA_DIR] [default: ~/.local/state/openclaw-mcp]
     #[arg(long, value_name = "DIR")]
     pub data_dir: Option<String>,
+}
+
+/// Commands besides serving (which needs none).
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum Command {
+    /// Checks a running HTTP bridge: exit 0 if its `/health` answers 200 within 3 s, else 1.
+    /// Made for container HEALTHCHECKs (no shell or curl needed).
+    Healthcheck {
+        /// The health URL [default: http://127.0.0.1:<PORT>/health]
+        #[arg(long, value_name = "URL")]
+        url: Option<String>,
+    },
 }
 
 impl Cli {

@@ -4,7 +4,7 @@
 use clap::Parser;
 use openclaw_mcp::{
     app,
-    cli::Cli,
+    cli::{Cli, Command},
     config::{EXIT_CONFIG, Settings},
     telemetry,
 };
@@ -29,6 +29,18 @@ fn main() {
             std::process::exit(EXIT_CONFIG);
         }
     };
+    if let Some(Command::Healthcheck { url }) = &cli.command {
+        let url = url
+            .clone()
+            .unwrap_or_else(|| format!("http://127.0.0.1:{}/health", settings.http.port));
+        std::process::exit(match app::healthcheck(&url) {
+            Ok(()) => 0,
+            Err(e) => {
+                eprintln!("openclaw-mcp healthcheck: {e}");
+                1
+            }
+        });
+    }
     telemetry::init(settings.debug);
     std::process::exit(app::run(settings));
 }

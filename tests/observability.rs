@@ -129,3 +129,38 @@ async fn every_response_carries_a_request_id_that_the_logs_repeat() {
     })
     .await;
 }
+
+#[actix_rt::test]
+async fn the_healthcheck_command_tells_a_healthy_bridge_from_a_dead_one() {
+    let gw = FakeGateway::start();
+    let bridge = HttpBridge::spawn(&[], &[("OPENCLAW_URL", gw.url.as_str())]).await;
+    let check = |url: String| async move {
+        tokio::process::Command::new(common::bridge::binary())
+            .env_clear()
+            .args(["healthcheck", "--url", &url])
+            .output()
+            .await
+            .unwrap()
+    };
+    let ok = check(bridge.url("/health")).await;
+    assert_eq!(
+        ok.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let dead = check(format!("{}/health", common::refused_url())).await;
+    assert_eq!(dead.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&dead.stderr).starts_with("openclaw-mcp healthcheck:"));
+    let wrong = check(bridge.url("/nope")).await;
+    assert_eq!(wrong.status.code(), Some(1));
+    // The default URL comes from PORT, as in the container.
+    let by_port = tokio::process::Command::new(common::bridge::binary())
+        .env_clear()
+        .env("PORT", bridge.port.to_string())
+        .arg("healthcheck")
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(by_port.status.code(), Some(0));
+}
