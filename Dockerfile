@@ -1,11 +1,31 @@
-# Placeholder until the production issue: a multi-stage build of the static binary on a minimal,
-# non-root base with a HEALTHCHECK is planned there. This builds and runs the bridge as is.
-FROM rust:1.95-slim AS build
+# openclaw-mcp as a container: a statically linked binary on distroless, non-root, read-only
+# root file system friendly (it writes only to the /data volume), with a HEALTHCHECK that needs
+# no shell. Build: docker build -t openclaw-mcp .   Run: see docker-compose.yml and
+# docs/installation.md. CI builds the same static binary with scripts/static-build.sh.
+
+FROM rust:1.95-slim-bookworm AS build
+SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 WORKDIR /src
 COPY . .
-RUN cargo build --release --locked
+# crt-static links glibc statically; the `static` feature resolves host names with hickory
+# instead of getaddrinfo (which a static glibc cannot use without NSS libraries).
+ENV RUSTFLAGS="-C target-feature=+crt-static"
+RUN target="$(uname -m)-unknown-linux-gnu" \
+ && cargo build --release --locked --target "$target" --features static --bin openclaw-mcp \
+ && cp "target/$target/release/openclaw-mcp" /openclaw-mcp \
+ && mkdir -p /data
 
-FROM debian:bookworm-slim
-COPY --from=build /src/target/release/openclaw-mcp /usr/local/bin/openclaw-mcp
-USER nobody
+FROM gcr.io/distroless/static-debian12:nonroot
+COPY --from=build /openclaw-mcp /usr/local/bin/openclaw-mcp
+COPY --from=build --chown=65532:65532 /data /data
+ENV OPENCLAW_URL=http://openclaw:18789 \
+    HOST=0.0.0.0 \
+    PORT=3000 \
+    OPENCLAW_MCP_DATA_DIR=/data
+USER 65532:65532
+VOLUME ["/data"]
+EXPOSE 3000
+HEALTHCHECK --interval=30s --timeout=5s --start-period=5s --retries=3 \
+    CMD ["/usr/local/bin/openclaw-mcp", "healthcheck"]
 ENTRYPOINT ["/usr/local/bin/openclaw-mcp"]
+CMD ["--transport", "http"]
