@@ -8,17 +8,28 @@
 //! last user message (`echo: <message>`), as JSON or, with `"stream": true`, as OpenAI chunks over
 //! SSE; an empty body `{}` gets the gateway's 400 "Missing user message" (the bridge's health
 //! probe); a wrong or missing token gets 401 when `--token` is set; `GET /readyz` says ready and
-//! `GET /v1/models` lists the default agent. `--delay-ms` delays every chat answer.
+//! `GET /v1/models` lists the default agent. A chat with an `x-openclaw-session-key` is kept as
+//! session `agent:<agent>:<key>`, which `POST /tools/invoke` lists (`sessions_list`) and replays
+//! (`sessions_history`) in the real gateway's shapes. `--delay-ms` delays every chat answer.
 
-use std::{net::TcpListener, time::Duration};
+use std::{
+    collections::BTreeMap,
+    net::TcpListener,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 use serde_json::{Value, json};
+
+/// Session key → (user, assistant) turns, oldest first.
+type Sessions = BTreeMap<String, Vec<(String, String)>>;
 
 #[derive(Clone)]
 struct Options {
     token: Option<String>,
     delay: Duration,
+    sessions: Arc<Mutex<Sessions>>,
 }
 
 fn usage() -> ! {
@@ -32,6 +43,7 @@ fn parse_args() -> (String, u16, Options) {
     let mut options = Options {
         token: None,
         delay: Duration::ZERO,
+        sessions: Arc::default(),
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -108,6 +120,16 @@ async fn chat(req: HttpRequest, body: web::Bytes, options: web::Data<Options>) -
         .unwrap_or("openclaw")
         .to_string();
     let reply = format!("echo: {text}");
+    let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
+    if let Some(key) = header("x-openclaw-session-key") {
+        let agent = header("x-openclaw-agent-id").unwrap_or("main");
+        if let Ok(mut sessions) = options.sessions.lock() {
+            sessions
+                .entry(format!("agent:{agent}:{key}"))
+                .or_default()
+                .push((text.clone(), reply.clone()));
+        }
+    }
     let id = format!("chatcmpl_{}", uuid::Uuid::new_v4());
     if body.get("stream").and_then(Value::as_bool) == Some(true) {
         let chunk = |delta: Value, finish: Value| {
@@ -142,6 +164,61 @@ async fn models(req: HttpRequest, options: web::Data<Options>) -> HttpResponse {
     HttpResponse::Ok().json(json!({"object": "list", "data": [model("openclaw"), model("openclaw/default"), model("openclaw/main")]}))
 }
 
+/// `POST /tools/invoke`: `sessions_list` and `sessions_history`, answered as the real gateway
+/// does (`{"ok":true,"result":{"content":[{"type":"text","text":"<json>"}]}}`); other tools 404.
+async fn tools_invoke(
+    req: HttpRequest,
+    body: web::Bytes,
+    options: web::Data<Options>,
+) -> HttpResponse {
+    if !authorized(&req, &options) {
+        return error(401, "Unauthorized", "unauthorized");
+    }
+    let Ok(body) = serde_json::from_slice::<Value>(&body) else {
+        return error(400, "Invalid JSON body", "invalid_request_error");
+    };
+    let wrap = |v: Value| {
+        HttpResponse::Ok().json(
+            json!({"ok": true, "result": {"content": [{"type": "text", "text": v.to_string()}]}}),
+        )
+    };
+    let sessions = options
+        .sessions
+        .lock()
+        .map(|s| s.clone())
+        .unwrap_or_default();
+    let limit = body["args"]["limit"].as_u64().unwrap_or(50) as usize;
+    match body.get("tool").and_then(Value::as_str) {
+        Some("sessions_list") => {
+            let rows: Vec<Value> = sessions
+                .iter()
+                .take(limit)
+                .map(|(key, turns)| json!({"key": key, "kind": "other", "messageCount": turns.len() * 2}))
+                .collect();
+            wrap(json!({"count": rows.len(), "sessions": rows}))
+        }
+        Some("sessions_history") => {
+            let key = body["args"]["sessionKey"].as_str().unwrap_or("");
+            let turns = sessions.get(key).cloned().unwrap_or_default();
+            let mut messages: Vec<Value> = turns
+                .iter()
+                .flat_map(|(user, assistant)| {
+                    [
+                        json!({"role": "user", "content": user}),
+                        json!({"role": "assistant", "content": assistant}),
+                    ]
+                })
+                .collect();
+            let skip = messages.len().saturating_sub(limit);
+            messages.drain(..skip);
+            wrap(json!({"sessionKey": key, "messages": messages}))
+        }
+        _ => HttpResponse::NotFound().json(
+            json!({"ok": false, "error": {"type": "not_found", "message": "Tool not available"}}),
+        ),
+    }
+}
+
 #[actix_web::main]
 async fn main() -> std::io::Result<()> {
     let (host, port, options) = parse_args();
@@ -155,6 +232,7 @@ async fn main() -> std::io::Result<()> {
             .app_data(web::PayloadConfig::new(20 * 1024 * 1024))
             .route("/v1/chat/completions", web::post().to(chat))
             .route("/v1/models", web::get().to(models))
+            .route("/tools/invoke", web::post().to(tools_invoke))
             .route(
                 "/readyz",
                 web::get().to(|| async { HttpResponse::Ok().json(json!({"ready": true})) }),

@@ -73,6 +73,10 @@ TOOL_NAMES = [
     "openclaw_task_list",
     "openclaw_task_cancel",
     "openclaw_instances",
+    # This bridge's additions, after 1.7.0's seven.
+    "openclaw_agents",
+    "openclaw_sessions",
+    "openclaw_session_history",
 ]
 ASYNC_TOOLS = TOOL_NAMES[2:6]
 NOT_AVAILABLE = "Error: {tool} is not available yet in this version of openclaw-mcp; use openclaw_chat"
@@ -188,7 +192,7 @@ def bridge_env(args: argparse.Namespace, data_dir: str, extra: dict[str, str]) -
 
 
 async def check_tools(run: Run, client: Client) -> None:
-    run.begin("tools/list: the seven tools in order, each with a description and an object inputSchema")
+    run.begin("tools/list: 1.7.0's seven tools in order, then the three additions, each with a description and an object inputSchema")
     listed = await client.list_tools()
     run.outputs.append(json.dumps([t.model_dump(mode="json") for t in listed.tools]))
     run.expect_eq([t.name for t in listed.tools], TOOL_NAMES, "tool names")
@@ -206,15 +210,34 @@ async def check_tools(run: Run, client: Client) -> None:
     ]:
         run.expect_eq(sorted(by_name[name].get("required", [])), required, f"{name}: inputSchema.required")
     for name, props in [
-        ("openclaw_chat", {"message", "session_id", "instance"}),
+        ("openclaw_chat", {"message", "session_id", "instance", "agent", "new_session", "images"}),
         ("openclaw_status", {"instance"}),
-        ("openclaw_chat_async", {"message", "session_id", "priority", "instance"}),
+        ("openclaw_chat_async", {"message", "session_id", "priority", "instance", "agent", "images"}),
         ("openclaw_task_status", {"task_id"}),
         ("openclaw_task_list", {"status", "session_id", "instance"}),
         ("openclaw_task_cancel", {"task_id"}),
         ("openclaw_instances", set()),
+        ("openclaw_agents", {"instance"}),
+        ("openclaw_sessions", {"instance", "limit"}),
+        ("openclaw_session_history", {"session_key", "session_id", "agent", "instance", "limit"}),
     ]:
         run.expect_eq(set(by_name[name].get("properties", {})), props, f"{name}: inputSchema properties")
+    run.ok()
+
+
+async def check_additions(run: Run, client: Client) -> None:
+    run.begin("openclaw_agents lists the mock gateway's agents")
+    value = await call_json(run, client, "openclaw_agents", {})
+    run.expect_eq([a["id"] for a in value["agents"]], ["main"], "agents")
+    run.ok()
+    run.begin("openclaw_chat new_session returns a session key that openclaw_sessions lists")
+    result = await client.call_tool("openclaw_chat", {"message": "remember me", "new_session": True})
+    run.expect(not result.is_error, f"chat failed: {short(result)}")
+    key = (result.structured_content or {}).get("session_key")
+    run.expect(isinstance(key, str) and key.startswith("mcp-"), f"session_key {key!r}")
+    value = await call_json(run, client, "openclaw_sessions", {})
+    keys = [row.get("key") for row in value["sessions"]]
+    run.expect(f"agent:main:{key}" in keys, f"{key} not in {keys}")
     run.ok()
 
 
@@ -528,6 +551,7 @@ async def transport_checks(run: Run, args: argparse.Namespace, tmp: str, transpo
             run.ok(f"connect to the bridge over {transport} (protocol {version})")
             await check_tools(run, client)
             await check_chat(run, client)
+            await check_additions(run, client)
             await check_status(run, client, ["a", "b"], "a")
             await check_instances(run, client, [("a", args.url_a), ("b", args.url_b)])
             await check_async(run, client, args.b_delay_ms / 1000, args.poll_timeout)

@@ -76,7 +76,11 @@ pub async fn start_services(settings: &Settings) -> Result<Services, String> {
     }
     let registry = InstanceRegistry::start(&settings.instances, settings.health_interval);
     let tasks = Tasks::start(Arc::new(store), registry.clone(), &settings.tasks);
-    Ok(Services { registry, tasks })
+    Ok(Services {
+        registry,
+        tasks,
+        tools: Arc::new(settings.tools.clone()),
+    })
 }
 
 /// Stops what `start_services` started, after the transports have drained: in-flight work gets

@@ -147,6 +147,14 @@ pub struct Cli {
     #[arg(long, value_name = "N")]
     pub rate_limit_per_minute: Option<String>,
 
+    /// Tools to hide and refuse, comma-separated [env: OPENCLAW_MCP_DISABLED_TOOLS]
+    #[arg(long, value_name = "TOOLS")]
+    pub disable_tools: Option<String>,
+
+    /// Offer only the tools that change nothing (status, instances, agents, sessions, task status and list) [env: OPENCLAW_MCP_READ_ONLY=true]
+    #[arg(long)]
+    pub read_only: bool,
+
     /// Async tasks running at once, 1 to 64 [env: OPENCLAW_TASK_CONCURRENCY] [default: 4]
     #[arg(long, value_name = "N")]
     pub task_concurrency: Option<String>,
@@ -179,7 +187,7 @@ pub enum Command {
 impl Cli {
     /// The flags that were given, as (settings key, value) pairs for the flag layer.
     pub fn values(&self) -> Vec<(&'static str, FigValue)> {
-        let strings: [(&'static str, &Option<String>); 31] = [
+        let strings: [(&'static str, &Option<String>); 32] = [
             ("url", &self.openclaw_url),
             ("gateway_token", &self.gateway_token),
             ("model", &self.model),
@@ -211,6 +219,7 @@ impl Cli {
             ("refresh_token_ttl_secs", &self.refresh_token_ttl_secs),
             ("max_dcr_clients", &self.max_dcr_clients),
             ("rate_limit_per_minute", &self.rate_limit_per_minute),
+            ("disabled_tools", &self.disable_tools),
         ];
         let mut out: Vec<(&'static str, FigValue)> = strings
             .into_iter()
@@ -220,6 +229,7 @@ impl Cli {
         for (key, on) in [
             ("debug", self.debug),
             ("metrics", self.metrics),
+            ("read_only", self.read_only),
             ("auth", self.auth),
             ("allow_dcr", self.allow_dcr),
         ] {

@@ -211,7 +211,25 @@ pub const SETTINGS: &[SettingName] = &[
         Some("task-retention-secs"),
     ),
     s("data_dir", &["OPENCLAW_MCP_DATA_DIR"], Some("data-dir")),
+    s(
+        "disabled_tools",
+        &["OPENCLAW_MCP_DISABLED_TOOLS"],
+        Some("disable-tools"),
+    ),
+    s("read_only", &["OPENCLAW_MCP_READ_ONLY"], Some("read-only")),
+    secret("bearer_tokens", &["MCP_BEARER_TOKENS"], None),
 ];
+
+/// Suffix of the variables (and TOML keys, `_file`) that give a secret's file instead of its
+/// value: Docker and Kubernetes secrets.
+const FILE_SUFFIX: &str = "_FILE";
+
+/// Reads a secret file: its content without the trailing newline an editor adds.
+fn read_secret_file(path: &str) -> Result<String, String> {
+    std::fs::read_to_string(path)
+        .map(|s| s.trim_end_matches(['\n', '\r']).to_string())
+        .map_err(|e| format!("cannot read {path}: {e}"))
+}
 
 fn setting(key: &str) -> &'static SettingName {
     SETTINGS
@@ -377,6 +395,41 @@ pub struct AuthSettings {
     pub max_dcr_clients: usize,
     /// Requests per minute per client address on the MCP routes (0 = no limit).
     pub rate_limit_per_minute: u32,
+    /// Static bearer tokens (HTTP only), besides or instead of OAuth.
+    pub bearer_tokens: Vec<BearerToken>,
+}
+
+impl AuthSettings {
+    /// Whether the MCP routes require a token (OAuth or a static bearer token).
+    pub fn required(&self) -> bool {
+        self.enabled || !self.bearer_tokens.is_empty()
+    }
+}
+
+/// Which tools are offered (`OPENCLAW_MCP_DISABLED_TOOLS`, `--read-only`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ToolSettings {
+    /// Tools hidden from `tools/list` and refused.
+    pub disabled: std::collections::BTreeSet<String>,
+    /// Only the tools that change nothing.
+    pub read_only: bool,
+}
+
+impl ToolSettings {
+    /// Whether `tool` is offered.
+    pub fn enabled(&self, tool: &str) -> bool {
+        !self.disabled.contains(tool)
+            && (!self.read_only || crate::mcp::tools::READ_ONLY_TOOLS.contains(&tool))
+    }
+}
+
+/// A named static bearer token for HTTP clients without OAuth (`MCP_BEARER_TOKENS`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BearerToken {
+    /// The name used as the task owner and in logs.
+    pub name: String,
+    /// The token.
+    pub token: Secret,
 }
 
 /// Async task settings.
@@ -409,6 +462,8 @@ pub struct Settings {
     pub auth: AuthSettings,
     /// Async task settings.
     pub tasks: TaskSettings,
+    /// Which tools are offered.
+    pub tools: ToolSettings,
     /// The configuration file that was read, if any.
     pub config_file: Option<PathBuf>,
 }
@@ -434,7 +489,7 @@ impl Settings {
         if let Some(path) = &config_path {
             figment = figment.merge(file_layer(path)?);
         }
-        figment = figment.merge(env_layer(&env)).merge(flag_layer(cli));
+        figment = figment.merge(env_layer(&env)?).merge(flag_layer(cli));
         let values: BTreeMap<String, Value> = figment
             .extract()
             .map_err(|e| ConfigError::Invalid(one_line(&e.to_string())))?;
@@ -491,24 +546,65 @@ fn file_layer(path: &std::path::Path) -> Result<Layer, ConfigError> {
     let data = figment::providers::Toml::string(&text)
         .data()
         .map_err(|e| file_err(one_line(&e.to_string())))?;
-    let dict = data.into_values().next().unwrap_or_default();
+    let mut dict = data.into_values().next().unwrap_or_default();
+    for setting in SETTINGS.iter().filter(|s| s.secret) {
+        let file_key = format!("{}_file", setting.key);
+        let Some(value) = dict.remove(&file_key) else {
+            continue;
+        };
+        if dict.contains_key(setting.key) {
+            return Err(file_err(format!(
+                "set `{}` or `{file_key}`, not both",
+                setting.key
+            )));
+        }
+        let Some(relative) = value.as_str() else {
+            return Err(file_err(format!("`{file_key}` must be a path")));
+        };
+        // A relative path is relative to the configuration file.
+        let resolved = path
+            .parent()
+            .map(|dir| dir.join(relative))
+            .unwrap_or_else(|| PathBuf::from(relative));
+        let secret = read_secret_file(&resolved.to_string_lossy())
+            .map_err(|e| file_err(format!("`{file_key}`: {e}")))?;
+        dict.insert(setting.key.to_string(), FigValue::from(secret));
+    }
     Ok(Layer {
         name: FILE_LAYER,
         dict,
     })
 }
 
-fn env_layer(env: &impl Fn(&str) -> Option<String>) -> Layer {
+fn env_layer(env: &impl Fn(&str) -> Option<String>) -> Result<Layer, ConfigError> {
     let mut dict = Dict::new();
     for setting in SETTINGS {
-        if let Some(value) = setting.env.iter().find_map(|name| env(name)) {
+        let mut value = setting.env.iter().find_map(|name| env(name));
+        if setting.secret {
+            for name in setting.env {
+                let file_var = format!("{name}{FILE_SUFFIX}");
+                let Some(path) = env(&file_var).filter(|p| !p.trim().is_empty()) else {
+                    continue;
+                };
+                if value.is_some() {
+                    return Err(ConfigError::Invalid(format!(
+                        "set {name} or {file_var}, not both"
+                    )));
+                }
+                value = Some(
+                    read_secret_file(path.trim())
+                        .map_err(|e| ConfigError::Invalid(format!("{file_var}: {e}")))?,
+                );
+            }
+        }
+        if let Some(value) = value {
             dict.insert(setting.key.to_string(), FigValue::from(value));
         }
     }
-    Layer {
+    Ok(Layer {
         name: ENV_LAYER,
         dict,
-    }
+    })
 }
 
 fn flag_layer(cli: &Cli) -> Layer {
@@ -703,6 +799,7 @@ impl Layers {
         let http = self.http()?;
         let auth = self.auth(transport, &http)?;
         let tasks = self.tasks()?;
+        let tools = self.tools()?;
 
         Ok(Settings {
             transport,
@@ -712,6 +809,7 @@ impl Layers {
             http,
             auth,
             tasks,
+            tools,
             config_file,
         })
     }
@@ -863,6 +961,12 @@ impl Layers {
                 "a number of requests",
             )?
             .unwrap_or(DEFAULT_RATE_LIMIT_PER_MINUTE) as u32;
+        // Static tokens guard HTTP only; in stdio they are ignored like the OAuth settings.
+        let bearer_tokens = if transport.is_http() {
+            self.bearer_tokens()?
+        } else {
+            Vec::new()
+        };
 
         // Auth applies to HTTP only; in stdio these settings are ignored, as in 1.7.0.
         let enabled = enabled_flag && transport.is_http();
@@ -958,7 +1062,76 @@ impl Layers {
             refresh_token_ttl,
             max_dcr_clients,
             rate_limit_per_minute,
+            bearer_tokens,
         })
+    }
+
+    fn tools(&self) -> Result<ToolSettings, ConfigError> {
+        let mut disabled = std::collections::BTreeSet::new();
+        for name in self.list("disabled_tools")? {
+            if !crate::mcp::tools::ALL_TOOLS.contains(&name.as_str()) {
+                return Err(ConfigError::Invalid(format!(
+                    "{} names an unknown tool {name:?}; the tools are {}",
+                    self.origin("disabled_tools"),
+                    crate::mcp::tools::ALL_TOOLS.join(", ")
+                )));
+            }
+            disabled.insert(name);
+        }
+        Ok(ToolSettings {
+            disabled,
+            read_only: self.strict_bool("read_only")?,
+        })
+    }
+
+    fn bearer_tokens(&self) -> Result<Vec<BearerToken>, ConfigError> {
+        let Some(raw) = self.string("bearer_tokens")? else {
+            return Ok(Vec::new());
+        };
+        let origin = self.origin("bearer_tokens");
+        let mut tokens: Vec<BearerToken> = Vec::new();
+        for entry in raw
+            .split([',', '\n'])
+            .map(str::trim)
+            .filter(|e| !e.is_empty() && !e.starts_with('#'))
+        {
+            let Some((name, token)) = entry.split_once(':') else {
+                return Err(ConfigError::Invalid(format!(
+                    "{origin} must be a list of name:token entries"
+                )));
+            };
+            let (name, token) = (name.trim(), token.trim());
+            if name.is_empty()
+                || name.len() > 64
+                || !name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+            {
+                return Err(ConfigError::Invalid(format!(
+                    "{origin}: token name {name:?} must be 1-64 letters, digits, '-', '_' or '.'"
+                )));
+            }
+            if token.chars().count() < 16 || token.chars().any(char::is_whitespace) {
+                return Err(ConfigError::Invalid(format!(
+                    "{origin}: the token named {name:?} must be at least 16 characters without spaces (openssl rand -hex 32)"
+                )));
+            }
+            if tokens.iter().any(|t| t.name == name) {
+                return Err(ConfigError::Invalid(format!(
+                    "{origin}: the name {name:?} is used twice"
+                )));
+            }
+            if tokens.iter().any(|t| t.token.expose() == token) {
+                return Err(ConfigError::Invalid(format!(
+                    "{origin}: two names share one token"
+                )));
+            }
+            tokens.push(BearerToken {
+                name: name.to_string(),
+                token: Secret::new(token),
+            });
+        }
+        Ok(tokens)
     }
 
     fn tasks(&self) -> Result<TaskSettings, ConfigError> {
@@ -1164,6 +1337,23 @@ pub fn parse_instances(
             Some(Value::String(t)) => Some(Secret::new(t.clone())),
             Some(_) => return Err(format!("Instance \"{name}\": \"token\" must be a string")),
         };
+        let token_file = obj.get("tokenFile").or_else(|| obj.get("token_file"));
+        let token = match (token, token_file) {
+            (token, None | Some(Value::Null)) => token,
+            (Some(_), Some(_)) => {
+                return Err(format!(
+                    "Instance \"{name}\": set \"token\" or \"tokenFile\", not both"
+                ));
+            }
+            (None, Some(Value::String(path))) => {
+                Some(Secret::new(read_secret_file(path).map_err(|e| {
+                    format!("Instance \"{name}\": \"tokenFile\": {e}")
+                })?))
+            }
+            (None, Some(_)) => {
+                return Err(format!("Instance \"{name}\": \"tokenFile\" must be a path"));
+            }
+        };
         let timeout = match obj.get("timeout") {
             None | Some(Value::Null) => timeout_ms,
             Some(Value::Number(n)) => match n.as_u64().filter(|t| (1..=MAX_TIMEOUT_MS).contains(t))
@@ -1335,6 +1525,9 @@ mod tests {
             "max_sessions",
             "shutdown_grace_secs",
             "metrics",
+            "disabled_tools",
+            "read_only",
+            "bearer_tokens",
             "auth",
             "client_id",
             "client_secret",

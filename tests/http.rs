@@ -19,15 +19,8 @@ use common::{
 use rmcp::model::ProtocolVersion;
 use serde_json::{Value, json};
 
-const SEVEN_TOOLS: [&str; 7] = [
-    "openclaw_chat",
-    "openclaw_status",
-    "openclaw_chat_async",
-    "openclaw_task_status",
-    "openclaw_task_list",
-    "openclaw_task_cancel",
-    "openclaw_instances",
-];
+/// 1.7.0's seven tools, then this bridge's additions.
+const SEVEN_TOOLS: [&str; 10] = openclaw_mcp::mcp::tools::ALL_TOOLS;
 
 const JSON: (&str, &str) = ("Content-Type", "application/json");
 const ACCEPT: (&str, &str) = ("Accept", ACCEPT_BOTH);
@@ -571,7 +564,7 @@ async fn every_error_is_json_with_the_right_status() {
             .as_array()
             .unwrap()
             .len(),
-        7
+        10
     );
     let (status, _, _) = request(
         "DELETE",

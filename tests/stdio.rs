@@ -29,7 +29,11 @@ async fn tools_are_listed_with_1_7_0_names_schemas_and_order() {
             "openclaw_task_status",
             "openclaw_task_list",
             "openclaw_task_cancel",
-            "openclaw_instances"
+            "openclaw_instances",
+            // This bridge's additions come after 1.7.0's seven, in their order.
+            "openclaw_agents",
+            "openclaw_sessions",
+            "openclaw_session_history"
         ]
     );
     let by_name = |n: &str| tools.iter().find(|t| t.name == n).unwrap();
@@ -38,8 +42,14 @@ async fn tools_are_listed_with_1_7_0_names_schemas_and_order() {
         chat.description.as_deref(),
         Some("Send a message to OpenClaw and get a response")
     );
+    // 1.7.0's schema, unchanged; this bridge's optional additions come after it.
+    let mut schema = Value::Object((*chat.input_schema).clone());
+    let properties = schema["properties"].as_object_mut().unwrap();
+    for added in ["agent", "new_session", "images"] {
+        assert!(properties.remove(added).is_some(), "{added}");
+    }
     assert_eq!(
-        Value::Object((*chat.input_schema).clone()),
+        schema,
         json!({"type":"object","properties":{"message":{"type":"string","description":"The message to send to OpenClaw"},"session_id":{"type":"string","description":"Optional session ID for conversation context"},"instance":{"type":"string","description":"Target OpenClaw instance name. Use openclaw_instances to list available instances. Defaults to the default instance."}},"required":["message"]})
     );
     assert!(chat.output_schema.is_none(), "chat returns plain text");

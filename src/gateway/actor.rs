@@ -18,7 +18,7 @@ use std::{
 
 use actix::{
     Actor, ActorContext, ActorFutureExt, AsyncContext, Context, Handler, Message, MessageResult,
-    ResponseActFuture, Supervised, WrapFuture, fut,
+    ResponseActFuture, ResponseFuture, Supervised, WrapFuture, fut,
 };
 use awc::Client;
 use futures_util::FutureExt;
@@ -51,6 +51,21 @@ pub struct Chat {
 #[derive(Message)]
 #[rtype(result = "Result<HealthSnapshot, GatewayError>")]
 pub struct Probe;
+
+/// Lists the gateway's agent targets (`GET /v1/models`).
+#[derive(Message)]
+#[rtype(result = "Result<Vec<String>, GatewayError>")]
+pub struct ListModels;
+
+/// Runs one gateway tool through `POST /tools/invoke` (`sessions_list`, `sessions_history`).
+#[derive(Message)]
+#[rtype(result = "Result<serde_json::Value, GatewayError>")]
+pub struct InvokeTool {
+    /// The gateway tool.
+    pub tool: &'static str,
+    /// Its arguments.
+    pub args: serde_json::Value,
+}
 
 /// Returns the health known from the last probe, without touching the network.
 #[derive(Message)]
@@ -293,6 +308,24 @@ impl Handler<Probe> for GatewayActor {
                     }
                 }),
         )
+    }
+}
+
+impl Handler<ListModels> for GatewayActor {
+    type Result = ResponseFuture<Result<Vec<String>, GatewayError>>;
+
+    fn handle(&mut self, _msg: ListModels, _ctx: &mut Context<Self>) -> Self::Result {
+        let (client, settings) = (self.client(), self.settings.clone());
+        Box::pin(async move { client::models(&client, &settings).await })
+    }
+}
+
+impl Handler<InvokeTool> for GatewayActor {
+    type Result = ResponseFuture<Result<serde_json::Value, GatewayError>>;
+
+    fn handle(&mut self, msg: InvokeTool, _ctx: &mut Context<Self>) -> Self::Result {
+        let (client, settings) = (self.client(), self.settings.clone());
+        Box::pin(async move { client::invoke_tool(&client, &settings, msg.tool, &msg.args).await })
     }
 }
 

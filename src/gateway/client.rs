@@ -50,6 +50,8 @@ pub struct ChatRequest {
     pub agent_id: Option<String>,
     /// Ask for a streamed answer (progress, idle timeout).
     pub stream: bool,
+    /// Images sent with the message, as data URIs (`data:image/png;base64,…`).
+    pub images: Vec<String>,
 }
 
 /// The gateway's answer.
@@ -91,7 +93,28 @@ pub type ProgressSender = Arc<watch::Sender<ChatProgress>>;
 #[derive(Serialize)]
 struct UserMessage<'a> {
     role: &'static str,
-    content: &'a str,
+    content: UserContent<'a>,
+}
+
+/// A user message's content: 1.7.0's plain string, or text and image parts when images come
+/// along (the gateway accepts `image_url` parts on the last user turn).
+#[derive(Serialize)]
+#[serde(untagged)]
+enum UserContent<'a> {
+    Text(&'a str),
+    Parts(Vec<ContentPart<'a>>),
+}
+
+#[derive(Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum ContentPart<'a> {
+    Text { text: &'a str },
+    ImageUrl { image_url: ImageUrl<'a> },
+}
+
+#[derive(Serialize)]
+struct ImageUrl<'a> {
+    url: &'a str,
 }
 
 /// The request body; field order is 1.7.0's (`model`, `messages`, `max_tokens`, `session_id`).
@@ -195,7 +218,17 @@ pub async fn chat(
         model: &inst.model,
         messages: [UserMessage {
             role: "user",
-            content: &req.message,
+            content: if req.images.is_empty() {
+                UserContent::Text(&req.message)
+            } else {
+                UserContent::Parts(
+                    std::iter::once(ContentPart::Text { text: &req.message })
+                        .chain(req.images.iter().map(|url| ContentPart::ImageUrl {
+                            image_url: ImageUrl { url },
+                        }))
+                        .collect(),
+                )
+            },
         }],
         max_tokens: MAX_TOKENS,
         session_id: req.session_id.as_deref(),
@@ -542,6 +575,92 @@ where
     }
 }
 
+/// `GET /v1/models`: the gateway's agent targets (`openclaw`, `openclaw/default`,
+/// `openclaw/<agentId>`).
+pub async fn models(client: &Client, inst: &InstanceSettings) -> Result<Vec<String>, GatewayError> {
+    let deadline = PROBE_TIMEOUT.min(inst.timeout);
+    let work = async {
+        let response = authorized(inst, client.get(format!("{}/v1/models", inst.base_url)))
+            .insert_header(("accept", "application/json"))
+            .send()
+            .await
+            .map_err(|e| map_send_error(inst, e))?;
+        if !response.status().is_success() {
+            return Err(status_error(inst, response, deadline).await);
+        }
+        let body = read_body(inst, response, MAX_RESPONSE_BYTES).await?;
+        let v: Value = serde_json::from_slice(&body)
+            .map_err(|e| invalid(inst, format!("the model list is not JSON ({e})")))?;
+        let ids = v
+            .get("data")
+            .and_then(Value::as_array)
+            .ok_or_else(|| invalid(inst, "no \"data\" in the model list"))?
+            .iter()
+            .filter_map(|m| m.get("id").and_then(Value::as_str).map(str::to_string))
+            .collect();
+        Ok(ids)
+    };
+    tokio::time::timeout(deadline, work)
+        .await
+        .map_err(|_| GatewayError::Timeout(deadline.as_millis() as u64))?
+}
+
+/// `POST /tools/invoke`: runs one gateway tool (`sessions_list`, `sessions_history`) and returns
+/// its result: the JSON in its first text block when there is one, else the raw result.
+pub async fn invoke_tool(
+    client: &Client,
+    inst: &InstanceSettings,
+    tool: &str,
+    args: &Value,
+) -> Result<Value, GatewayError> {
+    let deadline = inst.timeout;
+    let body = serde_json::json!({"tool": tool, "args": args});
+    let work = async {
+        let response = authorized(inst, client.post(format!("{}/tools/invoke", inst.base_url)))
+            .insert_header(("content-type", "application/json"))
+            .send_body(body.to_string())
+            .await
+            .map_err(|e| map_send_error(inst, e))?;
+        if !response.status().is_success() {
+            let status = response.status().as_u16();
+            let err = status_error(inst, response, deadline).await;
+            return Err(match (status, err) {
+                // /tools/invoke answers 404 for a tool the gateway's policy does not expose.
+                (404, GatewayError::Status { status, reason, .. }) => GatewayError::Status {
+                    status,
+                    reason,
+                    hint: Some(format!(
+                        "the gateway does not offer the {tool} tool over HTTP; check gateway.tools and tools.sessions in openclaw.json"
+                    )),
+                },
+                (_, err) => err,
+            });
+        }
+        let body = read_body(inst, response, MAX_RESPONSE_BYTES).await?;
+        let v: Value = serde_json::from_slice(&body)
+            .map_err(|e| invalid(inst, format!("the tool answer is not JSON ({e})")))?;
+        if v.get("ok").and_then(Value::as_bool) == Some(false) {
+            return Err(GatewayError::Upstream(
+                error_message(&body).unwrap_or_else(|| "the tool failed".to_string()),
+            ));
+        }
+        let result = v.get("result").cloned().unwrap_or(Value::Null);
+        let text = result
+            .get("content")
+            .and_then(Value::as_array)
+            .and_then(|c| c.iter().find_map(|p| p.get("text").and_then(Value::as_str)));
+        Ok(
+            match text.and_then(|t| serde_json::from_str::<Value>(t).ok()) {
+                Some(parsed) => parsed,
+                None => result.get("details").cloned().unwrap_or(result),
+            },
+        )
+    };
+    tokio::time::timeout(deadline, work)
+        .await
+        .map_err(|_| GatewayError::Timeout(deadline.as_millis() as u64))?
+}
+
 /// Probes the gateway: the session-less chat probe and `/readyz`, concurrently.
 pub async fn probe(client: &Client, inst: &InstanceSettings) -> Result<ProbeResult, GatewayError> {
     let timeout = PROBE_TIMEOUT.min(inst.timeout);
@@ -610,7 +729,7 @@ mod tests {
             model: "openclaw",
             messages: [UserMessage {
                 role: "user",
-                content: "hi",
+                content: UserContent::Text("hi"),
             }],
             max_tokens: 4096,
             session_id: Some("sess-1"),

@@ -9,7 +9,7 @@ use actix::{Addr, MailboxError, Supervisor};
 use tokio_util::sync::CancellationToken;
 
 use super::{
-    actor::{Chat, GatewayActor, Health, Probe},
+    actor::{Chat, GatewayActor, Health, InvokeTool, ListModels, Probe},
     client::{ChatReply, ChatRequest, ProgressSender},
     error::GatewayError,
     health::{HealthSnapshot, HealthStatus},
@@ -82,6 +82,28 @@ impl InstanceHandle {
                 cancel,
             })
             .timeout(deadline)
+            .await
+            .map_err(|e| mailbox(&self.name, e))?
+    }
+
+    /// The gateway's agent targets.
+    pub async fn models(&self) -> Result<Vec<String>, GatewayError> {
+        self.addr
+            .send(ListModels)
+            .timeout(PROBE_ASK_TIMEOUT)
+            .await
+            .map_err(|e| mailbox(&self.name, e))?
+    }
+
+    /// Runs a gateway tool through `/tools/invoke`.
+    pub async fn invoke_tool(
+        &self,
+        tool: &'static str,
+        args: serde_json::Value,
+    ) -> Result<serde_json::Value, GatewayError> {
+        self.addr
+            .send(InvokeTool { tool, args })
+            .timeout(self.timeout + CHAT_ASK_SLACK)
             .await
             .map_err(|e| mailbox(&self.name, e))?
     }

@@ -21,6 +21,7 @@ use super::{
     tools,
 };
 use crate::{
+    config::ToolSettings,
     gateway::{client::ChatProgress, registry::InstanceRegistry},
     tasks::{Owner, Tasks},
 };
@@ -39,6 +40,8 @@ pub struct Services {
     pub registry: InstanceRegistry,
     /// The task supervisor.
     pub tasks: Tasks,
+    /// Which tools are offered.
+    pub tools: std::sync::Arc<ToolSettings>,
 }
 
 /// The handler of one MCP connection (stdio process, HTTP session or SSE stream).
@@ -88,7 +91,19 @@ impl OpenClawServer {
         if let Some(fwd) = forwarder {
             fwd.abort();
         }
-        Ok(output::text(reply?.content))
+        let reply = reply?;
+        // The text is the assistant's text, as in 1.7.0; the rest goes in structuredContent.
+        let mut result = output::text(reply.content.clone());
+        result.structured_content = serde_json::to_value(tools::ChatOutput {
+            response: &reply.content,
+            instance: &instance.name,
+            session_key: args.session_id.as_deref(),
+            agent: args.agent.as_deref(),
+            model: reply.model.as_deref(),
+            usage: reply.usage.as_ref(),
+        })
+        .ok();
+        Ok(result)
     }
 }
 
@@ -151,7 +166,11 @@ impl ServerHandler for OpenClawServer {
         _context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, McpError> {
         #[cfg_attr(not(feature = "conformance"), allow(unused_mut))]
-        let mut all = tools::definitions().to_vec();
+        let mut all: Vec<_> = tools::definitions()
+            .iter()
+            .filter(|t| self.services.tools.enabled(&t.name))
+            .cloned()
+            .collect();
         #[cfg(feature = "conformance")]
         all.extend(super::conformance::definitions());
         Ok(ListToolsResult::with_all_items(all)
@@ -167,6 +186,12 @@ impl ServerHandler for OpenClawServer {
         let args = request.arguments.as_ref();
         let name: Cow<'_, str> = request.name.clone();
         tracing::info!(tool = %name, owner = %self.owner, rpc_id = ?context.id, "tool call");
+        if tools::ALL_TOOLS.contains(&name.as_ref()) && !self.services.tools.enabled(&name) {
+            return Err(McpError::invalid_params(
+                format!("Tool {name} is disabled on this server"),
+                None,
+            ));
+        }
         let result = match name.as_ref() {
             tools::CHAT if client_wants_tasks(&context) => {
                 return Ok(
@@ -183,6 +208,9 @@ impl ServerHandler for OpenClawServer {
             tools::TASK_STATUS => tools::task_status(&self.services.tasks, &self.owner, args).await,
             tools::TASK_LIST => tools::task_list(&self.services.tasks, &self.owner, args).await,
             tools::TASK_CANCEL => tools::task_cancel(&self.services.tasks, &self.owner, args).await,
+            tools::AGENTS => tools::agents(&self.services.registry, args).await,
+            tools::SESSIONS => tools::sessions(&self.services.registry, args).await,
+            tools::SESSION_HISTORY => tools::session_history(&self.services.registry, args).await,
             #[cfg(feature = "conformance")]
             other if other.starts_with("test_") || other == "json_schema_2020_12_tool" => {
                 return match super::conformance::call(other, args, &context).await {
@@ -302,8 +330,9 @@ mod native {
                 owner: owner.key(),
                 instance: instance.name.clone(),
                 session_id: args.session_id,
-                agent_id: None,
+                agent_id: args.agent,
                 message: args.message,
+                images: args.images,
                 priority: 0,
             })
             .await

@@ -40,6 +40,37 @@ pub const TASK_LIST: &str = "openclaw_task_list";
 pub const TASK_CANCEL: &str = "openclaw_task_cancel";
 /// See [`CHAT`].
 pub const INSTANCES: &str = "openclaw_instances";
+/// An instance's agents (from `GET /v1/models`).
+pub const AGENTS: &str = "openclaw_agents";
+/// An instance's sessions (`sessions_list` through `/tools/invoke`).
+pub const SESSIONS: &str = "openclaw_sessions";
+/// A session's recent turns (`sessions_history` through `/tools/invoke`).
+pub const SESSION_HISTORY: &str = "openclaw_session_history";
+
+/// Every tool, in listing order: 1.7.0's seven, then this bridge's.
+pub const ALL_TOOLS: [&str; 10] = [
+    CHAT,
+    STATUS,
+    CHAT_ASYNC,
+    TASK_STATUS,
+    TASK_LIST,
+    TASK_CANCEL,
+    INSTANCES,
+    AGENTS,
+    SESSIONS,
+    SESSION_HISTORY,
+];
+
+/// The tools that change nothing, kept by `--read-only`.
+pub const READ_ONLY_TOOLS: [&str; 7] = [
+    STATUS,
+    INSTANCES,
+    AGENTS,
+    SESSIONS,
+    SESSION_HISTORY,
+    TASK_STATUS,
+    TASK_LIST,
+];
 
 fn schema(v: Value) -> Arc<JsonObject> {
     match v {
@@ -51,6 +82,23 @@ fn schema(v: Value) -> Arc<JsonObject> {
 
 const INSTANCE_DESCRIPTION: &str =
     "Target OpenClaw instance name. Defaults to the default instance.";
+
+fn agent_property() -> Value {
+    json!({"type": "string", "description": "Optional agent id on the gateway (see openclaw_agents). Defaults to the instance's agent."})
+}
+
+fn images_property() -> Value {
+    json!({
+        "type": "array",
+        "description": "Optional images (PNG, JPEG, WebP or GIF; at most 8, 5 MiB each): data URIs, or {data: <base64>, mimeType}.",
+        "items": {
+            "anyOf": [
+                {"type": "string"},
+                {"type": "object", "properties": {"data": {"type": "string"}, "mimeType": {"type": "string"}}, "required": ["data", "mimeType"]}
+            ]
+        }
+    })
+}
 
 fn health_schema() -> Value {
     json!({
@@ -106,7 +154,10 @@ fn build_definitions() -> Vec<Tool> {
                 "properties": {
                     "message": {"type": "string", "description": "The message to send to OpenClaw"},
                     "session_id": {"type": "string", "description": "Optional session ID for conversation context"},
-                    "instance": {"type": "string", "description": "Target OpenClaw instance name. Use openclaw_instances to list available instances. Defaults to the default instance."}
+                    "instance": {"type": "string", "description": "Target OpenClaw instance name. Use openclaw_instances to list available instances. Defaults to the default instance."},
+                    "agent": agent_property(),
+                    "new_session": {"type": "boolean", "description": "Start a fresh conversation; its session key comes back in structuredContent.session_key (pass it as session_id to continue)."},
+                    "images": images_property()
                 },
                 "required": ["message"]
             })),
@@ -147,7 +198,9 @@ fn build_definitions() -> Vec<Tool> {
                     "message": {"type": "string", "description": "The message to send to OpenClaw"},
                     "session_id": {"type": "string", "description": "Optional session ID for conversation context"},
                     "priority": {"type": "number", "description": "Task priority (higher = processed first). Default: 0"},
-                    "instance": {"type": "string", "description": INSTANCE_DESCRIPTION}
+                    "instance": {"type": "string", "description": INSTANCE_DESCRIPTION},
+                    "agent": agent_property(),
+                    "images": images_property()
                 },
                 "required": ["message"]
             })),
@@ -298,6 +351,74 @@ fn build_definitions() -> Vec<Tool> {
             },
             "required": ["instances", "total"]
         }))),
+        Tool::new(
+            AGENTS,
+            "List the agents an OpenClaw instance offers (from its /v1/models). Pass an agent id as `agent` to openclaw_chat to talk to that agent.",
+            schema(json!({
+                "type": "object",
+                "properties": {
+                    "instance": {"type": "string", "description": INSTANCE_DESCRIPTION}
+                }
+            })),
+        )
+        .with_title("List OpenClaw agents")
+        .with_annotations(read_only("List OpenClaw agents", true))
+        .with_raw_output_schema(schema(json!({
+            "type": "object",
+            "properties": {
+                "instance": {"type": "string"},
+                "agents": {"type": "array", "items": {"type": "object", "properties": {"id": {"type": "string"}, "model": {"type": "string"}}, "required": ["id", "model"]}},
+                "models": {"type": "array", "items": {"type": "string"}}
+            },
+            "required": ["instance", "agents", "models"]
+        }))),
+        Tool::new(
+            SESSIONS,
+            "List the conversations (sessions) stored on an OpenClaw instance, newest first, with their session keys.",
+            schema(json!({
+                "type": "object",
+                "properties": {
+                    "instance": {"type": "string", "description": INSTANCE_DESCRIPTION},
+                    "limit": {"type": "integer", "minimum": 1, "maximum": 200, "description": "Most sessions to return. Default: 50"}
+                }
+            })),
+        )
+        .with_title("List OpenClaw sessions")
+        .with_annotations(read_only("List OpenClaw sessions", true))
+        .with_raw_output_schema(schema(json!({
+            "type": "object",
+            "properties": {
+                "instance": {"type": "string"},
+                "sessions": {"type": "array"},
+                "count": {"type": "integer"}
+            },
+            "required": ["instance", "sessions", "count"]
+        }))),
+        Tool::new(
+            SESSION_HISTORY,
+            "Read the recent turns of one conversation on an OpenClaw instance (a bounded, redacted view kept by the gateway).",
+            schema(json!({
+                "type": "object",
+                "properties": {
+                    "session_key": {"type": "string", "description": "The session's key as openclaw_sessions lists it (agent:<agent>:<key>)."},
+                    "session_id": {"type": "string", "description": "Or the session_id given to openclaw_chat (with `agent`, default main)."},
+                    "agent": agent_property(),
+                    "instance": {"type": "string", "description": INSTANCE_DESCRIPTION},
+                    "limit": {"type": "integer", "minimum": 1, "maximum": 100, "description": "Most recent messages to return. Default: 20"}
+                }
+            })),
+        )
+        .with_title("Read an OpenClaw session")
+        .with_annotations(read_only("Read an OpenClaw session", true))
+        .with_raw_output_schema(schema(json!({
+            "type": "object",
+            "properties": {
+                "instance": {"type": "string"},
+                "session_key": {"type": "string"},
+                "messages": {"type": "array"}
+            },
+            "required": ["instance", "session_key", "messages"]
+        }))),
     ]
 }
 
@@ -311,22 +432,40 @@ pub fn definitions() -> &'static [Tool] {
 pub struct ChatArgs {
     /// The trimmed message.
     pub message: String,
-    /// Gateway session.
+    /// Gateway session: as given, or a fresh key for `new_session`.
     pub session_id: Option<String>,
     /// Instance name (validated, not yet resolved).
     pub instance: Option<String>,
+    /// Agent for this call.
+    pub agent: Option<String>,
+    /// Images, as data URIs.
+    pub images: Vec<String>,
 }
 
-/// Validates `openclaw_chat` (and the shared part of `openclaw_chat_async`), in 1.7.0's order.
+/// Validates `openclaw_chat` (and the shared part of `openclaw_chat_async`): 1.7.0's
+/// arguments in 1.7.0's order, then this bridge's (`agent`, `images`, `new_session`).
 pub fn chat_args(args: Option<&Map<String, Value>>) -> Result<ChatArgs, ToolError> {
     let args = validate::object(args)?;
     let message = validate::message(args)?;
-    let session_id = validate::optional_id(args, "session_id")?;
+    let mut session_id = validate::optional_id(args, "session_id")?;
     let instance = validate::optional_id(args, "instance")?;
+    let agent = validate::agent(args)?;
+    let images = validate::images(args)?;
+    if validate::flag(args, "new_session")? {
+        if session_id.is_some() {
+            return Err(validate::ValidationError(
+                "give session_id or new_session, not both".to_string(),
+            )
+            .into());
+        }
+        session_id = Some(format!("mcp-{}", uuid::Uuid::new_v4()));
+    }
     Ok(ChatArgs {
         message,
         session_id,
         instance,
+        agent,
+        images,
     })
 }
 
@@ -336,10 +475,31 @@ impl ChatArgs {
         ChatRequest {
             message: self.message.clone(),
             session_id: self.session_id.clone(),
-            agent_id: None,
+            agent_id: self.agent.clone(),
             stream,
+            images: self.images.clone(),
         }
     }
+}
+
+/// `structuredContent` of `openclaw_chat` (its text stays the assistant's text, as in 1.7.0).
+#[derive(Serialize)]
+pub struct ChatOutput<'a> {
+    /// The assistant's text.
+    pub response: &'a str,
+    /// The instance that answered.
+    pub instance: &'a str,
+    /// The session key the call used (send it as `session_id` to continue), if any.
+    pub session_key: Option<&'a str>,
+    /// The agent asked for, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub agent: Option<&'a str>,
+    /// `model` as the gateway echoed it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model: Option<&'a str>,
+    /// Token usage, when the gateway reports it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub usage: Option<&'a Value>,
 }
 
 /// `openclaw_status` output: 1.7.0's three keys first, then the actor's health fields.
@@ -453,6 +613,8 @@ pub async fn chat_async(
             let session_id = validate::optional_id(checked, "session_id")?;
             let priority = validate::priority(checked)?;
             let instance = validate::optional_id(checked, "instance")?;
+            let agent = validate::agent(checked)?;
+            let images = validate::images(checked)?;
             let handle = services.registry.resolve(instance.as_deref())?;
             let task = services
                 .tasks
@@ -460,8 +622,9 @@ pub async fn chat_async(
                     owner: owner.key(),
                     instance: handle.name.clone(),
                     session_id,
-                    agent_id: None,
+                    agent_id: agent,
                     message,
+                    images,
                     priority,
                 })
                 .await
@@ -552,6 +715,168 @@ pub async fn task_cancel(
                 status: "cancelled",
                 message: "Task cancelled successfully",
                 previous_status: previous.as_str(),
+            }))
+        }
+        .await,
+    )
+}
+
+/// An optional integer argument within `min..=max`.
+fn bounded(
+    args: &Map<String, Value>,
+    field: &str,
+    min: u64,
+    max: u64,
+    default: u64,
+) -> Result<u64, ToolError> {
+    match args.get(field) {
+        None => Ok(default),
+        Some(v) => v
+            .as_u64()
+            .filter(|n| (min..=max).contains(n))
+            .ok_or_else(|| {
+                validate::ValidationError(format!("{field} must be an integer from {min} to {max}"))
+                    .into()
+            }),
+    }
+}
+
+#[derive(Serialize)]
+struct Agent {
+    id: String,
+    model: String,
+}
+
+#[derive(Serialize)]
+struct AgentsOutput<'a> {
+    instance: &'a str,
+    agents: Vec<Agent>,
+    models: Vec<String>,
+}
+
+/// `openclaw_agents`: the agents behind `openclaw/<id>` model ids (`default` is an alias).
+pub async fn agents(
+    registry: &InstanceRegistry,
+    args: Option<&Map<String, Value>>,
+) -> CallToolResult {
+    output::finish(
+        async {
+            let empty = Map::new();
+            let args = args.unwrap_or(&empty);
+            let instance = validate::optional_id(args, "instance")?;
+            let handle = registry.resolve(instance.as_deref())?;
+            let models = handle.models().await?;
+            let agents = models
+                .iter()
+                .filter_map(|m| {
+                    let id = m
+                        .strip_prefix("openclaw/")
+                        .or_else(|| m.strip_prefix("openclaw:"))?;
+                    (id != "default").then(|| Agent {
+                        id: id.to_string(),
+                        model: m.clone(),
+                    })
+                })
+                .collect();
+            Ok(output::json(&AgentsOutput {
+                instance: &handle.name,
+                agents,
+                models,
+            }))
+        }
+        .await,
+    )
+}
+
+#[derive(Serialize)]
+struct SessionsOutput<'a> {
+    instance: &'a str,
+    sessions: Vec<Value>,
+    count: usize,
+}
+
+/// `openclaw_sessions`: the gateway's `sessions_list`, through `/tools/invoke`.
+pub async fn sessions(
+    registry: &InstanceRegistry,
+    args: Option<&Map<String, Value>>,
+) -> CallToolResult {
+    output::finish(
+        async {
+            let empty = Map::new();
+            let args = args.unwrap_or(&empty);
+            let instance = validate::optional_id(args, "instance")?;
+            let limit = bounded(args, "limit", 1, 200, 50)?;
+            let handle = registry.resolve(instance.as_deref())?;
+            let listed = handle
+                .invoke_tool("sessions_list", json!({"limit": limit}))
+                .await?;
+            let sessions = match listed {
+                Value::Array(rows) => rows,
+                Value::Object(mut obj) => match obj.remove("sessions") {
+                    Some(Value::Array(rows)) => rows,
+                    _ => Vec::new(),
+                },
+                _ => Vec::new(),
+            };
+            Ok(output::json(&SessionsOutput {
+                instance: &handle.name,
+                count: sessions.len(),
+                sessions,
+            }))
+        }
+        .await,
+    )
+}
+
+#[derive(Serialize)]
+struct HistoryOutput<'a> {
+    instance: &'a str,
+    session_key: &'a str,
+    messages: Vec<Value>,
+}
+
+/// `openclaw_session_history`: the gateway's `sessions_history`, through `/tools/invoke`.
+pub async fn session_history(
+    registry: &InstanceRegistry,
+    args: Option<&Map<String, Value>>,
+) -> CallToolResult {
+    output::finish(
+        async {
+            let args = validate::object(args)?;
+            let key = validate::optional_id(args, "session_key")?;
+            let id = validate::optional_id(args, "session_id")?;
+            let agent = validate::agent(args)?;
+            let instance = validate::optional_id(args, "instance")?;
+            let limit = bounded(args, "limit", 1, 100, 20)?;
+            let session_key = match (key, id) {
+                (Some(key), None) => key,
+                (None, Some(id)) => format!("agent:{}:{id}", agent.as_deref().unwrap_or("main")),
+                _ => {
+                    return Err(validate::ValidationError(
+                        "give session_key or session_id".to_string(),
+                    )
+                    .into());
+                }
+            };
+            let handle = registry.resolve(instance.as_deref())?;
+            let history = handle
+                .invoke_tool(
+                    "sessions_history",
+                    json!({"sessionKey": session_key, "limit": limit}),
+                )
+                .await?;
+            let messages = match history {
+                Value::Array(rows) => rows,
+                Value::Object(mut obj) => match obj.remove("messages") {
+                    Some(Value::Array(rows)) => rows,
+                    _ => Vec::new(),
+                },
+                _ => Vec::new(),
+            };
+            Ok(output::json(&HistoryOutput {
+                instance: &handle.name,
+                session_key: &session_key,
+                messages,
             }))
         }
         .await,

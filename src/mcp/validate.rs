@@ -146,6 +146,148 @@ pub fn status_filter(args: &Map<String, Value>) -> Result<Option<String>, Valida
     }
 }
 
+/// Most images in one message.
+pub const MAX_IMAGES: usize = 8;
+/// Largest image, decoded.
+pub const MAX_IMAGE_BYTES: usize = 5 * 1024 * 1024;
+/// Largest sum of the images of one message, decoded (the gateway takes 20 MB bodies; base64
+/// adds a third).
+pub const MAX_IMAGES_TOTAL_BYTES: usize = 10 * 1024 * 1024;
+/// Image types the gateway's models take.
+const IMAGE_TYPES: [&str; 4] = ["image/png", "image/jpeg", "image/webp", "image/gif"];
+
+/// The optional `agent`: a gateway agent id (`[a-z0-9][a-z0-9_-]{0,63}`).
+pub fn agent(args: &Map<String, Value>) -> Result<Option<String>, ValidationError> {
+    let Some(agent) = optional_string(args, "agent", 64)? else {
+        return Ok(None);
+    };
+    if crate::config::is_agent_id(&agent) {
+        Ok(Some(agent))
+    } else {
+        fail(
+            "agent must be an agent id: 1-64 characters of a-z, 0-9, '_' or '-', starting with a letter or digit",
+        )
+    }
+}
+
+/// The optional boolean `field`.
+pub fn flag(args: &Map<String, Value>, field: &str) -> Result<bool, ValidationError> {
+    match args.get(field) {
+        None => Ok(false),
+        Some(Value::Bool(b)) => Ok(*b),
+        Some(_) => fail(format!("{field} must be true or false")),
+    }
+}
+
+fn sniff(bytes: &[u8]) -> Option<&'static str> {
+    if bytes.starts_with(b"\x89PNG\r\n\x1a\n") {
+        Some("image/png")
+    } else if bytes.starts_with(&[0xFF, 0xD8, 0xFF]) {
+        Some("image/jpeg")
+    } else if bytes.starts_with(b"GIF87a") || bytes.starts_with(b"GIF89a") {
+        Some("image/gif")
+    } else if bytes.len() >= 12 && &bytes[..4] == b"RIFF" && &bytes[8..12] == b"WEBP" {
+        Some("image/webp")
+    } else {
+        None
+    }
+}
+
+/// The optional `images`: data URIs (`data:image/png;base64,…`) or `{"data": <base64>,
+/// "mimeType": "image/png"}` objects; PNG, JPEG, WebP or GIF whose bytes match the declared
+/// type, within the count and size limits. Returns normalized data URIs.
+pub fn images(args: &Map<String, Value>) -> Result<Vec<String>, ValidationError> {
+    use base64::{Engine, engine::general_purpose::STANDARD};
+    let items = match args.get("images") {
+        None => return Ok(Vec::new()),
+        Some(Value::Array(items)) => items,
+        Some(_) => return fail("images must be an array of data URIs or {data, mimeType} objects"),
+    };
+    if items.len() > MAX_IMAGES {
+        return fail(format!("images may hold at most {MAX_IMAGES} images"));
+    }
+    let mut total = 0usize;
+    let mut out = Vec::with_capacity(items.len());
+    for (i, item) in items.iter().enumerate() {
+        let (mime, data) = match item {
+            Value::String(uri) => {
+                let Some((head, data)) = uri
+                    .strip_prefix("data:")
+                    .and_then(|rest| rest.split_once(','))
+                else {
+                    return fail(format!(
+                        "images[{i}] must be a data URI (data:image/png;base64,…) or a {{data, mimeType}} object"
+                    ));
+                };
+                let Some(mime) = head.strip_suffix(";base64") else {
+                    return fail(format!(
+                        "images[{i}] must be base64-encoded (data:<type>;base64,…)"
+                    ));
+                };
+                (mime.to_ascii_lowercase(), data)
+            }
+            Value::Object(obj) => {
+                let mime = obj
+                    .get("mimeType")
+                    .or_else(|| obj.get("mime_type"))
+                    .and_then(Value::as_str);
+                let data = obj.get("data").and_then(Value::as_str);
+                match (mime, data) {
+                    (Some(m), Some(d)) => (m.to_ascii_lowercase(), d),
+                    _ => {
+                        return fail(format!(
+                            "images[{i}] needs \"data\" (base64) and \"mimeType\""
+                        ));
+                    }
+                }
+            }
+            _ => {
+                return fail(format!(
+                    "images[{i}] must be a data URI or a {{data, mimeType}} object"
+                ));
+            }
+        };
+        if !IMAGE_TYPES.contains(&mime.as_str()) {
+            return fail(format!(
+                "images[{i}] is {mime}; send PNG, JPEG, WebP or GIF images"
+            ));
+        }
+        // Base64 is 4/3 of the bytes: refuse an oversized one before decoding it.
+        if data.len() / 4 * 3 > MAX_IMAGE_BYTES + 3 {
+            return fail(format!(
+                "images[{i}] is larger than {} MiB",
+                MAX_IMAGE_BYTES / (1024 * 1024)
+            ));
+        }
+        let cleaned: String = data.chars().filter(|c| !c.is_ascii_whitespace()).collect();
+        let Ok(bytes) = STANDARD.decode(cleaned.as_bytes()) else {
+            return fail(format!("images[{i}] is not valid base64"));
+        };
+        if bytes.len() > MAX_IMAGE_BYTES {
+            return fail(format!(
+                "images[{i}] is larger than {} MiB",
+                MAX_IMAGE_BYTES / (1024 * 1024)
+            ));
+        }
+        match sniff(&bytes) {
+            Some(found) if found == mime => {}
+            Some(found) => {
+                return fail(format!("images[{i}] says {mime} but holds {found} data"));
+            }
+            None => return fail(format!("images[{i}] is not a {mime} image")),
+        }
+        total += bytes.len();
+        if total > MAX_IMAGES_TOTAL_BYTES {
+            return fail(format!(
+                "the images add up to more than {} MiB",
+                MAX_IMAGES_TOTAL_BYTES / (1024 * 1024)
+            ));
+        }
+        out.push(format!("data:{mime};base64,{}", STANDARD.encode(&bytes)));
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -234,6 +376,80 @@ mod tests {
                 "priority must be an integer"
             );
         }
+    }
+
+    /// The smallest valid PNG: a 1×1 transparent pixel.
+    const PNG_1X1: &str = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg==";
+
+    #[test]
+    fn images_are_checked_for_type_content_size_and_count() {
+        let uri = format!("data:image/png;base64,{PNG_1X1}");
+        assert_eq!(
+            images(&args(json!({"images": [uri.clone()]}))).unwrap(),
+            vec![uri.clone()]
+        );
+        let obj = images(&args(
+            json!({"images": [{"data": PNG_1X1, "mimeType": "image/png"}]}),
+        ))
+        .unwrap();
+        assert_eq!(obj, vec![uri.clone()]);
+        let cases = [
+            (json!("nope"), "images must be an array"),
+            (json!([1]), "images[0] must be a data URI"),
+            (json!(["http://x/y.png"]), "images[0] must be a data URI"),
+            (
+                json!([format!("data:image/bmp;base64,{PNG_1X1}")]),
+                "images[0] is image/bmp; send PNG, JPEG, WebP or GIF images",
+            ),
+            (
+                json!([format!("data:image/jpeg;base64,{PNG_1X1}")]),
+                "images[0] says image/jpeg but holds image/png data",
+            ),
+            (
+                json!(["data:image/png;base64,aGVsbG8gd29ybGQ="]),
+                "images[0] is not a image/png image",
+            ),
+            (
+                json!(["data:image/png;base64,%%%"]),
+                "images[0] is not valid base64",
+            ),
+            (
+                json!([{"data": PNG_1X1}]),
+                "images[0] needs \"data\" (base64) and \"mimeType\"",
+            ),
+        ];
+        for (value, expected) in cases {
+            let e = images(&args(json!({"images": value}))).unwrap_err().0;
+            assert!(e.starts_with(expected), "{e}");
+        }
+        let many = vec![uri.clone(); MAX_IMAGES + 1];
+        assert_eq!(
+            images(&args(json!({"images": many}))).unwrap_err().0,
+            "images may hold at most 8 images"
+        );
+        let huge = format!("data:image/png;base64,{}", "A".repeat(8 * 1024 * 1024));
+        assert!(
+            images(&args(json!({"images": [huge]})))
+                .unwrap_err()
+                .0
+                .contains("larger than 5 MiB")
+        );
+    }
+
+    #[test]
+    fn agents_follow_the_gateway_rule() {
+        assert_eq!(
+            agent(&args(json!({"agent": " ops "}))).unwrap().as_deref(),
+            Some("ops")
+        );
+        assert!(agent(&args(json!({"agent": "Ops Team"}))).is_err());
+        assert_eq!(agent(&args(json!({}))).unwrap(), None);
+        assert_eq!(
+            flag(&args(json!({"new_session": "yes"})), "new_session")
+                .unwrap_err()
+                .0,
+            "new_session must be true or false"
+        );
     }
 
     #[test]

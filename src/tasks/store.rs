@@ -176,7 +176,7 @@ pub struct Db {
 }
 
 const COLUMNS: &str = "id, owner, instance, session_id, agent_id, message, priority, seq, status, \
-    created_at, started_at, completed_at, result, error, progress_chars, last_activity_at";
+    created_at, started_at, completed_at, result, error, progress_chars, last_activity_at, images";
 
 fn record(row: &Row<'_>) -> rusqlite::Result<TaskRecord> {
     let status: String = row.get(8)?;
@@ -197,6 +197,10 @@ fn record(row: &Row<'_>) -> rusqlite::Result<TaskRecord> {
         error: row.get(13)?,
         progress_chars: row.get::<_, i64>(14)?.max(0) as u64,
         last_activity_at: row.get(15)?,
+        images: row
+            .get::<_, Option<String>>(16)?
+            .and_then(|j| serde_json::from_str(&j).ok())
+            .unwrap_or_default(),
     })
 }
 
@@ -271,6 +275,7 @@ impl Db {
                 session_id TEXT,
                 agent_id TEXT,
                 message TEXT,
+                images TEXT,
                 priority INTEGER NOT NULL,
                 status TEXT NOT NULL,
                 created_at INTEGER NOT NULL,
@@ -328,8 +333,8 @@ impl Db {
         }
         let id = new_task_id();
         tx.execute(
-            "INSERT INTO tasks (id, owner, instance, session_id, agent_id, message, priority, status, created_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'pending', ?8)",
+            "INSERT INTO tasks (id, owner, instance, session_id, agent_id, message, priority, status, created_at, images)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'pending', ?8, ?9)",
             params![
                 id,
                 task.owner,
@@ -338,7 +343,9 @@ impl Db {
                 task.agent_id,
                 task.message,
                 task.priority,
-                now
+                now,
+                (!task.images.is_empty())
+                    .then(|| serde_json::to_string(&task.images).unwrap_or_default())
             ],
         )?;
         let seq = tx.last_insert_rowid();
@@ -350,6 +357,7 @@ impl Db {
             session_id: task.session_id.clone(),
             agent_id: task.agent_id.clone(),
             message: Some(task.message.clone()),
+            images: task.images.clone(),
             priority: task.priority,
             seq,
             status: TaskStatus::Pending,
@@ -387,7 +395,7 @@ impl Db {
     pub fn finish(&mut self, id: &str, f: &Finish) -> Result<bool, StoreError> {
         let changed = self.conn.execute(
             "UPDATE tasks SET status = ?2, result = ?3, error = ?4, progress_chars = ?5,
-                 last_activity_at = ?6, completed_at = ?7, message = NULL
+                 last_activity_at = ?6, completed_at = ?7, message = NULL, images = NULL
              WHERE id = ?1 AND status = 'running' AND runner = ?8",
             params![
                 id,
@@ -437,7 +445,7 @@ impl Db {
             return Ok(CancelOutcome::NotCancellable(status));
         }
         tx.execute(
-            "UPDATE tasks SET status = 'cancelled', completed_at = ?2, message = NULL WHERE id = ?1",
+            "UPDATE tasks SET status = 'cancelled', completed_at = ?2, message = NULL, images = NULL WHERE id = ?1",
             params![id, now],
         )?;
         tx.commit()?;
@@ -516,7 +524,7 @@ impl Db {
 
     fn fail_running_of(&mut self, runner: &str, now: i64) -> Result<u64, StoreError> {
         Ok(self.conn.execute(
-            "UPDATE tasks SET status = 'failed', error = ?2, completed_at = ?3, message = NULL
+            "UPDATE tasks SET status = 'failed', error = ?2, completed_at = ?3, message = NULL, images = NULL
              WHERE status = 'running' AND runner = ?1",
             params![runner, INTERRUPTED, now],
         )? as u64)
@@ -626,6 +634,7 @@ mod tests {
             session_id: None,
             agent_id: None,
             message: "hi".into(),
+            images: Vec::new(),
             priority,
         }
     }

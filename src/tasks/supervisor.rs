@@ -224,6 +224,7 @@ impl TaskSupervisor {
             session_id: task.session_id.clone(),
             agent_id: task.agent_id.clone(),
             stream: true,
+            images: task.images.clone(),
         });
         let work = async move {
             let handle = handle.map_err(|e| e.to_string())?;

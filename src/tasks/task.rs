@@ -74,6 +74,8 @@ pub struct TaskRecord {
     pub agent_id: Option<String>,
     /// The prompt; kept only until the task finishes.
     pub message: Option<String>,
+    /// Images sent with the prompt (data URIs); kept only until the task finishes.
+    pub images: Vec<String>,
     /// Higher runs first.
     pub priority: i64,
     /// Creation order (ties in priority run oldest first).
@@ -109,6 +111,8 @@ pub struct NewTask {
     pub agent_id: Option<String>,
     /// The prompt.
     pub message: String,
+    /// Images sent with it (data URIs).
+    pub images: Vec<String>,
     /// Priority.
     pub priority: i64,
 }

@@ -514,6 +514,27 @@ enum Route {
     Other,
 }
 
+/// The name of the static bearer token presented, if one matches. Every configured token is
+/// compared, in constant time, so that timing tells nothing about which came close.
+fn static_token<'a>(
+    tokens: &'a [crate::config::BearerToken],
+    authorization: Option<&str>,
+) -> Option<&'a str> {
+    let presented = authorization?
+        .trim()
+        .split_once(' ')
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))?
+        .1
+        .trim();
+    let mut found = None;
+    for token in tokens {
+        if crate::auth::tokens::ct_eq(token.token.expose().as_bytes(), presented.as_bytes()) {
+            found = Some(token.name.as_str());
+        }
+    }
+    found
+}
+
 /// Whether `path` is one of the OAuth routes (with or without the issuer's path prefix).
 fn is_oauth_path(path: &str) -> bool {
     path.contains("/.well-known/")
@@ -618,8 +639,13 @@ async fn checked(
             let response = RateLimiter::refuse(Limit::Mcp, retry);
             return Ok(req.into_response(response).map_into_boxed_body());
         }
-        if let Some(auth) = shared.auth.get() {
-            match auth.authenticate(header(&req, header::AUTHORIZATION)) {
+        let authorization = header(&req, header::AUTHORIZATION);
+        if let Some(name) = static_token(&shared.bearer_tokens, authorization) {
+            tracing::debug!(%client, token = %name, "static bearer token accepted");
+            req.extensions_mut()
+                .insert(Principal(Owner::Subject(format!("token:{name}"))));
+        } else if let Some(auth) = shared.auth.get() {
+            match auth.authenticate(authorization) {
                 Ok(claims) => {
                     let owner = Owner::Subject(claims.sub);
                     let session = header(&req, header::HeaderName::from_static("mcp-session-id"));
@@ -638,6 +664,22 @@ async fn checked(
                     return Ok(req.into_response(response).map_into_boxed_body());
                 }
             }
+        } else if !shared.bearer_tokens.is_empty() {
+            // Static tokens only, and none matched.
+            let reason = if authorization.is_some() {
+                "invalid"
+            } else {
+                "missing"
+            };
+            crate::metrics::auth_failure(reason);
+            tracing::warn!(%client, path = %req.path(), reason, "bearer token refused");
+            let response = HttpResponse::Unauthorized()
+                .insert_header((
+                    header::WWW_AUTHENTICATE,
+                    "Bearer realm=\"openclaw-mcp\", error=\"invalid_token\"",
+                ))
+                .json(serde_json::json!({"error": "invalid_token", "error_description": "a valid bearer token is required"}));
+            return Ok(req.into_response(response).map_into_boxed_body());
         }
     }
 

@@ -546,8 +546,10 @@ pub(crate) struct Shared {
     pub lifecycle: Arc<Lifecycle>,
     /// The open legacy SSE sessions.
     pub legacy: sse_legacy::LegacySessions,
-    /// Whether OAuth protects the MCP routes.
+    /// Whether a token (OAuth or static) is required on the MCP routes.
     pub auth_enabled: bool,
+    /// Static bearer tokens (`MCP_BEARER_TOKENS`).
+    pub bearer_tokens: Vec<crate::config::BearerToken>,
     /// Whether `GET /metrics` is served.
     pub metrics_enabled: bool,
     /// The OAuth server; set once the address is bound (the issuer needs the port), before any
@@ -697,7 +699,7 @@ fn warn_at_start(settings: &Settings, host_policy: &guard::HostPolicy) {
     if settings.transport == TransportKind::Sse {
         tracing::warn!("WARNING: --transport sse is deprecated; use --transport http instead");
     }
-    if !settings.auth.enabled {
+    if !settings.auth.required() {
         tracing::warn!("WARNING: Auth is DISABLED - server is open to anyone!");
     }
     if settings.http.cors == CorsOrigins::Any {
@@ -732,7 +734,8 @@ pub async fn serve(settings: &Settings, services: Services) -> i32 {
         limit: Arc::new(SessionLimit::new(http.max_sessions)),
         lifecycle: Arc::new(Lifecycle::default()),
         legacy: sse_legacy::LegacySessions::default(),
-        auth_enabled: settings.auth.enabled,
+        auth_enabled: settings.auth.required(),
+        bearer_tokens: settings.auth.bearer_tokens.clone(),
         metrics_enabled: http.metrics,
         auth: OnceLock::new(),
         mcp_limiter: RateLimiter::new(settings.auth.rate_limit_per_minute),

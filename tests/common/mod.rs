@@ -53,6 +53,8 @@ pub struct State {
     pub aborted_streams: AtomicUsize,
     /// Chat answers that ran to their end.
     pub completed: AtomicUsize,
+    /// Session key → (user text, assistant text) turns, as the real gateway keeps them.
+    pub sessions: Mutex<BTreeMap<String, Vec<(String, String)>>>,
     /// Chat requests being answered right now, and the most seen at once.
     pub in_flight: AtomicUsize,
     pub max_in_flight: AtomicUsize,
@@ -188,8 +190,18 @@ async fn chat(req: HttpRequest, body: web::Bytes, state: web::Data<Arc<State>>) 
         .and_then(|m| m.as_array())
         .and_then(|m| m.last())
         .and_then(|m| m.get("content"))
-        .and_then(Value::as_str)
-        .map(str::to_string);
+        .and_then(|c| match c {
+            Value::String(s) => Some(s.clone()),
+            // Content parts: the text parts joined (images ride along).
+            Value::Array(parts) => Some(
+                parts
+                    .iter()
+                    .filter_map(|p| p.get("text").and_then(Value::as_str))
+                    .collect::<Vec<_>>()
+                    .join(""),
+            ),
+            _ => None,
+        });
     let Some(text) = text else {
         if let Some(status) = *state.probe_status.lock().unwrap() {
             return HttpResponse::build(actix_web::http::StatusCode::from_u16(status).unwrap())
@@ -210,6 +222,22 @@ async fn chat(req: HttpRequest, body: web::Bytes, state: web::Data<Arc<State>>) 
         .to_string();
     let reply = format!("echo: {text}");
     let _in_flight = InFlight::new(state.get_ref().clone());
+    let agent = headers
+        .get("x-openclaw-agent-id")
+        .cloned()
+        .unwrap_or_else(|| "main".to_string());
+    if agent == "ghost" {
+        return json_error(400, "Unknown agent 'ghost'.", "invalid_request_error");
+    }
+    if let Some(key) = headers.get("x-openclaw-session-key") {
+        state
+            .sessions
+            .lock()
+            .unwrap()
+            .entry(format!("agent:{agent}:{key}"))
+            .or_default()
+            .push((text.clone(), reply.clone()));
+    }
 
     if let Some(ms) = marker(&text, "delay") {
         tokio::time::sleep(Duration::from_millis(ms.parse().unwrap())).await;
@@ -315,6 +343,54 @@ async fn chat(req: HttpRequest, body: web::Bytes, state: web::Data<Arc<State>>) 
     sse(state, items)
 }
 
+async fn models() -> HttpResponse {
+    let model =
+        |id: &str| json!({"id": id, "object": "model", "created": 0, "owned_by": "openclaw"});
+    HttpResponse::Ok().json(json!({"object": "list", "data": [
+        model("openclaw"), model("openclaw/default"), model("openclaw/main"), model("openclaw/ops")
+    ]}))
+}
+
+/// `POST /tools/invoke` with the real gateway's shapes for `sessions_list` and `sessions_history`.
+async fn tools_invoke(body: web::Json<Value>, state: web::Data<Arc<State>>) -> HttpResponse {
+    let wrap = |v: Value| {
+        HttpResponse::Ok().json(
+            json!({"ok": true, "result": {"content": [{"type": "text", "text": v.to_string()}]}}),
+        )
+    };
+    let sessions = state.sessions.lock().unwrap().clone();
+    match body.get("tool").and_then(Value::as_str) {
+        Some("sessions_list") => {
+            let rows: Vec<Value> = sessions
+                .iter()
+                .map(|(key, turns)| json!({"key": key, "kind": "other", "messageCount": turns.len() * 2}))
+                .collect();
+            wrap(json!({"count": rows.len(), "sessions": rows}))
+        }
+        Some("sessions_history") => {
+            let key = body["args"]["sessionKey"].as_str().unwrap_or("");
+            let messages: Vec<Value> = sessions
+                .get(key)
+                .map(|turns| {
+                    turns
+                        .iter()
+                        .flat_map(|(u, a)| {
+                            [
+                                json!({"role": "user", "content": u}),
+                                json!({"role": "assistant", "content": a}),
+                            ]
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            wrap(json!({"sessionKey": key, "messages": messages}))
+        }
+        _ => HttpResponse::NotFound().json(
+            json!({"ok": false, "error": {"type": "not_found", "message": "Tool not available"}}),
+        ),
+    }
+}
+
 impl FakeGateway {
     /// Starts a gateway on a free loopback port.
     pub fn start() -> FakeGateway {
@@ -343,6 +419,8 @@ impl FakeGateway {
                         .app_data(data.clone())
                         .app_data(web::PayloadConfig::new(64 * 1024 * 1024))
                         .route("/v1/chat/completions", web::post().to(chat))
+                        .route("/v1/models", web::get().to(models))
+                        .route("/tools/invoke", web::post().to(tools_invoke))
                         .route(
                             "/readyz",
                             web::get().to(|state: web::Data<Arc<State>>| async move {
@@ -418,10 +496,13 @@ impl FakeGateway {
     pub fn messages(&self) -> Vec<String> {
         self.chats()
             .iter()
-            .filter_map(|r| {
-                r.body["messages"][0]["content"]
-                    .as_str()
-                    .map(str::to_string)
+            .filter_map(|r| match &r.body["messages"][0]["content"] {
+                Value::String(s) => Some(s.clone()),
+                Value::Array(parts) => parts
+                    .iter()
+                    .find_map(|p| p.get("text").and_then(Value::as_str))
+                    .map(str::to_string),
+                _ => None,
             })
             .collect()
     }
