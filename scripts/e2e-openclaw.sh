@@ -15,8 +15,10 @@
 #    one chat directly (curl), so that a broken gateway is told apart from a broken bridge;
 # 5. runs scripts/e2e_openclaw.py check: the bridge over stdio with OPENCLAW_INSTANCES = real
 #    (default) + mock, asserting status, chat, a two-turn session (proved from the provider's
-#    request log and the gateway's sessions_list), an async task, the mock instance, the instance
-#    list without tokens, and a provider 400;
+#    request log and the gateway's sessions_list), openclaw_agents (the default agent),
+#    openclaw_sessions and openclaw_session_history of that session, new_session, a PNG that reaches
+#    the fake provider as an image_url part, an async task, the mock instance, the instance list
+#    without tokens, and a provider 400;
 # 6. stops the gateway and checks that its only outbound attempt was the refused
 #    CONNECT clawhub.ai:443 (any other line in egress-denied.log fails the run).
 #
@@ -290,6 +292,8 @@ if curl --noproxy '*' -s -o /dev/null --max-time 2 "http://127.0.0.1:$PORT/healt
 fi
 TOKEN="ocgw-$(od -An -tx1 -N24 /dev/urandom | tr -d ' \n')"
 
+# The fake model says it takes images ("input": ["text", "image"]): the gateway drops image_url
+# parts (silently) for a model that takes only text.
 cat >"$RUN_DIR/openclaw.json" <<EOF
 {
   "gateway": {
@@ -316,7 +320,7 @@ cat >"$RUN_DIR/openclaw.json" <<EOF
         "apiKey": "fake-local-key",
         "api": "openai-completions",
         "models": [ {
-          "id": "fake-model", "name": "Fake Model", "reasoning": false, "input": ["text"],
+          "id": "fake-model", "name": "Fake Model", "reasoning": false, "input": ["text", "image"],
           "cost": { "input": 0, "output": 0, "cacheRead": 0, "cacheWrite": 0 },
           "contextWindow": 128000, "maxTokens": 4096
         } ]

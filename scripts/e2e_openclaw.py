@@ -197,6 +197,8 @@ def free_port() -> int:
 
 TASK_ID_RE = re.compile(r"^task_[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
 TERMINAL = {"completed", "failed", "cancelled"}
+# A 1x1 PNG (67 bytes), for the images argument.
+PNG_1X1 = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg=="
 LOOPBACK_URL = re.compile(r"^http://127\.0\.0\.1:\d+$")
 
 
@@ -441,6 +443,60 @@ async def checks(run: Run, args: argparse.Namespace) -> None:
         run.expect(key in listing, f"{key} not in sessions_list: {short(listing, 600)}")
         run.expect_eq(listing.count(f'"{key}"'), 1, f"exact occurrences of the key {key!r} in sessions_list")
         run.ok()
+
+        # 3b. beyond 1.7.0: agents, sessions, history, new sessions, images
+        run.begin("openclaw_agents on real lists the default agent main (GET /v1/models)")
+        value = await call_json(run, client, "openclaw_agents", {})
+        run.expect_eq(value.get("instance"), "real", "instance")
+        ids = [a.get("id") for a in value.get("agents") or []]
+        run.expect("main" in ids, f"main not among the agents {ids} (models {value.get('models')})")
+        run.ok(f"{run.check_name}: agents {ids}")
+
+        run.begin(f"openclaw_sessions on real shows {key}")
+        value = await call_json(run, client, "openclaw_sessions", {"limit": 200})
+        keys = [row.get("key") for row in value.get("sessions") or [] if isinstance(row, dict)]
+        run.expect(key in keys, f"{key} not in openclaw_sessions: {short(keys, 600)}")
+        run.expect_eq(value.get("count"), len(value.get("sessions") or []), "count")
+        run.ok(f"{run.check_name} ({len(keys)} sessions)")
+
+        run.begin(f"openclaw_session_history of {session_id} holds both turns and the replies, in order")
+        value = await call_json(run, client, "openclaw_session_history", {"session_id": session_id, "limit": 50})
+        run.expect_eq(value.get("session_key"), key, "session_key")
+        messages = value.get("messages") or []
+        turns = [(m.get("role"), content_text(m)) for m in messages if isinstance(m, dict)]
+        i1 = next((i for i, (r, t) in enumerate(turns) if r == "user" and first in t), None)
+        i2 = next((i for i, (r, t) in enumerate(turns) if r == "user" and second in t), None)
+        ir = next((i for i, (r, t) in enumerate(turns) if r == "assistant" and reply in t), None)
+        run.expect(None not in (i1, ir, i2) and i1 < ir < i2, f"history order user {i1} / assistant {ir} / user {i2}: {short(turns, 600)}")
+        run.ok(f"{run.check_name} ({len(messages)} messages)")
+
+        run.begin("openclaw_chat new_session: true -> a fresh session key the gateway then lists")
+        text, structured = await call_ok(run, client, "openclaw_chat", {"message": f"fresh start {nonce}", "new_session": True})
+        run.expect_eq(text, reply, "chat text")
+        fresh = (structured or {}).get("session_key")
+        run.expect(isinstance(fresh, str) and fresh.startswith("mcp-"), f"structuredContent.session_key {fresh!r}")
+        run.expect_eq((structured or {}).get("response"), reply, "structuredContent.response")
+        value = await call_json(run, client, "openclaw_sessions", {"limit": 200})
+        keys = [row.get("key") for row in value.get("sessions") or [] if isinstance(row, dict)]
+        run.expect(f"agent:main:{fresh}" in keys, f"agent:main:{fresh} not in openclaw_sessions")
+        run.ok()
+
+        run.begin("openclaw_chat with a 1x1 PNG -> the stub model receives it as an image part")
+        before = len(provider_requests(args.provider_log))
+        marker = f"look at this {nonce}"
+        text, _ = await call_ok(
+            run, client, "openclaw_chat", {"message": marker, "images": [f"data:image/png;base64,{PNG_1X1}"]}
+        )
+        run.expect_eq(text, reply, "chat text")
+        reqs = provider_requests(args.provider_log)[before:]
+        carrying = [m for r in reqs for m in r["messages"] if m.get("role") == "user" and marker in content_text(m)]
+        run.expect(len(carrying) >= 1, f"no provider request carries {marker!r} ({len(reqs)} requests)")
+        parts = [p for p in carrying[-1].get("content") or [] if isinstance(p, dict)] if isinstance(carrying[-1].get("content"), list) else []
+        images = [p for p in parts if p.get("type") in ("image_url", "image", "input_image")]
+        run.expect(len(images) == 1, f"expected one image part in the provider's user message, got parts {short([p.get('type') for p in parts])}")
+        image = json.dumps(images[0])
+        run.expect(PNG_1X1[:40] in image, f"the image part does not carry the PNG: {short(image)}")
+        run.ok(f"{run.check_name} (part type {images[0].get('type')})")
 
         # 4. an async task on the real gateway
         run.begin(f"openclaw_chat_async on real -> openclaw_task_status completed within {args.poll_timeout:g} s")
