@@ -225,10 +225,16 @@ pub const SETTINGS: &[SettingName] = &[
 const FILE_SUFFIX: &str = "_FILE";
 
 /// Reads a secret file: its content without the trailing newline an editor adds.
+/// Reads a secret from a file, without its trailing newline. An empty file is an error: a
+/// mounted secret that came out empty is a deployment mistake, not "no token".
 fn read_secret_file(path: &str) -> Result<String, String> {
-    std::fs::read_to_string(path)
+    let secret = std::fs::read_to_string(path)
         .map(|s| s.trim_end_matches(['\n', '\r']).to_string())
-        .map_err(|e| format!("cannot read {path}: {e}"))
+        .map_err(|e| format!("cannot read {path}: {e}"))?;
+    if secret.trim().is_empty() {
+        return Err(format!("{path} is empty"));
+    }
+    Ok(secret)
 }
 
 fn setting(key: &str) -> &'static SettingName {

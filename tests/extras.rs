@@ -460,6 +460,16 @@ async fn secrets_can_come_from_files_and_a_missing_file_is_a_clear_error() {
     .await;
     assert_eq!(both.status.code(), Some(64));
     assert!(String::from_utf8_lossy(&both.stderr).contains("not both"));
+    let empty_file = dir.path().join("empty");
+    std::fs::write(&empty_file, "\n").unwrap();
+    let empty = run(vec![(
+        "OPENCLAW_GATEWAY_TOKEN_FILE",
+        empty_file.to_string_lossy().into_owned(),
+    )])
+    .await;
+    assert_eq!(empty.status.code(), Some(64));
+    let stderr = String::from_utf8_lossy(&empty.stderr);
+    assert!(stderr.contains("is empty"), "{stderr}");
     let bad_instance = run(vec![(
         "OPENCLAW_INSTANCES",
         json!([{"name": "a", "url": "http://x", "tokenFile": "/nonexistent/t"}]).to_string(),
