@@ -240,3 +240,49 @@ impl Cli {
         out
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::Cli;
+    use crate::config::SETTINGS;
+
+    /// `--help`, the settings table and docs/configuration.md cannot drift apart: every flag is a
+    /// setting (or `--config`), its help names the setting's environment variable, and the page
+    /// lists it; every setting with a flag has that flag.
+    #[test]
+    fn help_settings_and_the_configuration_page_agree() {
+        let page = include_str!("../docs/configuration.md");
+        let cmd = Cli::command();
+        let mut flags = Vec::new();
+        for arg in cmd.get_arguments() {
+            let Some(long) = arg.get_long() else { continue };
+            if matches!(long, "help" | "version") {
+                continue;
+            }
+            flags.push(long);
+            assert!(page.contains(&format!("`--{long}`")), "the page lacks --{long}");
+            let help = arg.get_help().map(|h| h.to_string()).unwrap_or_default();
+            let env = if long == "config" {
+                "OPENCLAW_MCP_CONFIG"
+            } else {
+                let setting = SETTINGS
+                    .iter()
+                    .find(|s| s.flag == Some(long))
+                    .unwrap_or_else(|| panic!("--{long} is not in SETTINGS"));
+                setting.env[0]
+            };
+            assert!(
+                help.contains(&format!("env: {env}")),
+                "--{long}: help {help:?} does not name {env}"
+            );
+        }
+        assert!(flags.len() > 30, "only {} flags seen", flags.len());
+        for setting in SETTINGS {
+            if let Some(flag) = setting.flag {
+                assert!(flags.contains(&flag), "{} has no flag --{flag}", setting.key);
+            }
+        }
+    }
+}
