@@ -262,7 +262,10 @@ mod tests {
                 continue;
             }
             flags.push(long);
-            assert!(page.contains(&format!("`--{long}`")), "the page lacks --{long}");
+            assert!(
+                page.contains(&format!("`--{long}`")),
+                "the page lacks --{long}"
+            );
             let help = arg.get_help().map(|h| h.to_string()).unwrap_or_default();
             let env = if long == "config" {
                 "OPENCLAW_MCP_CONFIG"
@@ -281,7 +284,11 @@ mod tests {
         assert!(flags.len() > 30, "only {} flags seen", flags.len());
         for setting in SETTINGS {
             if let Some(flag) = setting.flag {
-                assert!(flags.contains(&flag), "{} has no flag --{flag}", setting.key);
+                assert!(
+                    flags.contains(&flag),
+                    "{} has no flag --{flag}",
+                    setting.key
+                );
             }
         }
     }

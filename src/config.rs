@@ -966,7 +966,7 @@ impl Layers {
                 1_000_000,
                 "a number of requests",
             )?
-            .unwrap_or(DEFAULT_RATE_LIMIT_PER_MINUTE) as u32;
+            .map(|n| n as u32);
         // Static tokens guard HTTP only; in stdio they are ignored like the OAuth settings.
         let bearer_tokens = if transport.is_http() {
             self.bearer_tokens()?
@@ -976,6 +976,16 @@ impl Layers {
 
         // Auth applies to HTTP only; in stdio these settings are ignored, as in 1.7.0.
         let enabled = enabled_flag && transport.is_http();
+        // The MCP routes get the default limit only behind auth (a deployment meant for several
+        // callers); without auth, as in 1.7.0, there is none unless one is set. A local,
+        // single-user bridge (or a proxy in front without TRUST_PROXY) would otherwise share
+        // 20 requests/s among everything it serves.
+        let rate_limit_per_minute =
+            rate_limit_per_minute.unwrap_or(if enabled || !bearer_tokens.is_empty() {
+                DEFAULT_RATE_LIMIT_PER_MINUTE as u32
+            } else {
+                0
+            });
         let mut issuer_url = None;
         if enabled {
             let Some(id) = client_id.as_deref() else {
@@ -1765,6 +1775,30 @@ mod tests {
             ],
         );
         assert_eq!(e, "AUTH_ENABLED must be true or false, got \"TRUE!\"");
+    }
+
+    #[test]
+    fn the_mcp_rate_limit_defaults_on_only_behind_auth() {
+        let limit = |args: &[&str], env: &[(&str, &str)]| {
+            load(args, env).unwrap().auth.rate_limit_per_minute
+        };
+        // No auth: no limit (as in 1.7.0) unless one is set.
+        assert_eq!(limit(&["-t", "http"], &[]), 0);
+        assert_eq!(
+            limit(&["-t", "http"], &[("MCP_RATE_LIMIT_PER_MINUTE", "60")]),
+            60
+        );
+        let oauth = [
+            ("AUTH_ENABLED", "true"),
+            ("MCP_CLIENT_ID", "openclaw"),
+            ("MCP_CLIENT_SECRET", "0123456789abcdef0123456789abcdef"),
+        ];
+        assert_eq!(limit(&["-t", "http"], &oauth), 1200);
+        let tokens = [("MCP_BEARER_TOKENS", "ci:0123456789abcdef0123456789abcdef")];
+        assert_eq!(limit(&["-t", "http"], &tokens), 1200);
+        let mut off = oauth.to_vec();
+        off.push(("MCP_RATE_LIMIT_PER_MINUTE", "0"));
+        assert_eq!(limit(&["-t", "http"], &off), 0);
     }
 
     #[test]
