@@ -76,6 +76,9 @@ use crate::{
 /// SSE keep-alive comment interval on every stream (rmcp's default, and 1.7.0's SDK's).
 pub(crate) const SSE_KEEP_ALIVE: Duration = Duration::from_secs(15);
 
+/// How long a finished request's stream is kept for a late resume (`Last-Event-ID`).
+const COMPLETED_STREAM_TTL: Duration = Duration::from_secs(10);
+
 /// After the drain, how long actix-web waits for connections to close before dropping them.
 const STOP_TIMEOUT_SECS: u64 = 2;
 
@@ -602,6 +605,11 @@ fn mcp_service(
     let mut local = LocalSessionManager::default();
     let mut config = SessionConfig::default();
     config.keep_alive = Some(shared.session_idle);
+    // rmcp keeps every finished request's stream (a few KiB) for a late `Last-Event-ID` resume,
+    // 60 s by default: at one call every two seconds that is ~120 KiB per busy session, 1000
+    // sessions ~120 MiB (scripts/soak.sh). A client resumes within the 3 s SSE retry hint, so
+    // 10 s keeps resumption working at a sixth of the memory.
+    config.completed_cache_ttl = COMPLETED_STREAM_TTL;
     local.session_config = config;
     let services = shared.services.clone();
     StreamableHttpService::builder()
