@@ -354,11 +354,11 @@ async def main():
     # pass: rmcp gives every session seven tokio channels, and a tokio channel allocates its
     # buffer in blocks of 32 messages (~16 KiB each, rmcp's messages being ~500 bytes), whose pages
     # become resident only as messages are first written to them, and a second block once 32
-    # messages have passed (heaptrack shows exactly these blocks as the
-    # growth). So RSS climbs until every session has made a few dozen calls (about
-    # 60 here, 2 minutes at 1-3 s of think time), then stays flat: bounded, not a leak. The
-    # warm-up therefore ends when the slowest session has made --warmup-calls calls (and at least
-    # 10 s after the calls started), unless --warmup gives seconds.
+    # messages have passed (heaptrack shows exactly these blocks as the growth). So RSS climbs
+    # until every session has made a few dozen calls (about 60 here, 2 minutes at 1-3 s of think
+    # time), then stays flat: bounded, not a leak. The warm-up therefore ends when the slowest
+    # session has made --warmup-calls calls (and at least 10 s after the calls started), unless
+    # --warmup gives seconds.
     reached = []
     if args.warmup:
         warmup = args.warmup
