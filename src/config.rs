@@ -1338,13 +1338,15 @@ pub fn parse_instances(
             Some(Value::String(u)) if !u.is_empty() => u.clone(),
             _ => {
                 return Err(format!(
-                    "Instance \"{name}\": must have a non-empty string \"url\""
+                    "Instance \"{}\": must have a non-empty string \"url\"",
+                    name.escape_debug()
                 ));
             }
         };
         if !is_instance_name(&name) {
             return Err(format!(
-                "Invalid instance name \"{name}\": must be 1-64 chars, alphanumeric/dashes/underscores, start with alphanumeric"
+                "Invalid instance name \"{}\": must be 1-64 chars, alphanumeric/dashes/underscores, start with alphanumeric",
+                name.escape_debug()
             ));
         }
         let token = match obj.get("token") {
@@ -1467,20 +1469,27 @@ fn build_instance(
     })
 }
 
-/// 1.7.0's URL rules: it must parse, and the scheme must be http or https.
+/// 1.7.0's URL rules: it must parse, and the scheme must be http or https. The URL in an
+/// error has its password hidden and its control characters escaped: an error is one line.
 fn check_gateway_url(name: &str, url: &str) -> Result<(), String> {
-    let parsed =
-        url::Url::parse(url).map_err(|_| format!("Instance \"{name}\": invalid URL \"{url}\""))?;
+    let invalid = || {
+        format!(
+            "Instance \"{name}\": invalid URL \"{}\"",
+            display_url(url).escape_debug()
+        )
+    };
+    let parsed = url::Url::parse(url).map_err(|_| invalid())?;
     match parsed.scheme() {
         "http" | "https" if parsed.host_str().is_some_and(|h| !h.is_empty()) => Ok(()),
-        "http" | "https" => Err(format!("Instance \"{name}\": invalid URL \"{url}\"")),
+        "http" | "https" => Err(invalid()),
         other => Err(format!(
             "Instance \"{name}\": URL must use http or https (got {other}:)"
         )),
     }
 }
 
-/// The URL for display: a password embedded in it is replaced by `***`.
+/// The URL for display: a password embedded in it is replaced by `***`; in a URL that does not
+/// parse, everything before an `@` in the authority is.
 pub fn display_url(url: &str) -> String {
     match url::Url::parse(url) {
         Ok(mut parsed) if parsed.password().is_some() => {
@@ -1495,7 +1504,16 @@ pub fn display_url(url: &str) -> String {
                 shown
             }
         }
-        _ => url.to_string(),
+        Ok(_) => url.to_string(),
+        Err(_) => {
+            let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+            let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+            match rest[..authority_end].rfind('@') {
+                Some(at) if scheme.is_empty() => format!("***@{}", &rest[at + 1..]),
+                Some(at) => format!("{scheme}://***@{}", &rest[at + 1..]),
+                None => url.to_string(),
+            }
+        }
     }
 }
 
@@ -1664,6 +1682,19 @@ mod tests {
             (
                 r#"[{"name":"a","url":"ftp://x"}]"#,
                 "Instance \"a\": URL must use http or https (got ftp:)",
+            ),
+            // Unlike 1.7.0, an error stays one line and shows no password (found by tests/fuzz.rs).
+            (
+                r#"[{"name":"x\ny"}]"#,
+                "Instance \"x\\ny\": must have a non-empty string \"url\"",
+            ),
+            (
+                r#"[{"name":"a\"\n","url":"http://x"}]"#,
+                "Invalid instance name \"a\\\"\\n\": must be",
+            ),
+            (
+                r#"[{"name":"a","url":"http://u:secret@x:99999"}]"#,
+                "Instance \"a\": invalid URL \"http://***@x:99999\"",
             ),
             (
                 r#"[{"name":"a","url":"http://x"},{"name":"a","url":"http://y"}]"#,
@@ -1883,6 +1914,13 @@ mod tests {
     #[test]
     fn display_url_masks_passwords() {
         assert_eq!(display_url("http://u:pw@gw:1"), "http://u:***@gw:1");
+        // A URL that does not parse (port out of range) still hides its user information.
+        assert_eq!(
+            display_url("http://u:pw@gw:99999/x"),
+            "http://***@gw:99999/x"
+        );
+        assert_eq!(display_url("http://u:pw@[::1/x"), "http://***@[::1/x");
+        assert_eq!(display_url("not a url"), "not a url");
         assert_eq!(display_url("http://gw:1/"), "http://gw:1/");
         assert_eq!(display_url("http://gw:1"), "http://gw:1");
     }
