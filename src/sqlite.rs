@@ -2,7 +2,11 @@
 //! blocking database call ever runs on the async threads. The task store and the OAuth store each
 //! own one; callers send closures over the state and await their results.
 
-use std::{path::PathBuf, sync::Arc, time::Duration};
+use std::{
+    path::{Path, PathBuf},
+    sync::Arc,
+    time::Duration,
+};
 
 use actix::{Actor, Addr, Handler, Message, SyncArbiter, SyncContext};
 use futures_util::future::BoxFuture;
@@ -34,6 +38,41 @@ impl From<rusqlite::Error> for StoreError {
     fn from(e: rusqlite::Error) -> Self {
         StoreError::Db(e.to_string())
     }
+}
+
+/// Opens (creating if needed) the database file at `path`; the error names the file.
+pub fn open_file(path: &Path) -> Result<rusqlite::Connection, StoreError> {
+    rusqlite::Connection::open(path)
+        .map_err(|e| StoreError::Db(format!("cannot open {}: {e}", path.display())))
+}
+
+/// Brings a store's database to `version`: a 5 s wait for locks; for a file shared with other
+/// processes, WAL (readers in other processes work while one writes) and NORMAL sync (committed
+/// data survives a process crash, not a power cut, which is fine here); a database of a newer
+/// schema is refused; then `schema` (idempotent `CREATE ... IF NOT EXISTS` statements) and the
+/// version are applied in one immediate transaction.
+pub fn migrate(
+    conn: &mut rusqlite::Connection,
+    on_disk: bool,
+    version: i64,
+    schema: &str,
+) -> Result<(), StoreError> {
+    conn.busy_timeout(Duration::from_secs(5))?;
+    if on_disk {
+        conn.query_row("PRAGMA journal_mode = WAL", [], |_| Ok(()))?;
+        conn.execute_batch("PRAGMA synchronous = NORMAL;")?;
+    }
+    let found: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if found > version {
+        return Err(StoreError::Db(format!(
+            "schema version {found} is newer than this bridge understands ({version})"
+        )));
+    }
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    tx.execute_batch(schema)?;
+    tx.execute_batch(&format!("PRAGMA user_version = {version};"))?;
+    tx.commit()?;
+    Ok(())
 }
 
 /// A store operation: a closure over the state.

@@ -6,7 +6,7 @@
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 use super::tokens::{hash, random_bytes};
-use crate::sqlite::{Location, StoreError};
+use crate::sqlite::{self, Location, StoreError};
 
 /// The database file inside the data directory.
 pub const DB_FILE: &str = "oauth.db";
@@ -71,11 +71,7 @@ impl AuthDb {
     pub fn open(location: &Location) -> Result<AuthDb, StoreError> {
         let conn = match location {
             Location::Memory => Connection::open_in_memory()?,
-            Location::Dir(dir) => {
-                let path = dir.join(DB_FILE);
-                Connection::open(&path)
-                    .map_err(|e| StoreError::Db(format!("cannot open {}: {e}", path.display())))?
-            }
+            Location::Dir(dir) => sqlite::open_file(&dir.join(DB_FILE))?,
         };
         let mut db = AuthDb { conn };
         db.migrate(location).map_err(|e| match location {
@@ -89,24 +85,10 @@ impl AuthDb {
     }
 
     fn migrate(&mut self, location: &Location) -> Result<(), StoreError> {
-        self.conn.busy_timeout(std::time::Duration::from_secs(5))?;
-        if matches!(location, Location::Dir(_)) {
-            self.conn
-                .query_row("PRAGMA journal_mode = WAL", [], |_| Ok(()))?;
-            self.conn.execute_batch("PRAGMA synchronous = NORMAL;")?;
-        }
-        let version: i64 = self
-            .conn
-            .query_row("PRAGMA user_version", [], |r| r.get(0))?;
-        if version > SCHEMA_VERSION {
-            return Err(StoreError::Db(format!(
-                "schema version {version} is newer than this bridge understands ({SCHEMA_VERSION})"
-            )));
-        }
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        tx.execute_batch(
+        sqlite::migrate(
+            &mut self.conn,
+            matches!(location, Location::Dir(_)),
+            SCHEMA_VERSION,
             "CREATE TABLE IF NOT EXISTS keys (name TEXT PRIMARY KEY, value BLOB NOT NULL);
             CREATE TABLE IF NOT EXISTS grants (
                 id TEXT PRIMARY KEY,
@@ -132,10 +114,7 @@ impl AuthDb {
                 auth_method TEXT NOT NULL,
                 created_at INTEGER NOT NULL
             );",
-        )?;
-        tx.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION};"))?;
-        tx.commit()?;
-        Ok(())
+        )
     }
 
     /// The persisted signing key, created (32 random bytes) the first time.

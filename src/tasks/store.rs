@@ -15,14 +15,13 @@
 use std::{
     fs::{File, OpenOptions},
     path::{Path, PathBuf},
-    time::Duration,
 };
 
 use futures_util::future::BoxFuture;
 use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
 
 use super::task::{INTERRUPTED, NewTask, TaskRecord, TaskStatus, new_task_id};
-use crate::sqlite::SqliteHandle;
+use crate::sqlite::{self, SqliteHandle};
 pub use crate::sqlite::{Location, StoreError};
 
 /// The database file inside the data directory.
@@ -219,9 +218,7 @@ impl Db {
                         dir.join(RUNNERS_DIR).display()
                     ))
                 })?;
-                let path = dir.join(DB_FILE);
-                let conn = Connection::open(&path)
-                    .map_err(|e| StoreError::Db(format!("cannot open {}: {e}", path.display())))?;
+                let conn = sqlite::open_file(&dir.join(DB_FILE))?;
                 (conn, Some(dir.clone()), Some(lock))
             }
         };
@@ -247,26 +244,10 @@ impl Db {
     }
 
     fn migrate(&mut self) -> Result<(), StoreError> {
-        self.conn.busy_timeout(Duration::from_secs(5))?;
-        if self.data_dir.is_some() {
-            // WAL lets readers in other processes work while one writes; NORMAL sync keeps
-            // committed tasks across a process crash (not across a power cut, which is fine here).
-            self.conn
-                .query_row("PRAGMA journal_mode = WAL", [], |_| Ok(()))?;
-            self.conn.execute_batch("PRAGMA synchronous = NORMAL;")?;
-        }
-        let version: i64 = self
-            .conn
-            .query_row("PRAGMA user_version", [], |r| r.get(0))?;
-        if version > SCHEMA_VERSION {
-            return Err(StoreError::Db(format!(
-                "schema version {version} is newer than this bridge understands ({SCHEMA_VERSION})"
-            )));
-        }
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        tx.execute_batch(
+        sqlite::migrate(
+            &mut self.conn,
+            self.data_dir.is_some(),
+            SCHEMA_VERSION,
             "CREATE TABLE IF NOT EXISTS tasks (
                 seq INTEGER PRIMARY KEY AUTOINCREMENT,
                 id TEXT NOT NULL UNIQUE,
@@ -307,10 +288,7 @@ impl Db {
             CREATE TRIGGER IF NOT EXISTS unfinished_on_delete AFTER DELETE ON tasks
                 WHEN OLD.status IN ('pending', 'running')
                 BEGIN UPDATE counters SET value = value - 1 WHERE name = 'unfinished'; END;",
-        )?;
-        tx.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION};"))?;
-        tx.commit()?;
-        Ok(())
+        )
     }
 
     /// See [`TaskBackend::insert`].
