@@ -56,17 +56,23 @@ struct PendingCode {
     expires: Instant,
 }
 
-/// An authorization waiting for a person's approval on the consent page.
+/// A checked authorization request (`GET`/`POST /authorize`).
 #[derive(Debug, Clone)]
-struct PendingConsent {
-    client_id: String,
-    client_name: String,
+struct Authorization {
+    client: Client,
     redirect_uri: String,
+    /// Whether the request named the redirect URI (then /token must repeat it).
     redirect_given: bool,
     state: Option<String>,
     challenge: String,
     scope: String,
     resource: String,
+}
+
+/// An authorization waiting for a person's approval on the consent page.
+#[derive(Debug, Clone)]
+struct PendingConsent {
+    request: Authorization,
     expires: Instant,
     failed_attempts: u32,
 }

@@ -22,7 +22,7 @@ use serde_json::{Value, json};
 use url::Url;
 
 use super::{
-    Auth, CODE_TTL, CONSENT_TTL, MAX_PENDING, PendingCode, PendingConsent,
+    Auth, Authorization, CODE_TTL, CONSENT_TTL, MAX_PENDING, PendingCode, PendingConsent,
     clients::{Client, check_redirect_uris},
     error::OAuthError,
     middleware::Limit,
@@ -207,7 +207,8 @@ fn consent_page(
     consent: &PendingConsent,
     problem: Option<&str>,
 ) -> HttpResponse {
-    let host = Url::parse(&consent.redirect_uri)
+    let request = &consent.request;
+    let host = Url::parse(&request.redirect_uri)
         .ok()
         .and_then(|u| u.host_str().map(str::to_string))
         .unwrap_or_default();
@@ -230,8 +231,8 @@ After approval your browser goes to <strong>{host}</strong>.</p>
 <p><button type="submit" name="decision" value="approve">Approve</button>
 <button type="submit" name="decision" value="deny">Deny</button></p>
 </form></body></html>"#,
-        name = html_escape(&consent.client_name),
-        scope = html_escape(&consent.scope),
+        name = html_escape(&request.client.name),
+        scope = html_escape(&request.scope),
         host = html_escape(&host),
         problem = problem,
         action = html_escape(&format!("{}/authorize", auth.prefix)),
@@ -255,15 +256,7 @@ After approval your browser goes to <strong>{host}</strong>.</p>
 }
 
 impl Auth {
-    fn issue_code(
-        &self,
-        client_id: &str,
-        redirect: (&str, bool),
-        challenge: &str,
-        scope: &str,
-        resource: &str,
-    ) -> Option<String> {
-        let (redirect_uri, redirect_given) = redirect;
+    fn issue_code(&self, a: &Authorization) -> Option<String> {
         let code = random_token();
         let mut codes = self.codes.lock().ok()?;
         if codes.len() >= MAX_PENDING {
@@ -276,12 +269,12 @@ impl Auth {
         codes.insert(
             hash(&code),
             PendingCode {
-                client_id: client_id.to_string(),
-                redirect_uri: redirect_uri.to_string(),
-                redirect_given,
-                challenge: challenge.to_string(),
-                scope: scope.to_string(),
-                resource: resource.to_string(),
+                client_id: a.client.id.clone(),
+                redirect_uri: a.redirect_uri.clone(),
+                redirect_given: a.redirect_given,
+                challenge: a.challenge.clone(),
+                scope: a.scope.clone(),
+                resource: a.resource.clone(),
                 expires: Instant::now() + CODE_TTL,
             },
         );
@@ -402,18 +395,6 @@ impl Auth {
     }
 }
 
-/// A checked authorization request.
-struct Authorization {
-    client: Client,
-    redirect_uri: String,
-    /// Whether the request named the redirect URI (then /token must repeat it).
-    redirect_given: bool,
-    state: Option<String>,
-    challenge: String,
-    scope: String,
-    resource: String,
-}
-
 async fn authorize(req: HttpRequest, body: web::Bytes, auth: web::Data<Arc<Auth>>) -> HttpResponse {
     if let Some(refused) = auth.rate_limit(Limit::Authorize, client_ip(&req)) {
         return refused;
@@ -437,13 +418,7 @@ async fn authorize(req: HttpRequest, body: web::Bytes, auth: web::Data<Arc<Auth>
     if a.client.configured {
         // The pre-configured confidential client is approved at once, as in 1.7.0: its secret
         // is still needed at /token.
-        let code = auth.issue_code(
-            &a.client.id,
-            (&a.redirect_uri, a.redirect_given),
-            &a.challenge,
-            &a.scope,
-            &a.resource,
-        );
+        let code = auth.issue_code(&a);
         tracing::info!(client_id = %a.client.id, "authorization code issued");
         return auth.code_redirect(&a.redirect_uri, code, a.state.as_deref());
     }
@@ -455,14 +430,7 @@ async fn authorize(req: HttpRequest, body: web::Bytes, auth: web::Data<Arc<Auth>
     }
     let id = random_token();
     let consent = PendingConsent {
-        client_id: a.client.id.clone(),
-        client_name: a.client.name.clone(),
-        redirect_uri: a.redirect_uri,
-        redirect_given: a.redirect_given,
-        state: a.state,
-        challenge: a.challenge,
-        scope: a.scope,
-        resource: a.resource,
+        request: a,
         expires: Instant::now() + CONSENT_TTL,
         failed_attempts: 0,
     };
@@ -501,7 +469,7 @@ fn consent_decision(req: &HttpRequest, params: &Params, auth: &Auth) -> HttpResp
         }
     };
     let with_state = |mut p: Vec<(&'static str, String)>| {
-        if let Some(s) = &consent.state {
+        if let Some(s) = &consent.request.state {
             p.push(("state", s.clone()));
         }
         p.push(("iss", auth.issuer.clone()));
@@ -514,7 +482,7 @@ fn consent_decision(req: &HttpRequest, params: &Params, auth: &Auth) -> HttpResp
             ("error_description", "the request was denied".to_string()),
         ]);
         let refs: Vec<(&str, &str)> = p.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        return redirect(&consent.redirect_uri, &refs);
+        return redirect(&consent.request.redirect_uri, &refs);
     }
     if let Some(refused) = auth.rate_limit(Limit::Consent, client_ip(req)) {
         return refused;
@@ -535,22 +503,17 @@ fn consent_decision(req: &HttpRequest, params: &Params, auth: &Auth) -> HttpResp
                 c.remove(&id);
             }
         }
-        tracing::warn!(client_id = %consent.client_id, attempts, "wrong approval password");
+        tracing::warn!(client_id = %consent.request.client.id, attempts, "wrong approval password");
         if attempts >= 5 {
             return OAuthError::access_denied_direct().error_response();
         }
         return consent_page(auth, &id, &consent, Some("Wrong approval password."));
     }
     remove();
-    let code = auth.issue_code(
-        &consent.client_id,
-        (&consent.redirect_uri, consent.redirect_given),
-        &consent.challenge,
-        &consent.scope,
-        &consent.resource,
-    );
-    tracing::info!(client_id = %consent.client_id, "client approved; authorization code issued");
-    auth.code_redirect(&consent.redirect_uri, code, consent.state.as_deref())
+    let a = &consent.request;
+    let code = auth.issue_code(a);
+    tracing::info!(client_id = %a.client.id, "client approved; authorization code issued");
+    auth.code_redirect(&a.redirect_uri, code, a.state.as_deref())
 }
 
 impl OAuthError {
