@@ -58,33 +58,8 @@ PEER_DIR=${PEER_DIR:-target/peer-openclaw-mcp-1.7.0}
 PEER_VERSION=1.7.0
 PEER_SDK=1.32.2
 
-log() { printf 'bench-compare: %s\n' "$*" >&2; }
-die() { log "FAILED: $*"; exit 1; }
-
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/openclaw-mcp-compare.XXXXXX")
-PIDS=()
-cleanup() {
-    local status=$? pid
-    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-    for pid in "${PIDS[@]}"; do
-        for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-        kill -KILL "$pid" 2>/dev/null || true
-    done
-    rm -rf "$WORK"
-    exit "$status"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-# stop PID: stops one process this script started (TERM, then KILL after 5 s).
-stop() {
-    local pid=$1
-    kill "$pid" 2>/dev/null || true
-    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-}
+# log, die, WORK, PIDS (stopped on exit), stop, wait_port.
+source scripts/lib.sh bench-compare
 
 # --- 0. tools ----------------------------------------------------------------------------------------
 apt_install() {

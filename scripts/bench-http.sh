@@ -47,24 +47,8 @@ ROUNDS=${BENCH_AUTH_ROUNDS:-2}
 RATE_LIMIT=${BENCH_RATE_LIMIT:-0}
 [ "$ROUNDS" -ge 1 ] 2>/dev/null || { echo "bench-http: BENCH_AUTH_ROUNDS must be >= 1" >&2; exit 2; }
 
-log() { printf 'bench-http: %s\n' "$*" >&2; }
-die() { log "FAILED: $*"; exit 1; }
-
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/openclaw-mcp-bench.XXXXXX")
-PIDS=()
-cleanup() {
-    local status=$? pid
-    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-    for pid in "${PIDS[@]}"; do
-        for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-        kill -KILL "$pid" 2>/dev/null || true
-    done
-    rm -rf "$WORK"
-    exit "$status"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+# log, die, WORK, PIDS (stopped on exit), stop, wait_port.
+source scripts/lib.sh bench-http
 
 if ! command -v wrk >/dev/null; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
@@ -83,18 +67,6 @@ TARGET_DIR=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import js
 BRIDGE=$TARGET_DIR/release/openclaw-mcp
 GATEWAY=$TARGET_DIR/release/examples/mock_gateway
 
-# wait_port LOG SED_EXPR PID NAME: prints the port a process logged (bounded wait).
-wait_port() {
-    local file=$1 expr=$2 pid=$3 name=$4 port=
-    for _ in $(seq 100); do
-        port=$(sed -n "$expr" "$file" | head -n 1)
-        [ -n "$port" ] && { echo "$port"; return 0; }
-        kill -0 "$pid" 2>/dev/null || { cat "$file" >&2; die "$name exited at start-up"; }
-        sleep 0.1
-    done
-    cat "$file" >&2
-    die "$name did not report its port within 10 s"
-}
 
 # --- 2. gateway and bridges -------------------------------------------------------------------------
 "$GATEWAY" --host 127.0.0.1 --port 0 2>"$WORK/gateway.log" &

@@ -46,24 +46,9 @@ FD_SLACK=${SOAK_FD_SLACK:-5}
 VENV=${E2E_VENV:-target/e2e-venv}
 PYTHON=${E2E_PYTHON:-python3}
 
-log() { printf 'soak: %s\n' "$*" >&2; }
-die() { log "FAILED: $*"; exit 1; }
-
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/openclaw-mcp-soak.XXXXXX")
-PIDS=()
-cleanup() {
-    local status=$? pid
-    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-    for pid in "${PIDS[@]}"; do
-        for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-        kill -KILL "$pid" 2>/dev/null || true
-    done
-    if [ -n "${SOAK_KEEP:-}" ]; then log "logs kept in $WORK"; else rm -rf "$WORK"; fi
-    exit "$status"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+# log, die, WORK, PIDS (stopped on exit; the bridge gets 10 s to close 1000 sessions), wait_port.
+STOP_WAIT=100 KEEP_WORK=${SOAK_KEEP:-}
+source scripts/lib.sh soak
 
 # The client holds one connection per session, the bridge as many plus its gateway pool.
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
@@ -94,18 +79,6 @@ fi
 cp "$BRIDGE_BIN" "$WORK/openclaw-mcp"
 cp "$GATEWAY_BIN" "$WORK/mock_gateway"
 
-# wait_port LOG SED_EXPR PID NAME: prints the port a process logged (bounded wait).
-wait_port() {
-    local file=$1 expr=$2 pid=$3 name=$4 port=
-    for _ in $(seq 100); do
-        port=$(sed -n "$expr" "$file" | head -n 1)
-        [ -n "$port" ] && { echo "$port"; return 0; }
-        kill -0 "$pid" 2>/dev/null || { cat "$file" >&2; die "$name exited at start-up"; }
-        sleep 0.1
-    done
-    cat "$file" >&2
-    die "$name did not report its port within 10 s"
-}
 
 # --- 3. gateway and bridge ---------------------------------------------------------------------------
 "$WORK/mock_gateway" --host 127.0.0.1 --port 0 2>"$WORK/gateway.log" &
