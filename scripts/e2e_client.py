@@ -65,6 +65,8 @@ from mcp.client.stdio import stdio_client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.auth import OAuthClientInformationFull, OAuthClientMetadata, OAuthToken
 
+from e2e_harness import CheckFailed, Run, call, call_error, call_json, call_ok, describe, short
+
 TOOL_NAMES = [
     "openclaw_chat",
     "openclaw_status",
@@ -88,90 +90,6 @@ MAX_MESSAGE_CHARS = 100_000
 TRANSPORTS = ["stdio", "http", "http-legacy", "sse", "oauth"]
 MODERN = "2026-07-28"
 LISTENING_RE = re.compile(r"listening address=127\.0\.0\.1:(\d+)")
-
-
-class CheckFailed(Exception):
-    pass
-
-
-class Run:
-    """Bookkeeping: the current check's name, everything the bridge said, the bridge's stderr."""
-
-    def __init__(self, token: str, errlog_path: str) -> None:
-        self.token = token
-        self.errlog_path = errlog_path
-        self.check_name = "start-up"
-        self.outputs: list[str] = []  # every text/structured answer, to look for the token in
-        self.passed = 0
-        self.skipped = 0  # groups of checks skipped (the async tools, while not implemented)
-        self.secrets: list[str] = [token]  # never printed: replaced by <SECRET> in failure output
-
-    def redact(self, text: str) -> str:
-        for secret in sorted(self.secrets, key=len, reverse=True):
-            if secret:
-                text = text.replace(secret, "<SECRET>")
-        return text
-
-    def begin(self, name: str) -> None:
-        self.check_name = name
-
-    def ok(self, name: str | None = None) -> None:
-        print(f"ok  {name or self.check_name}", flush=True)
-        self.passed += 1
-
-    def fail(self, why: str) -> None:
-        raise CheckFailed(why)
-
-    def expect(self, cond: bool, why: str) -> None:
-        if not cond:
-            raise CheckFailed(why)
-
-    def expect_eq(self, actual: Any, expected: Any, what: str) -> None:
-        if actual != expected:
-            raise CheckFailed(f"{what}: expected {expected!r}, got {actual!r}")
-
-
-def short(value: Any, limit: int = 300) -> str:
-    text = value if isinstance(value, str) else repr(value)
-    return text if len(text) <= limit else text[:limit] + f"... ({len(text)} chars)"
-
-
-async def call(run: Run, client: Client, tool: str, args: dict[str, Any]) -> tuple[bool, str, Any]:
-    """Calls `tool`; returns (is_error, the single text block, structured content)."""
-    res = await client.call_tool(tool, args)
-    texts = [getattr(block, "text", None) for block in res.content]
-    run.outputs.append(json.dumps(texts))
-    if res.structured_content is not None:
-        run.outputs.append(json.dumps(res.structured_content))
-    run.expect(
-        len(texts) == 1 and isinstance(texts[0], str),
-        f"{tool} {short(args, 120)}: expected exactly one text content block, got {short(res.content)}",
-    )
-    return bool(res.is_error), texts[0], res.structured_content
-
-
-async def call_ok(run: Run, client: Client, tool: str, args: dict[str, Any]) -> tuple[str, Any]:
-    is_error, text, structured = await call(run, client, tool, args)
-    run.expect(not is_error, f"{tool} {short(args, 120)}: unexpected isError result: {short(text)}")
-    return text, structured
-
-
-async def call_json(run: Run, client: Client, tool: str, args: dict[str, Any]) -> dict[str, Any]:
-    text, structured = await call_ok(run, client, tool, args)
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as e:
-        run.fail(f"{tool}: text is not JSON ({e}): {short(text)}")
-    run.expect(isinstance(value, dict), f"{tool}: expected a JSON object, got {short(text)}")
-    if structured is not None:
-        run.expect_eq(structured, value, f"{tool}: structuredContent vs text JSON")
-    return value
-
-
-async def call_error(run: Run, client: Client, tool: str, args: dict[str, Any], expected: str) -> None:
-    is_error, text, _ = await call(run, client, tool, args)
-    run.expect(is_error, f"{tool} {short(args, 120)}: expected isError true, got a success: {short(text)}")
-    run.expect_eq(text, expected, f"{tool} {short(args, 120)}: error text")
 
 
 def bridge_env(args: argparse.Namespace, data_dir: str, extra: dict[str, str]) -> dict[str, str]:
@@ -449,13 +367,13 @@ async def poll_until_terminal(run: Run, client: Client, task_id: str, timeout_s:
         await asyncio.sleep(0.1)
 
 
-def check_token_absent(run: Run) -> None:
+def check_token_absent(run: Run, token: str) -> None:
     run.begin("the gateway token appears in no answer and no bridge log line")
     for out in run.outputs:
-        run.expect(run.token not in out, f"token found in an answer: {short(out)}")
+        run.expect(token not in out, f"token found in an answer: {short(out)}")
     with open(run.errlog_path, encoding="utf-8", errors="replace") as f:
         log = f.read()
-    run.expect(run.token not in log, "token found in the bridge's stderr")
+    run.expect(token not in log, "token found in the bridge's stderr")
     run.ok()
 
 
@@ -970,7 +888,7 @@ async def main_checks(run: Run, args: argparse.Namespace, tmp: str) -> None:
         await call_error(run, client, "openclaw_chat", {"message": "hi", "instance": "a"}, 'Error: Unknown instance "a". Available: default')
         run.ok()
 
-    check_token_absent(run)
+    check_token_absent(run, args.token_a)
 
 
 def parse_args() -> argparse.Namespace:
@@ -1004,7 +922,7 @@ def parse_args() -> argparse.Namespace:
 def main() -> int:
     args = parse_args()
     with tempfile.TemporaryDirectory(prefix="openclaw-mcp-e2e-") as tmp:
-        run = Run(args.token_a, os.path.join(tmp, "bridge-stderr.log"))
+        run = Run([args.token_a], os.path.join(tmp, "bridge-stderr.log"))
         open(run.errlog_path, "w").close()
         started = time.monotonic()
         try:
@@ -1023,22 +941,6 @@ def main() -> int:
         skipped = ", 1 skipped" if run.skipped else ""
         print(f"e2e: {run.passed} passed, 0 failed{skipped}", flush=True)
         return 0
-
-
-def describe(exc: BaseException) -> str:
-    """The CheckFailed inside `exc` (task groups wrap it), else the exception itself."""
-    if isinstance(exc, BaseExceptionGroup):
-        for inner in exc.exceptions:
-            if isinstance(inner, CheckFailed) or isinstance(inner, BaseExceptionGroup):
-                return describe(inner)
-        return "; ".join(describe(e) for e in exc.exceptions)
-    if isinstance(exc, CheckFailed):
-        return str(exc)
-    if isinstance(exc, (asyncio.TimeoutError, TimeoutError)):
-        return f"timed out ({type(exc).__name__})"
-    if isinstance(exc, KeyboardInterrupt):
-        return "interrupted"
-    return f"{type(exc).__name__}: {exc}"
 
 
 if __name__ == "__main__":

@@ -40,6 +40,8 @@ import threading
 import time
 from typing import Any
 
+from e2e_harness import CheckFailed, Run, call, call_json, call_ok, describe, short
+
 # ---------------------------------------------------------------------------------------------------
 # fakes: the loopback model provider and the deny-all egress proxy (standard library only)
 
@@ -200,79 +202,6 @@ TERMINAL = {"completed", "failed", "cancelled"}
 # A 1x1 PNG (67 bytes), for the images argument.
 PNG_1X1 = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg=="
 LOOPBACK_URL = re.compile(r"^http://127\.0\.0\.1:\d+$")
-
-
-class CheckFailed(Exception):
-    pass
-
-
-def short(value: Any, limit: int = 300) -> str:
-    text = value if isinstance(value, str) else repr(value)
-    return text if len(text) <= limit else text[:limit] + f"... ({len(text)} chars)"
-
-
-class Run:
-    def __init__(self, secrets: list[str], errlog_path: str) -> None:
-        self.secrets = [s for s in secrets if s]
-        self.errlog_path = errlog_path
-        self.check_name = "start-up"
-        self.outputs: list[str] = []
-        self.passed = 0
-        self.check_started = time.monotonic()
-
-    def begin(self, name: str) -> None:
-        self.check_name = name
-        self.check_started = time.monotonic()
-
-    def ok(self, name: str | None = None) -> None:
-        ms = (time.monotonic() - self.check_started) * 1000
-        print(f"ok  {name or self.check_name}  ({ms:.0f} ms)", flush=True)
-        self.passed += 1
-
-    def expect(self, cond: bool, why: str) -> None:
-        if not cond:
-            raise CheckFailed(why)
-
-    def expect_eq(self, actual: Any, expected: Any, what: str) -> None:
-        if actual != expected:
-            raise CheckFailed(f"{what}: expected {expected!r}, got {actual!r}")
-
-    def redact(self, text: str) -> str:
-        for s in self.secrets:
-            text = text.replace(s, "<TOKEN>")
-        return text
-
-
-async def call(run: Run, client: Any, tool: str, args: dict[str, Any]) -> tuple[bool, str, Any]:
-    """Calls `tool`; returns (is_error, the single text block, structured content)."""
-    res = await client.call_tool(tool, args)
-    texts = [getattr(block, "text", None) for block in res.content]
-    run.outputs.append(json.dumps(texts))
-    if res.structured_content is not None:
-        run.outputs.append(json.dumps(res.structured_content))
-    run.expect(
-        len(texts) == 1 and isinstance(texts[0], str),
-        f"{tool} {short(args, 120)}: expected exactly one text content block, got {short(res.content)}",
-    )
-    return bool(res.is_error), texts[0], res.structured_content
-
-
-async def call_ok(run: Run, client: Any, tool: str, args: dict[str, Any]) -> tuple[str, Any]:
-    is_error, text, structured = await call(run, client, tool, args)
-    run.expect(not is_error, f"{tool} {short(args, 120)}: unexpected isError result: {short(text)}")
-    return text, structured
-
-
-async def call_json(run: Run, client: Any, tool: str, args: dict[str, Any]) -> dict[str, Any]:
-    text, structured = await call_ok(run, client, tool, args)
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise CheckFailed(f"{tool}: text is not JSON ({e}): {short(text)}") from None
-    run.expect(isinstance(value, dict), f"{tool}: expected a JSON object, got {short(text)}")
-    if structured is not None:
-        run.expect_eq(structured, value, f"{tool}: structuredContent vs text JSON")
-    return value
 
 
 def gateway_post(url: str, token: str, path: str, body: dict[str, Any], timeout: float = 30) -> tuple[int, Any]:
@@ -554,25 +483,6 @@ async def checks(run: Run, args: argparse.Namespace) -> None:
     for secret in run.secrets:
         run.expect(secret not in log, "a token appears in the bridge's stderr")
     run.ok()
-
-
-def describe(exc: BaseException) -> str:
-    import asyncio
-    import builtins
-
-    group = getattr(builtins, "BaseExceptionGroup", None)  # Python 3.11+; task groups wrap errors in it
-    if group is not None and isinstance(exc, group):
-        for inner in exc.exceptions:
-            if isinstance(inner, (CheckFailed, group)):
-                return describe(inner)
-        return "; ".join(describe(e) for e in exc.exceptions)
-    if isinstance(exc, CheckFailed):
-        return str(exc)
-    if isinstance(exc, (asyncio.TimeoutError, TimeoutError)):
-        return f"timed out ({type(exc).__name__})"
-    if isinstance(exc, KeyboardInterrupt):
-        return "interrupted"
-    return f"{type(exc).__name__}: {exc}"
 
 
 def run_checks(args: argparse.Namespace) -> int:
