@@ -493,14 +493,7 @@ async fn disabled_tools_are_hidden_and_refused() {
         ),
     ])
     .await;
-    let names: Vec<String> = bridge
-        .client
-        .list_all_tools()
-        .await
-        .unwrap()
-        .iter()
-        .map(|t| t.name.to_string())
-        .collect();
+    let names = bridge.tool_names().await;
     assert!(!names.contains(&"openclaw_chat_async".to_string()));
     assert!(!names.contains(&"openclaw_sessions".to_string()));
     assert!(names.contains(&"openclaw_chat".to_string()));
@@ -534,14 +527,7 @@ async fn disabled_tools_are_hidden_and_refused() {
 async fn read_only_keeps_only_the_tools_that_change_nothing() {
     let gw = FakeGateway::start();
     let bridge = Bridge::spawn_args(&["--read-only"], &[("OPENCLAW_URL", gw.url.as_str())]).await;
-    let names: Vec<String> = bridge
-        .client
-        .list_all_tools()
-        .await
-        .unwrap()
-        .iter()
-        .map(|t| t.name.to_string())
-        .collect();
+    let names = bridge.tool_names().await;
     assert_eq!(
         names,
         [

@@ -158,6 +158,17 @@ fn query(pairs: &[(String, String)]) -> String {
         .finish()
 }
 
+/// The consent id in a consent page's form.
+fn consent_id(page: &str) -> String {
+    page.split("name=\"consent_id\" value=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_string()
+}
+
 async fn authorize(http: &Http, b: &HttpBridge, pairs: &[(String, String)]) -> Reply {
     http.get(&b.url(&format!("/authorize?{}", query(pairs))))
         .await
@@ -1006,14 +1017,7 @@ async fn a_registered_public_client_needs_a_person_to_approve_it() {
     let html = String::from_utf8_lossy(&page.body).to_string();
     assert!(html.contains("Claude") && html.contains("claude.ai"));
     assert_eq!(page.header("x-frame-options").as_deref(), Some("DENY"));
-    let consent_id = html
-        .split("name=\"consent_id\" value=\"")
-        .nth(1)
-        .unwrap()
-        .split('"')
-        .next()
-        .unwrap()
-        .to_string();
+    let consent_id = consent_id(&html);
     let wrong = http
         .form(
             &b.url("/authorize"),
@@ -1137,14 +1141,7 @@ async fn a_session_cannot_be_used_with_another_clients_token() {
         })
         .collect();
     let page = String::from_utf8_lossy(&authorize(&http, &b, &pairs).await.body).to_string();
-    let consent_id = page
-        .split("name=\"consent_id\" value=\"")
-        .nth(1)
-        .unwrap()
-        .split('"')
-        .next()
-        .unwrap()
-        .to_string();
+    let consent_id = consent_id(&page);
     let approved = http
         .form(
             &b.url("/authorize"),

@@ -90,6 +90,12 @@ impl Bridge {
     pub fn logs(&self) -> String {
         self.stderr.lock().unwrap().clone()
     }
+
+    /// The names in `tools/list`, in order.
+    pub async fn tool_names(&self) -> Vec<String> {
+        let tools = self.client.list_all_tools().await.unwrap();
+        tools.iter().map(|t| t.name.to_string()).collect()
+    }
 }
 
 /// Settings as the binary would load them from `args` and `env`.
