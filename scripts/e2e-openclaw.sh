@@ -229,25 +229,8 @@ fi
 log "real gateway: openclaw $OC_VERSION on Node $NODE_VERSION (cache $CACHE)"
 
 # --- 2. Python venv with the MCP SDK (the one scripts/e2e-python.sh makes) -------------------------
-has_mcp() {
-    [ -x "$VENV/bin/python" ] && "$VENV/bin/python" - <<'EOF' 2>/dev/null
-import importlib.metadata as md, sys
-major = int(md.version("mcp").split(".")[0])
-import mcp, mcp.client.stdio  # noqa: E401,F401
-from mcp import Client, StdioServerParameters  # noqa: F401
-sys.exit(0 if major == 2 else 1)
-EOF
-}
-if has_mcp; then
-    log "reusing $VENV (mcp $("$VENV/bin/python" -c 'import importlib.metadata as m; print(m.version("mcp"))'))"
-else
-    started=$(now)
-    log "creating $VENV with $("$PYTHON" --version 2>&1) and installing 'mcp>=2,<3'"
-    "$PYTHON" -m venv --clear "$VENV"
-    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check 'mcp>=2,<3'
-    has_mcp || die "mcp 2.x is not importable from $VENV after pip install"
-    log "pip install took $(since "$started") s"
-fi
+source "$ROOT/scripts/mcp-venv.sh"
+ensure_mcp_venv
 
 # --- 3. build ------------------------------------------------------------------------------------
 started=$(now)

@@ -75,30 +75,8 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 # --- 1. Python venv with the MCP SDK ---------------------------------------------------------------
-command -v "$PYTHON" >/dev/null || die "$PYTHON not found"
-"$PYTHON" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else 1)' ||
-    die "$PYTHON is $("$PYTHON" --version 2>&1); the MCP SDK needs Python >= 3.10"
-
-has_mcp() {
-    [ -x "$VENV/bin/python" ] && "$VENV/bin/python" - <<'EOF' 2>/dev/null
-import importlib.metadata as md, sys
-major = int(md.version("mcp").split(".")[0])
-import mcp, mcp.client.stdio, mcp.client.auth, httpx2  # noqa: E401,F401  - importable, not just listed
-from mcp import Client, StdioServerParameters  # noqa: F401
-sys.exit(0 if major == 2 else 1)
-EOF
-}
-
-if has_mcp; then
-    log "reusing $VENV (mcp $("$VENV/bin/python" -c 'import importlib.metadata as m; print(m.version("mcp"))'))"
-else
-    started=$(now)
-    log "creating $VENV with $("$PYTHON" --version 2>&1) and installing 'mcp>=2,<3'"
-    "$PYTHON" -m venv --clear "$VENV"
-    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check 'mcp>=2,<3'
-    has_mcp || die "mcp 2.x is not importable from $VENV after pip install"
-    log "pip install took $(since "$started") s (mcp $("$VENV/bin/python" -c 'import importlib.metadata as m; print(m.version("mcp"))'))"
-fi
+source "$ROOT/scripts/mcp-venv.sh"
+ensure_mcp_venv
 
 # --- 2. build ------------------------------------------------------------------------------------
 started=$(now)

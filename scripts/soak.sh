@@ -56,14 +56,8 @@ ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 command -v curl >/dev/null || die "curl not found"
 
 # --- 1. venv with httpx2 (as scripts/e2e-python.sh makes it) ------------------------------------------
-has_httpx() { [ -x "$VENV/bin/python" ] && "$VENV/bin/python" -c 'import httpx2' 2>/dev/null; }
-if ! has_httpx; then
-    command -v "$PYTHON" >/dev/null || die "$PYTHON not found"
-    log "creating $VENV and installing 'mcp>=2,<3' (brings httpx2)"
-    "$PYTHON" -m venv --clear "$VENV"
-    timeout 600 "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check 'mcp>=2,<3'
-    has_httpx || die "httpx2 is not importable from $VENV after pip install"
-fi
+source scripts/mcp-venv.sh
+ensure_mcp_venv
 
 # --- 2. build ----------------------------------------------------------------------------------------
 TARGET_DIR=$(cargo metadata --format-version 1 --no-deps | "$VENV/bin/python" -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
