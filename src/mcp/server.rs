@@ -93,8 +93,7 @@ impl OpenClawServer {
         }
         let reply = reply?;
         // The text is the assistant's text, as in 1.7.0; the rest goes in structuredContent.
-        let mut result = output::text(reply.content.clone());
-        result.structured_content = serde_json::to_value(tools::ChatOutput {
+        let structured = serde_json::to_value(tools::ChatOutput {
             response: &reply.content,
             instance: &instance.name,
             session_key: args.session_id.as_deref(),
@@ -103,6 +102,8 @@ impl OpenClawServer {
             usage: reply.usage.as_ref(),
         })
         .ok();
+        let mut result = output::text(reply.content);
+        result.structured_content = structured;
         Ok(result)
     }
 }
