@@ -229,22 +229,14 @@ fi
 log "real gateway: openclaw $OC_VERSION on Node $NODE_VERSION (cache $CACHE)"
 
 # --- 2. Python venv with the MCP SDK (the one scripts/e2e-python.sh makes) -------------------------
-source "$ROOT/scripts/mcp-venv.sh"
+source "$ROOT/scripts/e2e-lib.sh"
 ensure_mcp_venv
 
 # --- 3. build ------------------------------------------------------------------------------------
 started=$(now)
 cargo build "${PROFILE_ARGS[@]}" --bin openclaw-mcp --example mock_gateway
 log "cargo build took $(since "$started") s"
-PROFILE_DIR=debug
-for ((i = 0; i < ${#PROFILE_ARGS[@]}; i++)); do
-    case "${PROFILE_ARGS[$i]}" in
-        --release | -r) PROFILE_DIR=release ;;
-        --profile) PROFILE_DIR=${PROFILE_ARGS[$((i + 1))]:-debug} ;;
-        --profile=*) PROFILE_DIR=${PROFILE_ARGS[$i]#--profile=} ;;
-    esac
-done
-[ "$PROFILE_DIR" = dev ] && PROFILE_DIR=debug
+PROFILE_DIR=$(profile_dir "${PROFILE_ARGS[@]}")
 BRIDGE=$TARGET_DIR/$PROFILE_DIR/openclaw-mcp
 MOCK=$TARGET_DIR/$PROFILE_DIR/examples/mock_gateway
 [ -x "$BRIDGE" ] || die "no bridge binary at $BRIDGE"

@@ -75,7 +75,7 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 # --- 1. Python venv with the MCP SDK ---------------------------------------------------------------
-source "$ROOT/scripts/mcp-venv.sh"
+source "$ROOT/scripts/e2e-lib.sh"
 ensure_mcp_venv
 
 # --- 2. build ------------------------------------------------------------------------------------
@@ -83,16 +83,7 @@ started=$(now)
 cargo build "${PROFILE_ARGS[@]}" --bin openclaw-mcp --example mock_gateway
 log "cargo build took $(since "$started") s"
 
-# The profile's output directory: --release -> release, --profile NAME -> NAME (dev -> debug).
-PROFILE_DIR=debug
-for ((i = 0; i < ${#PROFILE_ARGS[@]}; i++)); do
-    case "${PROFILE_ARGS[$i]}" in
-        --release | -r) PROFILE_DIR=release ;;
-        --profile) PROFILE_DIR=${PROFILE_ARGS[$((i + 1))]:-debug} ;;
-        --profile=*) PROFILE_DIR=${PROFILE_ARGS[$i]#--profile=} ;;
-    esac
-done
-[ "$PROFILE_DIR" = dev ] && PROFILE_DIR=debug
+PROFILE_DIR=$(profile_dir "${PROFILE_ARGS[@]}")
 TARGET_DIR=$(cargo metadata --format-version 1 --no-deps |
     "$PYTHON" -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
 BRIDGE=$TARGET_DIR/$PROFILE_DIR/openclaw-mcp

@@ -56,7 +56,7 @@ ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 command -v curl >/dev/null || die "curl not found"
 
 # --- 1. venv with httpx2 (as scripts/e2e-python.sh makes it) ------------------------------------------
-source scripts/mcp-venv.sh
+source scripts/e2e-lib.sh
 ensure_mcp_venv
 
 # --- 2. build ----------------------------------------------------------------------------------------

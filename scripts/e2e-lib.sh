@@ -1,6 +1,10 @@
+# Shared by scripts/e2e-python.sh, scripts/e2e-openclaw.sh and scripts/soak.sh; source it after
+# defining log and die.
+#
 # ensure_mcp_venv: makes (or reuses) $VENV, a virtualenv of $PYTHON with the official MCP Python
-# SDK 'mcp>=2,<3' and its httpx2, importable (not just listed). Shared by scripts/e2e-python.sh,
-# scripts/e2e-openclaw.sh and scripts/soak.sh; source it after defining log and die.
+# SDK 'mcp>=2,<3' and its httpx2, importable (not just listed).
+# profile_dir CARGO_ARGS...: the target subdirectory the cargo profile arguments build into
+# (--release -> release, --profile NAME -> NAME, dev -> debug).
 
 has_mcp() {
     [ -x "$VENV/bin/python" ] && "$VENV/bin/python" - <<'PYEOF' 2>/dev/null
@@ -29,4 +33,18 @@ ensure_mcp_venv() {
     timeout 600 "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check 'mcp>=2,<3'
     has_mcp || die "mcp 2.x is not importable from $VENV after pip install"
     log "pip install took $(( $(date +%s) - started )) s (mcp $(mcp_version))"
+}
+
+profile_dir() {
+    local dir=debug
+    while [ $# -gt 0 ]; do
+        case "$1" in
+            --release | -r) dir=release ;;
+            --profile) dir=${2:-debug}; shift ;;
+            --profile=*) dir=${1#--profile=} ;;
+        esac
+        shift
+    done
+    [ "$dir" = dev ] && dir=debug
+    echo "$dir"
 }
