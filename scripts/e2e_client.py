@@ -65,7 +65,7 @@ from mcp.client.stdio import stdio_client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.auth import OAuthClientInformationFull, OAuthClientMetadata, OAuthToken
 
-from e2e_harness import CheckFailed, Run, call, call_error, call_json, call_ok, describe, short
+from e2e_harness import CheckFailed, Run, call, call_error, call_json, call_ok, short
 
 TOOL_NAMES = [
     "openclaw_chat",
@@ -928,14 +928,7 @@ def main() -> int:
         try:
             asyncio.run(asyncio.wait_for(main_checks(run, args, tmp), args.total_timeout))
         except BaseException as exc:  # noqa: BLE001 - report any failure as the current check's
-            reason = run.redact(describe(exc))  # never print the gateway token or an OAuth secret
-            print(f"FAIL {run.check_name}: {reason}", file=sys.stderr, flush=True)
-            with open(run.errlog_path, encoding="utf-8", errors="replace") as f:
-                tail = f.read().splitlines()[-30:]
-            if tail:
-                print("---- last lines of the bridge's stderr ----", file=sys.stderr)
-                for line in tail:
-                    print(run.redact(line), file=sys.stderr)
+            run.report_failure(exc)  # never prints the gateway token or an OAuth secret
             return 1
         print(f"e2e checks took {time.monotonic() - started:.1f} s", flush=True)
         skipped = ", 1 skipped" if run.skipped else ""

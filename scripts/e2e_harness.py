@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
 import time
 from typing import Any
 
@@ -41,6 +42,16 @@ class Run:
         ms = (time.monotonic() - self.check_started) * 1000
         print(f"ok  {name or self.check_name}  ({ms:.0f} ms)", flush=True)
         self.passed += 1
+
+    def report_failure(self, exc: BaseException) -> None:
+        """Prints `FAIL <check>: <why>` and the end of the bridge's stderr, secrets redacted."""
+        print(f"FAIL {self.check_name}: {self.redact(describe(exc))}", file=sys.stderr, flush=True)
+        with open(self.errlog_path, encoding="utf-8", errors="replace") as f:
+            tail = f.read().splitlines()[-30:]
+        if tail:
+            print("---- last lines of the bridge's stderr ----", file=sys.stderr)
+            for line in tail:
+                print(self.redact(line), file=sys.stderr)
 
     def fail(self, why: str) -> None:
         raise CheckFailed(why)

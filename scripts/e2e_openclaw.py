@@ -40,7 +40,7 @@ import threading
 import time
 from typing import Any
 
-from e2e_harness import CheckFailed, Run, call, call_json, call_ok, describe, short
+from e2e_harness import CheckFailed, Run, call, call_json, call_ok, short
 
 # ---------------------------------------------------------------------------------------------------
 # fakes: the loopback model provider and the deny-all egress proxy (standard library only)
@@ -500,13 +500,7 @@ def run_checks(args: argparse.Namespace) -> int:
     try:
         asyncio.run(asyncio.wait_for(checks(run, args), args.total_timeout))
     except BaseException as exc:  # noqa: BLE001 - report any failure as the current check's
-        print(f"FAIL {run.check_name}: {run.redact(describe(exc))}", file=sys.stderr, flush=True)
-        with open(errlog_path, encoding="utf-8", errors="replace") as f:
-            tail = f.read().splitlines()[-30:]
-        if tail:
-            print("---- last lines of the bridge's stderr ----", file=sys.stderr)
-            for line in tail:
-                print(run.redact(line), file=sys.stderr)
+        run.report_failure(exc)
         return 1
     print(f"client checks: {run.passed} passed in {time.monotonic() - started:.1f} s", flush=True)
     return 0
