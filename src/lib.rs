@@ -26,6 +26,7 @@ pub mod config;
 pub mod gateway;
 pub mod mcp;
 pub mod metrics;
+pub mod net;
 pub mod sqlite;
 pub mod tasks;
 pub mod telemetry;

@@ -19,45 +19,81 @@ use std::{
 use actix_web::{HttpResponse, http::StatusCode};
 use serde_json::json;
 
+use crate::net::AddrBucket;
+
 use super::{
     Auth,
     tokens::{Claims, SCOPE, TokenError},
 };
 
-/// What a limit applies to.
+/// What a limit applies to, and so which key it counts by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Limit {
-    /// `/authorize`: 100 per 15 minutes (1.7.0).
+    /// `/authorize`: 100 per 15 minutes per address (1.7.0).
     Authorize,
-    /// `/token`: 50 per 15 minutes (1.7.0).
-    Token,
-    /// `/revoke`: 50 per 15 minutes (1.7.0).
+    /// `/token` requests that fail (bad client, bad code, bad refresh token): 50 per 15 minutes
+    /// per address. Counted after the answer, so one address's failures never lock out another.
+    TokenFailure,
+    /// `/token` requests that succeed: 600 per 15 minutes per client id, counted only once the
+    /// client has authenticated (client ids are public: counting before would let anyone spend
+    /// a client's budget). 600 leaves room for thousands of people on one configured client
+    /// refreshing once an hour.
+    TokenClient,
+    /// `/revoke`: 50 per 15 minutes per address (1.7.0).
     Revoke,
-    /// `/register`: 20 per hour (1.7.0).
+    /// `/register`: 20 per hour per address (1.7.0).
     Register,
-    /// Approval-password attempts on the consent page: 10 per 15 minutes.
+    /// Approval-password attempts on the consent page: 10 per 15 minutes per address.
     Consent,
-    /// The MCP routes: `MCP_RATE_LIMIT_PER_MINUTE`.
+    /// The MCP routes, per authenticated principal (or per address on an open bridge):
+    /// `MCP_RATE_LIMIT_PER_MINUTE`.
     Mcp,
+    /// The MCP routes, requests without a valid token: `MCP_RATE_LIMIT_PER_MINUTE` per address,
+    /// a bucket of its own that never counts an authenticated caller's requests.
+    McpUnauthenticated,
 }
 
 impl Limit {
     fn describe(self) -> &'static str {
         match self {
             Limit::Authorize => "authorization requests",
-            Limit::Token => "token requests",
+            Limit::TokenFailure => "failed token requests",
+            Limit::TokenClient => "token requests for this client",
             Limit::Revoke => "token revocation requests",
             Limit::Register => "client registration requests",
             Limit::Consent => "approval attempts",
             Limit::Mcp => "MCP requests",
+            Limit::McpUnauthenticated => "unauthenticated MCP requests",
         }
     }
 }
 
-/// Fixed-window counters per (limit, address).
+/// Who a limit counts: an address bucket, an authenticated principal, or an OAuth client.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum RateKey {
+    /// A client address (IPv6 by /64).
+    Addr(AddrBucket),
+    /// An authenticated principal (its task-owner key).
+    Principal(String),
+    /// An OAuth client id (after the client authenticated).
+    Client(String),
+}
+
+impl RateKey {
+    /// The key of a client address; `None` when the address is unknown (not limited: it cannot
+    /// be told apart from others).
+    pub fn addr(ip: Option<IpAddr>) -> Option<RateKey> {
+        ip.map(|ip| RateKey::Addr(AddrBucket::of(ip)))
+    }
+}
+
+/// Most windows kept before the expired ones are swept.
+const MAX_WINDOWS: usize = 100_000;
+
+/// Fixed-window counters per (limit, key).
 pub struct RateLimiter {
     mcp_per_minute: u32,
-    windows: Mutex<HashMap<(Limit, IpAddr), (Instant, u32)>>,
+    windows: Mutex<HashMap<(Limit, RateKey), (Instant, u32)>>,
 }
 
 impl RateLimiter {
@@ -73,30 +109,46 @@ impl RateLimiter {
         let minutes = |m: u64| Duration::from_secs(m * 60);
         match limit {
             Limit::Authorize => Some((100, minutes(15))),
-            Limit::Token | Limit::Revoke => Some((50, minutes(15))),
+            Limit::TokenFailure | Limit::Revoke => Some((50, minutes(15))),
+            Limit::TokenClient => Some((600, minutes(15))),
             Limit::Register => Some((20, minutes(60))),
             Limit::Consent => Some((10, minutes(15))),
-            Limit::Mcp => (self.mcp_per_minute > 0).then(|| (self.mcp_per_minute, minutes(1))),
+            Limit::Mcp | Limit::McpUnauthenticated => {
+                (self.mcp_per_minute > 0).then(|| (self.mcp_per_minute, minutes(1)))
+            }
         }
     }
 
-    /// Counts one request; `Err(seconds to wait)` past the limit. An unknown address is not
-    /// limited (it cannot be told apart from others).
-    pub fn check(&self, limit: Limit, ip: Option<IpAddr>) -> Result<(), u64> {
-        let (Some((max, window)), Some(ip)) = (self.rule(limit), ip) else {
+    /// Counts one request; `Err(seconds to wait)` past the limit. No key: not limited.
+    pub fn check(&self, limit: Limit, key: Option<RateKey>) -> Result<(), u64> {
+        self.apply(limit, key, true)
+    }
+
+    /// Whether `key` is past `limit` now, without counting anything (`Err(seconds to wait)`).
+    pub fn peek(&self, limit: Limit, key: Option<RateKey>) -> Result<(), u64> {
+        self.apply(limit, key, false)
+    }
+
+    /// [`check`](Self::check) by client address.
+    pub fn check_addr(&self, limit: Limit, ip: Option<IpAddr>) -> Result<(), u64> {
+        self.check(limit, RateKey::addr(ip))
+    }
+
+    fn apply(&self, limit: Limit, key: Option<RateKey>, count: bool) -> Result<(), u64> {
+        let (Some((max, window)), Some(key)) = (self.rule(limit), key) else {
             return Ok(());
         };
         let now = Instant::now();
         let Ok(mut windows) = self.windows.lock() else {
             return Ok(());
         };
-        if windows.len() > 100_000 {
+        if windows.len() > MAX_WINDOWS {
             windows.retain(|(l, _), (start, _)| {
                 self.rule(*l)
                     .is_some_and(|(_, w)| now.duration_since(*start) < w)
             });
         }
-        let entry = windows.entry((limit, ip)).or_insert((now, 0));
+        let entry = windows.entry((limit, key)).or_insert((now, 0));
         if now.duration_since(entry.0) >= window {
             *entry = (now, 0);
         }
@@ -104,7 +156,9 @@ impl RateLimiter {
             let left = window.saturating_sub(now.duration_since(entry.0));
             return Err(left.as_secs().max(1));
         }
-        entry.1 += 1;
+        if count {
+            entry.1 += 1;
+        }
         Ok(())
     }
 
@@ -211,10 +265,10 @@ impl Auth {
             .json(json!({"error": error, "error_description": description}))
     }
 
-    /// Counts a request against a rate limit; `Some(429 answer)` past it.
+    /// Counts a request against a rate limit by client address; `Some(429 answer)` past it.
     pub fn rate_limit(&self, limit: Limit, ip: Option<IpAddr>) -> Option<HttpResponse> {
         self.limiter
-            .check(limit, ip)
+            .check_addr(limit, ip)
             .err()
             .map(|retry| RateLimiter::refuse(limit, retry))
     }
@@ -229,18 +283,18 @@ mod tests {
         let limiter = RateLimiter::new(3);
         let ip: IpAddr = "10.0.0.1".parse().unwrap();
         for _ in 0..3 {
-            assert!(limiter.check(Limit::Mcp, Some(ip)).is_ok());
+            assert!(limiter.check_addr(Limit::Mcp, Some(ip)).is_ok());
         }
-        let retry = limiter.check(Limit::Mcp, Some(ip)).unwrap_err();
+        let retry = limiter.check_addr(Limit::Mcp, Some(ip)).unwrap_err();
         assert!((1..=60).contains(&retry));
         assert!(
             limiter
-                .check(Limit::Mcp, Some("10.0.0.2".parse().unwrap()))
+                .check_addr(Limit::Mcp, Some("10.0.0.2".parse().unwrap()))
                 .is_ok(),
             "per address"
         );
         assert!(
-            RateLimiter::new(0).check(Limit::Mcp, Some(ip)).is_ok(),
+            RateLimiter::new(0).check_addr(Limit::Mcp, Some(ip)).is_ok(),
             "0 = off"
         );
     }

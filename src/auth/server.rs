@@ -30,7 +30,7 @@ use super::{
     store::{RefreshOutcome, RegisteredClient},
     tokens::{Claims, SCOPE, hash, random_token},
 };
-use crate::{transport::guard::ClientAddr, util::now_ms};
+use crate::{net::ClientAddr, util::now_ms};
 
 /// Largest form or JSON body on the OAuth routes.
 const MAX_BODY: usize = 64 * 1024;
@@ -781,7 +781,7 @@ async fn token(req: HttpRequest, body: web::Bytes, auth: web::Data<Arc<Auth>>) -
     if req.method() != Method::POST {
         return method_not_allowed("POST");
     }
-    if let Some(refused) = auth.rate_limit(Limit::Token, client_ip(&req)) {
+    if let Some(refused) = auth.rate_limit(Limit::TokenFailure, client_ip(&req)) {
         return open_cors(refused);
     }
     let outcome = async {

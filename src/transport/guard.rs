@@ -38,7 +38,8 @@ use rmcp::model::{ClientJsonRpcMessage, ClientRequest};
 
 use super::http::{HttpError, InFlightGuard, Principal, RequestScope, Shared, error_json};
 use crate::auth::middleware::{Limit, RateLimiter};
-use crate::config::{CorsOrigins, HttpSettings, TrustProxy, is_loopback_host};
+use crate::config::{CorsOrigins, HttpSettings, is_loopback_host};
+use crate::net::{ClientAddr, canonical, client_ip};
 use crate::tasks::Owner;
 
 /// Host names a loopback bind always answers to.
@@ -298,138 +299,6 @@ pub fn cors(origins: &CorsOrigins) -> Option<Cors> {
 }
 
 // ------------------------------------------------------------------------------------------------
-// Client address (TRUST_PROXY)
-
-/// The client's address as the request handlers and the logs see it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ClientAddr(pub Option<IpAddr>);
-
-impl std::fmt::Display for ClientAddr {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self.0 {
-            Some(ip) => write!(f, "{ip}"),
-            None => f.write_str("unknown"),
-        }
-    }
-}
-
-/// The client address by 1.7.0's `TRUST_PROXY` rules (Express's `trust proxy`): untrusted, the
-/// peer; `true`, the left-most `X-Forwarded-For` entry; a hop count `n`, the address `n` hops
-/// from the peer; a list, the first address from the right that the list does not trust.
-pub fn client_ip(
-    peer: Option<IpAddr>,
-    forwarded_for: Option<&str>,
-    trust: &TrustProxy,
-) -> Option<IpAddr> {
-    let forwarded = || -> Vec<IpAddr> {
-        forwarded_for
-            .map(|v| {
-                v.split(',')
-                    .filter_map(|s| parse_ip(s.trim()))
-                    .collect::<Vec<_>>()
-            })
-            .unwrap_or_default()
-    };
-    match trust {
-        TrustProxy::Unset | TrustProxy::Bool(false) => peer,
-        TrustProxy::Bool(true) => forwarded().first().copied().or(peer),
-        TrustProxy::Hops(n) => {
-            // [peer, right-most forwarded, …, left-most forwarded]
-            let chain: Vec<IpAddr> = peer
-                .into_iter()
-                .chain(forwarded().into_iter().rev())
-                .collect();
-            let i = (*n as usize).min(chain.len().saturating_sub(1));
-            chain.get(i).copied()
-        }
-        TrustProxy::List(items) => {
-            let peer = peer?;
-            let mut current = peer;
-            if !trusted(current, items) {
-                return Some(current);
-            }
-            for hop in forwarded().into_iter().rev() {
-                current = hop;
-                if !trusted(current, items) {
-                    break;
-                }
-            }
-            Some(current)
-        }
-    }
-}
-
-fn parse_ip(s: &str) -> Option<IpAddr> {
-    let s = s.trim_start_matches('[');
-    let s = s.split_once(']').map_or(s, |(ip, _)| ip);
-    s.parse::<IpAddr>()
-        .ok()
-        .or_else(|| {
-            // `1.2.3.4:5678`
-            s.rsplit_once(':')
-                .and_then(|(ip, _)| ip.parse::<std::net::Ipv4Addr>().ok().map(IpAddr::V4))
-        })
-        .map(canonical)
-}
-
-/// IPv4-mapped IPv6 addresses as the IPv4 address they carry.
-fn canonical(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
-        v4 => v4,
-    }
-}
-
-fn trusted(ip: IpAddr, items: &[String]) -> bool {
-    let ip = canonical(ip);
-    items.iter().any(|item| match item.as_str() {
-        "loopback" => in_any(ip, &["127.0.0.0/8", "::1/128"]),
-        "linklocal" => in_any(ip, &["169.254.0.0/16", "fe80::/10"]),
-        "uniquelocal" => in_any(
-            ip,
-            &["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7"],
-        ),
-        other => in_cidr(ip, other),
-    })
-}
-
-fn in_any(ip: IpAddr, cidrs: &[&str]) -> bool {
-    cidrs.iter().any(|c| in_cidr(ip, c))
-}
-
-/// Whether `ip` is `cidr` (an address, or `address/bits`).
-fn in_cidr(ip: IpAddr, cidr: &str) -> bool {
-    let (net, bits) = match cidr.split_once('/') {
-        Some((net, bits)) => (net, bits.parse::<u32>().ok()),
-        None => (cidr, None),
-    };
-    let Ok(net) = net.parse::<IpAddr>().map(canonical) else {
-        return false;
-    };
-    match (ip, net) {
-        (IpAddr::V4(a), IpAddr::V4(n)) => {
-            let bits = bits.unwrap_or(32).min(32);
-            let mask = if bits == 0 {
-                0
-            } else {
-                u32::MAX << (32 - bits)
-            };
-            (u32::from(a) & mask) == (u32::from(n) & mask)
-        }
-        (IpAddr::V6(a), IpAddr::V6(n)) => {
-            let bits = bits.unwrap_or(128).min(128);
-            let mask = if bits == 0 {
-                0
-            } else {
-                u128::MAX << (128 - bits)
-            };
-            (u128::from(a) & mask) == (u128::from(n) & mask)
-        }
-        _ => false,
-    }
-}
-
-// ------------------------------------------------------------------------------------------------
 // Middleware
 
 /// What the guard found in a JSON-RPC POST body, for the route handlers.
@@ -634,7 +503,7 @@ async fn checked(
 
     // The MCP routes: rate limit, then (auth on) the bearer token and the session's owner.
     if is_protected_path(req.path()) && method != Method::OPTIONS {
-        if let Err(retry) = shared.mcp_limiter.check(Limit::Mcp, client.0) {
+        if let Err(retry) = shared.mcp_limiter.check_addr(Limit::Mcp, client.0) {
             tracing::warn!(%client, path = %req.path(), "rate limit reached");
             let response = RateLimiter::refuse(Limit::Mcp, retry);
             return Ok(req.into_response(response).map_into_boxed_body());
@@ -865,7 +734,7 @@ mod tests {
             port: 3000,
             allowed_hosts: allowed.iter().map(|s| s.to_string()).collect(),
             cors: CorsOrigins::Disabled,
-            trust_proxy: TrustProxy::Unset,
+            trust_proxy: crate::config::TrustProxy::Unset,
             max_body_bytes: 1024,
             session_idle: std::time::Duration::from_secs(60),
             max_sessions: 10,
@@ -991,49 +860,6 @@ mod tests {
         );
         let any = OriginPolicy::new(&CorsOrigins::Any);
         assert!(any.check(Some("null"), None).is_ok());
-    }
-
-    #[test]
-    fn client_address_follows_trust_proxy() {
-        let peer: Option<IpAddr> = Some("10.0.0.2".parse().unwrap());
-        let xff = Some("203.0.113.7, 198.51.100.1, 10.0.0.9");
-        let ip = |s: &str| Some(s.parse::<IpAddr>().unwrap());
-        assert_eq!(client_ip(peer, xff, &TrustProxy::Unset), peer);
-        assert_eq!(client_ip(peer, xff, &TrustProxy::Bool(false)), peer);
-        assert_eq!(
-            client_ip(peer, xff, &TrustProxy::Bool(true)),
-            ip("203.0.113.7")
-        );
-        assert_eq!(client_ip(peer, xff, &TrustProxy::Hops(0)), peer);
-        assert_eq!(client_ip(peer, xff, &TrustProxy::Hops(1)), ip("10.0.0.9"));
-        assert_eq!(
-            client_ip(peer, xff, &TrustProxy::Hops(2)),
-            ip("198.51.100.1")
-        );
-        assert_eq!(
-            client_ip(peer, xff, &TrustProxy::Hops(9)),
-            ip("203.0.113.7")
-        );
-        let list = |items: &[&str]| TrustProxy::List(items.iter().map(|s| s.to_string()).collect());
-        assert_eq!(
-            client_ip(peer, xff, &list(&["uniquelocal"])),
-            ip("198.51.100.1")
-        );
-        assert_eq!(client_ip(peer, xff, &list(&["loopback"])), peer);
-        assert_eq!(
-            client_ip(peer, xff, &list(&["10.0.0.0/8", "198.51.100.1"])),
-            ip("203.0.113.7")
-        );
-        assert_eq!(client_ip(peer, None, &TrustProxy::Bool(true)), peer);
-        assert_eq!(
-            client_ip(peer, Some("garbage"), &TrustProxy::Bool(true)),
-            peer
-        );
-        let mapped: Option<IpAddr> = Some("::ffff:127.0.0.1".parse().unwrap());
-        assert_eq!(
-            client_ip(mapped.map(canonical), Some("1.2.3.4"), &list(&["loopback"])),
-            ip("1.2.3.4")
-        );
     }
 
     #[test]

@@ -27,10 +27,10 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::{
-    guard::{ClientAddr, ParsedMessage},
+    guard::ParsedMessage,
     http::{HttpError, InFlightGuard, Principal, SSE_KEEP_ALIVE, SessionKind, Shared},
 };
-use crate::{mcp::server::OpenClawServer, tasks::Owner};
+use crate::{mcp::server::OpenClawServer, net::ClientAddr, tasks::Owner};
 
 /// Messages buffered each way between the HTTP handlers and the MCP handler.
 const CHANNEL_CAPACITY: usize = 64;
