@@ -678,6 +678,10 @@ pub async fn json_errors(
     if !(status.is_client_error() || status.is_server_error()) {
         return Ok(res);
     }
+    // A page meant for a person (the consent page after a wrong password) stays HTML.
+    if res.response().extensions().get::<crate::net::HtmlPage>().is_some() {
+        return Ok(res);
+    }
     let is_json = res
         .headers()
         .get(header::CONTENT_TYPE)
