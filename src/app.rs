@@ -14,36 +14,13 @@ use crate::{
     },
     telemetry,
     transport::{http, stdio},
+    util::shutdown_signal,
 };
 
 /// Exit code for a clean end.
 pub const EXIT_OK: i32 = 0;
 /// Exit code when the bridge cannot start or fails while running (`EX_SOFTWARE`).
 pub const EXIT_FAILURE: i32 = 70;
-
-/// Resolves on SIGTERM or SIGINT (Ctrl-C).
-pub async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match (
-            signal(SignalKind::terminate()),
-            signal(SignalKind::interrupt()),
-        ) {
-            (Ok(mut term), Ok(mut int)) => {
-                tokio::select! {
-                    _ = term.recv() => {}
-                    _ = int.recv() => {}
-                }
-            }
-            _ => std::future::pending::<()>().await,
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
-}
 
 /// Registers every configured secret for log redaction.
 fn register_secrets(settings: &Settings) {
@@ -167,7 +144,16 @@ pub fn run(settings: Settings) -> i32 {
                 code
             }
             // Stops the services itself, after the HTTP calls in flight have drained.
-            TransportKind::Http | TransportKind::Sse => http::serve(&settings, services).await,
+            TransportKind::Http | TransportKind::Sse => {
+                match http::serve(&settings, services, shutdown_signal()).await {
+                    Ok(()) => EXIT_OK,
+                    Err(http::ServeError::Config(e)) => {
+                        eprintln!("openclaw-mcp: configuration error: {e}");
+                        crate::config::EXIT_CONFIG
+                    }
+                    Err(http::ServeError::Listen(_) | http::ServeError::Stopped(_)) => EXIT_FAILURE,
+                }
+            }
         }
     });
     // Leave without waiting for a blocking stdin read that can never be cancelled.

@@ -83,9 +83,13 @@ pub struct Cli {
     #[arg(long, value_name = "SECS")]
     pub session_idle_secs: Option<String>,
 
-    /// Most MCP sessions at once [env: MCP_MAX_SESSIONS] [default: 10000]
+    /// Most MCP sessions at once, of all callers together; one caller may hold a quarter of them [env: MCP_MAX_SESSIONS] [default: 1000]
     #[arg(long, value_name = "N")]
     pub max_sessions: Option<String>,
+
+    /// Seconds a request body may take to arrive in full, at most 30 (past it: 408) [env: MCP_BODY_TIMEOUT_SECS] [default: 30]
+    #[arg(long, value_name = "SECS")]
+    pub body_timeout_secs: Option<String>,
 
     /// Seconds in-flight calls get to finish on SIGTERM/SIGINT [env: MCP_SHUTDOWN_GRACE_SECS] [default: 10]
     #[arg(long, value_name = "SECS")]
@@ -187,7 +191,7 @@ pub enum Command {
 impl Cli {
     /// The flags that were given, as (settings key, value) pairs for the flag layer.
     pub fn values(&self) -> Vec<(&'static str, FigValue)> {
-        let strings: [(&'static str, &Option<String>); 32] = [
+        let strings: [(&'static str, &Option<String>); 33] = [
             ("url", &self.openclaw_url),
             ("gateway_token", &self.gateway_token),
             ("model", &self.model),
@@ -203,6 +207,7 @@ impl Cli {
             ("max_body_bytes", &self.max_body_bytes),
             ("session_idle_secs", &self.session_idle_secs),
             ("max_sessions", &self.max_sessions),
+            ("body_timeout_secs", &self.body_timeout_secs),
             ("shutdown_grace_secs", &self.shutdown_grace_secs),
             ("client_id", &self.client_id),
             ("client_secret", &self.client_secret),

@@ -37,8 +37,14 @@ pub const DEFAULT_HEALTH_INTERVAL_MS: u64 = 30_000;
 pub const DEFAULT_MAX_BODY_BYTES: u64 = 4 * 1024 * 1024;
 /// Idle MCP sessions are dropped after 30 minutes.
 pub const DEFAULT_SESSION_IDLE_SECS: u64 = 30 * 60;
-/// At most this many MCP sessions at once (past it: 503).
-pub const DEFAULT_MAX_SESSIONS: u64 = 10_000;
+/// At most this many MCP sessions at once (past it: 503). An idle initialize-era session costs
+/// about 60 KiB (rmcp's channels), so a flood that fills the table stays well inside the 128 MiB
+/// that docker-compose.yml gives the bridge (measured: docs/security.md); one caller may hold a
+/// quarter of them.
+pub const DEFAULT_MAX_SESSIONS: u64 = 1000;
+/// A request body must arrive in full within this many seconds (an idle timeout would not stop
+/// a client that sends one byte a second).
+pub const DEFAULT_BODY_TIMEOUT_SECS: u64 = 30;
 /// Async jobs running at once, per process.
 pub const DEFAULT_TASK_CONCURRENCY: u64 = 4;
 /// Unfinished async tasks allowed at once (1.7.0's limit).
@@ -130,6 +136,11 @@ pub const SETTINGS: &[SettingName] = &[
         Some("session-idle-secs"),
     ),
     s("max_sessions", &["MCP_MAX_SESSIONS"], Some("max-sessions")),
+    s(
+        "body_timeout_secs",
+        &["MCP_BODY_TIMEOUT_SECS"],
+        Some("body-timeout-secs"),
+    ),
     s("metrics", &["METRICS_ENABLED"], Some("metrics")),
     s(
         "shutdown_grace_secs",
@@ -362,6 +373,8 @@ pub struct HttpSettings {
     pub session_idle: Duration,
     /// Most MCP sessions at once.
     pub max_sessions: usize,
+    /// Total time a request body may take to arrive.
+    pub body_timeout: Duration,
     /// Time in-flight calls get to finish on shutdown.
     pub shutdown_grace: Duration,
     /// Serve Prometheus metrics on `GET /metrics`.
@@ -897,8 +910,12 @@ impl Layers {
                 .unwrap_or(DEFAULT_SESSION_IDLE_SECS),
         );
         let max_sessions = self
-            .uint("max_sessions", 1, 1_000_000, "a number of sessions")?
+            .uint("max_sessions", 2, 1_000_000, "a number of sessions")?
             .unwrap_or(DEFAULT_MAX_SESSIONS) as usize;
+        let body_timeout = Duration::from_secs(
+            self.uint("body_timeout_secs", 1, 30, "a number of seconds")?
+                .unwrap_or(DEFAULT_BODY_TIMEOUT_SECS),
+        );
         let shutdown_grace = Duration::from_secs(
             self.uint("shutdown_grace_secs", 0, 3600, "a number of seconds")?
                 .unwrap_or(DEFAULT_SHUTDOWN_GRACE_SECS),
@@ -914,6 +931,7 @@ impl Layers {
             max_body_bytes,
             session_idle,
             max_sessions,
+            body_timeout,
             shutdown_grace,
         })
     }

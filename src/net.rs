@@ -9,7 +9,6 @@ use std::net::IpAddr;
 
 use crate::config::TrustProxy;
 
-
 /// The client's address as the request handlers and the logs see it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ClientAddr(pub Option<IpAddr>);

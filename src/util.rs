@@ -1,5 +1,6 @@
 //! Small helpers shared by several modules: ISO-8601 timestamps in the exact form JavaScript's
-//! `Date.toISOString()` gives (1.7.0's task fields use it), without a date-time dependency.
+//! `Date.toISOString()` gives (1.7.0's task fields use it), without a date-time dependency, and
+//! the shutdown signal every transport waits for.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -44,6 +45,30 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
     let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
     (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+/// Resolves on SIGTERM or SIGINT (Ctrl-C).
+pub async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) {
+            (Ok(mut term), Ok(mut int)) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = int.recv() => {}
+                }
+            }
+            _ => std::future::pending::<()>().await,
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }
 
 #[cfg(test)]

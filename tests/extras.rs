@@ -317,7 +317,26 @@ async fn static_bearer_tokens_guard_http_and_name_the_task_owner() {
     assert_eq!(post(None).await, 401);
     assert_eq!(post(Some("laptop-token-0123456789abcdeX")).await, 401);
     assert_eq!(post(Some("laptop-token-0123456789abcdef")).await, 200);
-    assert_eq!(bridge.health().await["auth"], true);
+    // With auth on, /health tells a caller without a token the overall status only.
+    let public = bridge.health().await;
+    assert_eq!(public["status"], "ok");
+    assert!(
+        public.get("auth").is_none() && public.get("instances").is_none(),
+        "{public}"
+    );
+    let (status, _, body) = common::http::get(
+        &bridge.url("/health"),
+        &[("authorization", "Bearer ci-token-0123456789abcdef")],
+    )
+    .await;
+    assert_eq!(status, 200);
+    let full = common::http::json_body(&body);
+    assert_eq!(full["auth"], true);
+    assert_eq!(full["instances"][0]["name"], "default", "{full}");
+    assert!(
+        !full.to_string().contains(&gw.url),
+        "no gateway URL: {full}"
+    );
 
     openclaw_mcp::app::install_crypto_provider();
     let connect = |token: &'static str| {

@@ -17,7 +17,7 @@ use std::{
 use openclaw_mcp::{
     config::{is_instance_name, parse_instances},
     mcp::validate,
-    transport::guard::parse_message,
+    transport::route_guard::parse_message,
 };
 use proptest::{prelude::*, test_runner::Config};
 use serde_json::{Map, Value, json};

@@ -91,7 +91,8 @@ async fn health_reports_version_transport_auth_and_each_instance_without_secrets
     assert_eq!(health["transport"], "streamable-http");
     assert_eq!(health["legacySseSupported"], true);
     assert_eq!(health["auth"], false);
-    assert_eq!(health["sessions"]["max"], 10000);
+    assert_eq!(health["sessions"]["max"], 1000);
+    assert_eq!(health["sessions"]["perCaller"], 250);
     let instances = health["instances"].as_array().unwrap();
     assert_eq!(
         instances
@@ -586,29 +587,54 @@ async fn every_error_is_json_with_the_right_status() {
 #[actix_rt::test]
 async fn sessions_are_bounded_and_refused_with_503() {
     let gw = FakeGateway::start();
-    let bridge = bridge_for(&gw, &[], &[("MCP_MAX_SESSIONS", "2")]).await;
+    // Three clients (told apart by X-Forwarded-For behind a trusted proxy): the bound is of all
+    // sessions together, whoever holds them.
+    let bridge = bridge_for(
+        &gw,
+        &[],
+        &[("MCP_MAX_SESSIONS", "2"), ("TRUST_PROXY", "true")],
+    )
+    .await;
     let mcp = bridge.url("/mcp");
-    let first = open_session(&bridge).await;
-    let (status, mut _sse) = SseReader::open(&bridge.url("/sse")).await;
+    let a = ("X-Forwarded-For", "10.0.0.1");
+    let b = ("X-Forwarded-For", "10.0.0.2");
+    let c = ("X-Forwarded-For", "10.0.0.3");
+    let (status, headers, _) = post(&mcp, &[JSON, ACCEPT, a], &initialize_body(1)).await;
     assert_eq!(status, 200);
-    let (status, headers, body) = post(&mcp, &[JSON, ACCEPT], &initialize_body(1)).await;
+    let first = headers
+        .get("mcp-session-id")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_string();
+    let (status, mut _sse) = SseReader::open_with(&bridge.url("/sse"), &[b]).await;
+    assert_eq!(status, 200);
+    let (status, headers, body) = post(&mcp, &[JSON, ACCEPT, c], &initialize_body(1)).await;
     let (status, _, message) = error_of(status, &body);
     assert_eq!(status, 503);
     assert!(message.contains("MCP_MAX_SESSIONS=2"), "{message}");
     assert!(headers.get("retry-after").is_some());
-    let (status, _, body) = get(&bridge.url("/sse"), &[]).await;
+    let (status, _, body) = get(&bridge.url("/sse"), &[c]).await;
     assert_eq!(error_of(status, &body).0, 503);
     // Stateless requests take no session slot.
     let (headers, body) = modern_call(1, "openclaw_chat", json!({"message": "still served"}));
-    let (status, _, body) = post(&mcp, &borrowed(&headers), &body).await;
+    let mut headers = borrowed(&headers);
+    headers.push(c);
+    let (status, _, body) = post(&mcp, &headers, &body).await;
     assert_eq!(status, 200);
     assert_eq!(
         json_body(&body)["result"]["content"][0]["text"],
         "echo: still served"
     );
     // Ending a session frees its slot.
-    request("DELETE", &mcp, &[("Mcp-Session-Id", first.as_str())], None).await;
-    let (status, _, _) = post(&mcp, &[JSON, ACCEPT], &initialize_body(2)).await;
+    request(
+        "DELETE",
+        &mcp,
+        &[("Mcp-Session-Id", first.as_str()), a],
+        None,
+    )
+    .await;
+    let (status, _, _) = post(&mcp, &[JSON, ACCEPT, c], &initialize_body(2)).await;
     assert_eq!(status, 200);
 }
 

@@ -1,46 +1,51 @@
-//! The checks every HTTP request passes before it reaches an MCP route, as actix-web middleware:
+//! What every HTTP request passes, whatever route serves it, as actix-web middleware wrapped
+//! around the whole app — none of it decides anything from the request's path:
 //!
 //! - [`json_errors`] (outermost): every error answer is JSON — ours, rmcp's plain-text ones,
-//!   actix-web's and actix-cors's — with its status kept;
-//! - [`guard`]: refuses new work while shutting down (503), checks `Host` against
-//!   [`HostPolicy`] (DNS-rebinding defence, 403) and a present `Origin` against
-//!   [`OriginPolicy`] (403), resolves the client address with `TRUST_PROXY`
-//!   ([`client_ip`]), and for `POST /mcp` and `POST /messages` checks `Accept` (406) and
-//!   `Content-Type` (415), reads the body up to `MCP_MAX_BODY_BYTES` (413), parses it as one
-//!   JSON-RPC message (400) and refuses a new session past `MCP_MAX_SESSIONS` (503) — so a
-//!   malformed request never reaches rmcp and gets a JSON-RPC error body;
-//! - [`cors`] (innermost): actix-cors configured with 1.7.0's `CORS_ORIGINS` rules.
+//!   actix-web's and actix-cors's — with its status kept (a page marked
+//!   [`HtmlPage`](crate::net::HtmlPage) excepted);
+//! - [`edge`]: refuses new work while shutting down (503, on new connections too), checks
+//!   `Host` against [`HostPolicy`] (DNS-rebinding defence, 403), resolves the client address
+//!   with `TRUST_PROXY`, and gives every request body a total deadline (`MCP_BODY_TIMEOUT_SECS`,
+//!   408).
 //!
-//! The policies are plain values with unit tests; the middleware only applies them.
+//! What depends on the route (the token, the rate limits, `Origin`, the JSON-RPC body checks,
+//! the session's owner) is middleware attached to the routes it guards:
+//! [`route_guard`](super::route_guard) on the MCP routes, the OAuth server's own on its routes.
+//! [`OriginPolicy`] and [`cors`] (actix-cors with 1.7.0's `CORS_ORIGINS` rules) are applied
+//! there. The policies are plain values with unit tests; the middleware only applies them.
 
 use std::{
+    cell::{Cell, RefCell},
+    future::Future,
     net::IpAddr,
     pin::Pin,
-    sync::Arc,
+    rc::Rc,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
     task::{Context, Poll},
-    time::Instant,
+    time::{Duration, Instant},
 };
 
 use actix_cors::Cors;
 use actix_web::{
-    Error, HttpMessage, HttpResponse,
+    Error, HttpMessage, HttpResponse, ResponseError,
     body::{BodySize, BoxBody, MessageBody},
-    dev::{ServiceRequest, ServiceResponse},
+    dev::{Payload, ServiceRequest, ServiceResponse},
+    error::PayloadError,
     http::{
         Method, StatusCode,
         header::{self, HeaderValue},
     },
     middleware::Next,
 };
-use bytes::{Bytes, BytesMut};
-use futures_util::StreamExt;
-use rmcp::model::{ClientJsonRpcMessage, ClientRequest};
+use bytes::Bytes;
 
-use super::http::{HttpError, InFlightGuard, Principal, RequestScope, Shared, error_json};
-use crate::auth::middleware::{Limit, RateLimiter};
-use crate::config::{CorsOrigins, HttpSettings, is_loopback_host};
+use super::http::{HttpError, error_json};
+use crate::config::{CorsOrigins, HttpSettings, TrustProxy, is_loopback_host};
 use crate::net::{ClientAddr, canonical, client_ip};
-use crate::tasks::Owner;
 
 /// Host names a loopback bind always answers to.
 const LOOPBACK_NAMES: [&str; 3] = ["localhost", "127.0.0.1", "::1"];
@@ -299,136 +304,14 @@ pub fn cors(origins: &CorsOrigins) -> Option<Cors> {
 }
 
 // ------------------------------------------------------------------------------------------------
-// Middleware
-
-/// What the guard found in a JSON-RPC POST body, for the route handlers.
-#[derive(Debug, Clone)]
-pub struct ParsedMessage(pub ClientJsonRpcMessage);
-
-fn header(req: &ServiceRequest, name: header::HeaderName) -> Option<&str> {
-    req.headers().get(name).and_then(|v| v.to_str().ok())
-}
-
-/// `Accept` lists `media` (by essence, ignoring parameters; `q=0` excludes it).
-fn accepts(req: &ServiceRequest, media: &str) -> bool {
-    req.headers().get_all(header::ACCEPT).any(|v| {
-        v.to_str().is_ok_and(|v| {
-            v.split(',').any(|entry| {
-                let mut parts = entry.split(';');
-                let essence = parts.next().unwrap_or("").trim();
-                let zero = parts.any(|p| {
-                    p.split_once('=').is_some_and(|(k, v)| {
-                        k.trim().eq_ignore_ascii_case("q")
-                            && v.trim().trim_end_matches('0').trim_end_matches('.') == "0"
-                    })
-                });
-                essence.eq_ignore_ascii_case(media) && !zero
-            })
-        })
-    })
-}
-
-fn is_json_content_type(req: &ServiceRequest) -> bool {
-    header(req, header::CONTENT_TYPE).is_some_and(|ct| {
-        ct.split(';')
-            .next()
-            .unwrap_or("")
-            .trim()
-            .eq_ignore_ascii_case("application/json")
-    })
-}
-
-/// Reads the request body, refusing more than `limit` bytes.
-async fn read_body(req: &mut ServiceRequest, limit: usize) -> Result<Bytes, HttpError> {
-    if let Some(len) = header(req, header::CONTENT_LENGTH).and_then(|v| v.parse::<u64>().ok())
-        && len > limit as u64
-    {
-        return Err(HttpError::PayloadTooLarge { limit });
-    }
-    let mut payload = req.take_payload();
-    let mut body = BytesMut::new();
-    while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|e| HttpError::BodyRead(e.to_string()))?;
-        if body.len() + chunk.len() > limit {
-            return Err(HttpError::PayloadTooLarge { limit });
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body.freeze())
-}
-
-/// One JSON-RPC message, or the JSON-RPC error for what it is instead: not JSON (-32700) or not
-/// a JSON-RPC message (-32600; batches are not accepted, as rmcp).
-pub fn parse_message(body: &[u8]) -> Result<ClientJsonRpcMessage, HttpError> {
-    serde_json::from_slice::<ClientJsonRpcMessage>(body).map_err(|e| {
-        if serde_json::from_slice::<serde::de::IgnoredAny>(body).is_ok() {
-            HttpError::InvalidRequest(
-                "not a single JSON-RPC 2.0 request, notification or response".to_string(),
-            )
-        } else {
-            HttpError::ParseError(e.to_string())
-        }
-    })
-}
-
-fn is_initialize(message: &ClientJsonRpcMessage) -> bool {
-    matches!(message, ClientJsonRpcMessage::Request(r) if matches!(r.request, ClientRequest::InitializeRequest(_)))
-}
-
-/// Which JSON-RPC route a path is, if any.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Route {
-    Mcp,
-    Messages,
-    Other,
-}
-
-/// The name of the static bearer token presented, if one matches. Every configured token is
-/// compared, in constant time, so that timing tells nothing about which came close.
-fn static_token<'a>(
-    tokens: &'a [crate::config::BearerToken],
-    authorization: Option<&str>,
-) -> Option<&'a str> {
-    let presented = authorization?
-        .trim()
-        .split_once(' ')
-        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))?
-        .1
-        .trim();
-    let mut found = None;
-    for token in tokens {
-        if crate::auth::tokens::ct_eq(token.token.expose().as_bytes(), presented.as_bytes()) {
-            found = Some(token.name.as_str());
-        }
-    }
-    found
-}
-
-/// Whether `path` is one of the OAuth routes (with or without the issuer's path prefix).
-fn is_oauth_path(path: &str) -> bool {
-    path.contains("/.well-known/")
-        || ["/authorize", "/token", "/revoke", "/register"]
-            .iter()
-            .any(|end| path.ends_with(end))
-}
-
-/// Whether `path` is an MCP route (bearer token and rate limit).
-fn is_protected_path(path: &str) -> bool {
-    matches!(path.trim_end_matches('/'), "/mcp" | "/sse" | "/messages")
-}
-
-fn route_of(path: &str) -> Route {
-    match path.trim_end_matches('/') {
-        "/mcp" => Route::Mcp,
-        "/messages" => Route::Messages,
-        _ => Route::Other,
-    }
-}
+// The edge: what every request passes, whatever route serves it
 
 /// The id of a request in the logs: the client's `X-Request-Id` if it is short and plain,
 /// otherwise a new one. It is sent back in `X-Request-Id`.
 fn request_id(req: &ServiceRequest) -> String {
-    header(req, header::HeaderName::from_static("x-request-id"))
+    req.headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
         .filter(|id| {
             !id.is_empty()
                 && id.len() <= 64
@@ -440,206 +323,84 @@ fn request_id(req: &ServiceRequest) -> String {
         .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string()[..16].to_string())
 }
 
-/// The guard, inside a `request{id=…}` log span; see the module documentation for what it
-/// checks, in that order.
-pub(crate) async fn guard(
-    shared: Arc<Shared>,
-    req: ServiceRequest,
-    next: Next<impl MessageBody + 'static>,
-) -> Result<ServiceResponse<BoxBody>, Error> {
-    use tracing::Instrument;
-    let id = request_id(&req);
-    let span = tracing::info_span!("request", id = %id);
-    let mut res = checked(shared, req, next).instrument(span).await?;
-    if let Ok(value) = header::HeaderValue::from_str(&id) {
-        res.headers_mut()
-            .insert(header::HeaderName::from_static("x-request-id"), value);
-    }
-    Ok(res)
-}
-
-async fn checked(
-    shared: Arc<Shared>,
-    mut req: ServiceRequest,
-    next: Next<impl MessageBody + 'static>,
-) -> Result<ServiceResponse<BoxBody>, Error> {
-    let started = Instant::now();
-    let method = req.method().clone();
-    let route = route_of(req.path());
-    let peer = req.peer_addr().map(|a| canonical(a.ip()));
-    let client = ClientAddr(client_ip(
-        peer,
-        header(&req, header::HeaderName::from_static("x-forwarded-for")),
-        &shared.trust_proxy,
-    ));
-    req.extensions_mut().insert(client);
-
-    let checked = async {
-        if shared.lifecycle.is_draining() {
-            return Err(HttpError::ShuttingDown);
-        }
-        let host = header(&req, header::HOST);
-        shared.host_policy.check(host)?;
-        // A present Origin that is not even text is refused, not taken for an absent one.
-        let origin = match req.headers().get(header::ORIGIN) {
-            Some(v) => Some(
-                v.to_str()
-                    .map_err(|_| HttpError::OriginNotAllowed("(not text)".to_string()))?,
-            ),
-            None => None,
-        };
-        // The OAuth routes answer any origin themselves (they carry no cookies and browser-based
-        // clients read them); the MCP routes must come from an allowed one.
-        if !is_oauth_path(req.path()) {
-            shared.origin_policy.check(origin, host)?;
-        }
-        Ok(())
-    }
-    .await;
-    if let Err(e) = checked {
-        tracing::warn!(%client, method = %method, path = %req.path(), reason = %e, "request refused");
-        return Ok(req.error_response(e));
-    }
-
-    // The MCP routes: rate limit, then (auth on) the bearer token and the session's owner.
-    if is_protected_path(req.path()) && method != Method::OPTIONS {
-        if let Err(retry) = shared.mcp_limiter.check_addr(Limit::Mcp, client.0) {
-            tracing::warn!(%client, path = %req.path(), "rate limit reached");
-            let response = RateLimiter::refuse(Limit::Mcp, retry);
-            return Ok(req.into_response(response).map_into_boxed_body());
-        }
-        let authorization = header(&req, header::AUTHORIZATION);
-        if let Some(name) = static_token(&shared.bearer_tokens, authorization) {
-            tracing::debug!(%client, token = %name, "static bearer token accepted");
-            req.extensions_mut()
-                .insert(Principal(Owner::Subject(format!("token:{name}"))));
-        } else if let Some(auth) = shared.auth.get() {
-            match auth.authenticate(authorization) {
-                Ok(claims) => {
-                    let owner = Owner::Subject(claims.sub);
-                    let session = header(&req, header::HeaderName::from_static("mcp-session-id"));
-                    if let Some(session) = session
-                        && !shared.session_owners.allows(session, &owner)
-                    {
-                        tracing::warn!(%client, "a session was used with another client's token");
-                        return Ok(req.error_response(HttpError::SessionNotFound));
-                    }
-                    req.extensions_mut().insert(Principal(owner));
-                }
-                Err(refusal) => {
-                    crate::metrics::auth_failure(refusal.kind());
-                    tracing::warn!(%client, path = %req.path(), reason = refusal.kind(), "bearer token refused");
-                    let response = auth.challenge(&refusal);
-                    return Ok(req.into_response(response).map_into_boxed_body());
-                }
-            }
-        } else if !shared.bearer_tokens.is_empty() {
-            // Static tokens only, and none matched.
-            let reason = if authorization.is_some() {
-                "invalid"
-            } else {
-                "missing"
-            };
-            crate::metrics::auth_failure(reason);
-            tracing::warn!(%client, path = %req.path(), reason, "bearer token refused");
-            let response = HttpResponse::Unauthorized()
-                .insert_header((
-                    header::WWW_AUTHENTICATE,
-                    "Bearer realm=\"openclaw-mcp\", error=\"invalid_token\"",
-                ))
-                .json(serde_json::json!({"error": "invalid_token", "error_description": "a valid bearer token is required"}));
-            return Ok(req.into_response(response).map_into_boxed_body());
-        }
-    }
-
-    let json_rpc_post = method == Method::POST && route != Route::Other;
-    let mut scope = RequestScope {
-        initialize: false,
-        principal: req.extensions().get::<Principal>().map(|p| p.0.clone()),
-    };
-    let mut in_flight: Option<InFlightGuard> = None;
-    if json_rpc_post {
-        let prepared = async {
-            if route == Route::Mcp
-                && !(accepts(&req, "application/json") && accepts(&req, "text/event-stream"))
-            {
-                return Err(HttpError::NotAcceptable(
-                    "Not Acceptable: Client must accept both application/json and text/event-stream",
-                ));
-            }
-            if !is_json_content_type(&req) {
-                return Err(HttpError::UnsupportedMediaType);
-            }
-            let body = read_body(&mut req, shared.max_body_bytes).await?;
-            let message = parse_message(&body)?;
-            Ok((body, message))
-        }
-        .await;
-        let (body, message) = match prepared {
-            Ok(ok) => ok,
-            Err(e) => {
-                tracing::warn!(%client, method = %method, path = %req.path(), reason = %e, "request refused");
-                return Ok(req.error_response(e));
-            }
-        };
-        if route == Route::Mcp {
-            scope.initialize = is_initialize(&message);
-            let has_session = req.headers().contains_key("mcp-session-id");
-            if scope.initialize && !has_session && shared.limit.is_full() {
-                let e = HttpError::TooManySessions {
-                    max: shared.limit.max(),
-                };
-                tracing::warn!(%client, reason = %e, "session refused");
-                return Ok(req.error_response(e));
-            }
-            in_flight = Some(shared.lifecycle.enter());
-        }
-        req.extensions_mut().insert(ParsedMessage(message));
-        req.set_payload(actix_web::dev::Payload::from(body));
-    }
-
-    let path = req.path().to_string();
-    let opener = scope.initialize.then(|| scope.principal.clone()).flatten();
-    let mut res = super::http::with_scope(scope, next.call(req))
-        .await?
-        .map_into_boxed_body();
-    if let Some(owner) = opener
-        && let Some(session) = res
+/// Whether a request announces a body (a length above zero, or a transfer coding).
+fn has_body(req: &ServiceRequest) -> bool {
+    req.headers().contains_key(header::TRANSFER_ENCODING)
+        || req
             .headers()
-            .get("mcp-session-id")
+            .get(header::CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok())
-    {
-        shared
-            .session_owners
-            .bind(session, &owner, shared.limit.max(), shared.session_idle);
-    }
-    // rmcp answers a session DELETE with 202; the spec fixes no status, and the official Python
-    // client logs "Session termination failed: 202" for anything but 200.
-    if method == Method::DELETE && route == Route::Mcp && res.status() == StatusCode::ACCEPTED {
-        *res.response_mut().status_mut() = StatusCode::OK;
-    }
-    let status = res.status();
-    tracing::debug!(%client, method = %method, path = %path, status = status.as_u16(), ms = started.elapsed().as_millis() as u64, "http request");
-    Ok(match in_flight {
-        // The call is in flight until its answer (an SSE stream, for a request) is sent.
-        Some(guard) => res.map_body(|_, body| {
-            Tracked {
-                body,
-                _guard: guard,
+            .is_none_or(|v| v.trim() != "0")
+            && req.headers().contains_key(header::CONTENT_LENGTH)
+}
+
+/// How far a request's body got.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum BodyState {
+    /// Not read to its end (yet, or ever: a handler that takes no body).
+    Unread,
+    /// Read to its end.
+    Done,
+    /// The deadline passed first.
+    TimedOut,
+}
+
+/// A request body with a total deadline: past it, reading fails (and the edge answers 408).
+/// The payload itself is shared with the edge, which keeps it alive until the answer is sent:
+/// actix-web closes a connection whose request body was not read to its end (rather than
+/// draining it, which a chunked body that never ends would make endless), so a client that
+/// trickles a body to a route that does not read it loses its connection with the answer.
+struct DeadlineBody {
+    payload: Rc<RefCell<Option<Payload>>>,
+    state: Rc<Cell<BodyState>>,
+    sleep: Pin<Box<tokio::time::Sleep>>,
+}
+
+impl futures_util::Stream for DeadlineBody {
+    type Item = Result<Bytes, PayloadError>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let timed_out = || {
+            PayloadError::Io(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "the request body was not received in time",
+            ))
+        };
+        match self.state.get() {
+            BodyState::Done => return Poll::Ready(None),
+            BodyState::TimedOut => return Poll::Ready(Some(Err(timed_out()))),
+            BodyState::Unread => {}
+        }
+        let polled = match self.payload.borrow_mut().as_mut() {
+            Some(payload) => Pin::new(payload).poll_next(cx),
+            None => Poll::Ready(None),
+        };
+        match polled {
+            Poll::Ready(None) => {
+                self.state.set(BodyState::Done);
+                // Read to its end: nothing is left for the connection to close over.
+                self.payload.borrow_mut().take();
+                Poll::Ready(None)
             }
-            .boxed()
-        }),
-        None => res,
-    })
+            Poll::Ready(Some(item)) => Poll::Ready(Some(item)),
+            Poll::Pending => match self.sleep.as_mut().poll(cx) {
+                Poll::Ready(()) => {
+                    self.state.set(BodyState::TimedOut);
+                    Poll::Ready(Some(Err(timed_out())))
+                }
+                Poll::Pending => Poll::Pending,
+            },
+        }
+    }
 }
 
-/// A response body that keeps a call counted as in flight until it is sent or dropped.
-struct Tracked {
+/// A response body that keeps the request's unread payload alive until the response is sent.
+struct HoldPayload {
     body: BoxBody,
-    _guard: InFlightGuard,
+    _payload: Rc<RefCell<Option<Payload>>>,
 }
 
-impl MessageBody for Tracked {
+impl MessageBody for HoldPayload {
     type Error = Box<dyn std::error::Error>;
 
     fn size(&self) -> BodySize {
@@ -652,6 +413,117 @@ impl MessageBody for Tracked {
     ) -> Poll<Option<Result<Bytes, Self::Error>>> {
         Pin::new(&mut self.body).poll_next(cx)
     }
+}
+
+/// What the edge needs of the server's settings and state.
+pub(crate) struct Edge {
+    /// DNS-rebinding defence.
+    pub host_policy: HostPolicy,
+    /// `TRUST_PROXY`.
+    pub trust_proxy: TrustProxy,
+    /// `MCP_BODY_TIMEOUT_SECS`: the total time a request body may take.
+    pub body_timeout: Duration,
+    /// Shutdown has begun: new requests get 503.
+    pub lifecycle: Arc<super::http::Lifecycle>,
+    /// Set once `X-Forwarded-For` was seen without `TRUST_PROXY` (one warning per process).
+    pub warned_forwarded: AtomicBool,
+}
+
+/// The edge, the outer middleware every request passes whatever route serves it (so it
+/// decides nothing from the path): a `request{id=…}` log span; 503 while shutting down; the
+/// `Host` check (403); the client address by `TRUST_PROXY`; and the body deadline (408).
+pub(crate) async fn edge(
+    edge: Arc<Edge>,
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, Error> {
+    use tracing::Instrument;
+    let id = request_id(&req);
+    let span = tracing::info_span!("request", id = %id);
+    let mut res = checked(edge, req, next).instrument(span).await?;
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        res.headers_mut()
+            .insert(header::HeaderName::from_static("x-request-id"), value);
+    }
+    Ok(res)
+}
+
+async fn checked(
+    edge: Arc<Edge>,
+    mut req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, Error> {
+    let started = Instant::now();
+    let peer = req.peer_addr().map(|a| canonical(a.ip()));
+    let forwarded = req
+        .headers()
+        .get("x-forwarded-for")
+        .and_then(|v| v.to_str().ok());
+    if forwarded.is_some()
+        && edge.trust_proxy == TrustProxy::Unset
+        && !edge.warned_forwarded.swap(true, Ordering::Relaxed)
+    {
+        tracing::warn!(
+            "requests carry X-Forwarded-For but TRUST_PROXY is not set: every client behind the proxy counts as the proxy's address for rate limits and session caps; set TRUST_PROXY (e.g. TRUST_PROXY=1 for one proxy in front) so the bridge uses the real client address"
+        );
+    }
+    let client = ClientAddr(client_ip(peer, forwarded, &edge.trust_proxy));
+    req.extensions_mut().insert(client);
+
+    let refused = if edge.lifecycle.is_draining() {
+        Err(HttpError::ShuttingDown)
+    } else {
+        edge.host_policy.check(
+            req.headers()
+                .get(header::HOST)
+                .and_then(|v| v.to_str().ok()),
+        )
+    };
+    if let Err(e) = refused {
+        tracing::warn!(%client, method = %req.method(), reason = %e, "request refused");
+        return Ok(req.error_response(e));
+    }
+
+    let body = has_body(&req).then(|| {
+        let payload = Rc::new(RefCell::new(Some(req.take_payload())));
+        let state = Rc::new(Cell::new(BodyState::Unread));
+        let deadline = DeadlineBody {
+            payload: payload.clone(),
+            state: state.clone(),
+            sleep: Box::pin(tokio::time::sleep(edge.body_timeout)),
+        };
+        req.set_payload(Payload::Stream {
+            payload: Box::pin(deadline),
+        });
+        (payload, state)
+    });
+    let method = req.method().clone();
+    let res = next.call(req).await?.map_into_boxed_body();
+    tracing::debug!(%client, method = %method, status = res.status().as_u16(), ms = started.elapsed().as_millis() as u64, "http request");
+    let Some((payload, state)) = body else {
+        return Ok(res);
+    };
+    let res = if state.get() == BodyState::TimedOut {
+        let e = HttpError::BodyTimeout {
+            secs: edge.body_timeout.as_secs(),
+        };
+        tracing::warn!(%client, reason = %e, "request refused");
+        let (http_req, _) = res.into_parts();
+        ServiceResponse::new(http_req, e.error_response())
+    } else {
+        res
+    };
+    if payload.borrow().is_none() {
+        return Ok(res);
+    }
+    Ok(res.map_body(|head, body| {
+        head.set_connection_type(actix_web::http::ConnectionType::Close);
+        HoldPayload {
+            body,
+            _payload: payload,
+        }
+        .boxed()
+    }))
 }
 
 /// Turns every error answer (status 4xx/5xx) that is not JSON yet into a JSON-RPC error object
@@ -679,7 +551,12 @@ pub async fn json_errors(
         return Ok(res);
     }
     // A page meant for a person (the consent page after a wrong password) stays HTML.
-    if res.response().extensions().get::<crate::net::HtmlPage>().is_some() {
+    if res
+        .response()
+        .extensions()
+        .get::<crate::net::HtmlPage>()
+        .is_some()
+    {
         return Ok(res);
     }
     let is_json = res
@@ -742,6 +619,7 @@ mod tests {
             max_body_bytes: 1024,
             session_idle: std::time::Duration::from_secs(60),
             max_sessions: 10,
+            body_timeout: std::time::Duration::from_secs(30),
             shutdown_grace: std::time::Duration::from_secs(1),
             metrics: false,
         }
@@ -864,37 +742,6 @@ mod tests {
         );
         let any = OriginPolicy::new(&CorsOrigins::Any);
         assert!(any.check(Some("null"), None).is_ok());
-    }
-
-    #[test]
-    fn bodies_are_one_json_rpc_message() {
-        assert!(matches!(
-            parse_message(b"{nope"),
-            Err(HttpError::ParseError(_))
-        ));
-        assert!(matches!(parse_message(b""), Err(HttpError::ParseError(_))));
-        assert!(matches!(
-            parse_message(b"[]"),
-            Err(HttpError::InvalidRequest(_))
-        ));
-        assert!(matches!(
-            parse_message(br#"[{"jsonrpc":"2.0","id":1,"method":"ping"}]"#),
-            Err(HttpError::InvalidRequest(_))
-        ));
-        assert!(matches!(
-            parse_message(br#"{"a":1}"#),
-            Err(HttpError::InvalidRequest(_))
-        ));
-        let init = parse_message(
-            br#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}"#,
-        )
-        .unwrap();
-        assert!(is_initialize(&init));
-        let call = parse_message(
-            br#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"x"}}"#,
-        )
-        .unwrap();
-        assert!(!is_initialize(&call));
     }
 
     #[test]

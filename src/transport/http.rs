@@ -16,55 +16,44 @@
 //! `MCP_SHUTDOWN_GRACE_SECS` ([`Lifecycle`]), closes every stream, stops the services and
 //! returns exit code 0.
 //!
-//! # Who owns a caller's tasks
+//! # Who is calling
 //!
-//! rmcp creates one [`OpenClawServer`] per MCP session (and one per stateless request) through
-//! the service factory, which cannot see the request; the [`guard`](super::guard) therefore runs
-//! each `POST /mcp` inside a [`RequestScope`] that the factory reads:
-//!
-//! - an `initialize` (which opens a session) gets a fresh `Owner::Session(<uuid>)`: each MCP
-//!   session sees only its own tasks, as in 1.7.0;
-//! - a stateless 2026-07-28 request gets [`ANONYMOUS_OWNER`], the same for every
-//!   unauthenticated caller. That era has no sessions, so a per-request owner would make every
-//!   task unreachable from the very next request; task ids are random UUIDs, so reading or
-//!   cancelling a task still needs its id, but `openclaw_task_list` shows every anonymous task
-//!   to every anonymous caller — acceptable only because without auth the server is open to
-//!   anyone anyway (warned about at start);
-//! - when an authentication middleware has put a [`Principal`] in the request's extensions,
-//!   that owner wins in both cases (the OAuth issue: the token's subject). It is also copied
-//!   into rmcp's request extensions (`on_request_fn`) for handlers that want it.
+//! The route guard ([`super::route_guard`]) names each MCP request's principal (the OAuth grant
+//! or the static token's name; nobody without auth) and runs the request inside a
+//! [`RequestScope`](super::sessions::RequestScope); the session manager records which
+//! principal opened each session and the service factory gives each handler its task owner
+//! from it ([`super::sessions`]).
 
 use std::{
-    collections::HashSet,
     future::Future,
     sync::{
-        Arc, Mutex, OnceLock,
+        Arc, OnceLock,
         atomic::{AtomicBool, AtomicUsize, Ordering},
     },
     time::{Duration, Instant},
 };
 
 use actix_web::{
-    App, HttpMessage, HttpResponse, HttpServer, ResponseError,
+    App, HttpMessage, HttpRequest, HttpResponse, HttpServer, ResponseError,
     http::{StatusCode, header},
     middleware::{Condition, from_fn},
     web,
 };
 use futures_util::future::join_all;
-use rmcp::{
-    model::{ClientJsonRpcMessage, ServerJsonRpcMessage},
-    transport::streamable_http_server::session::{
-        EventStore, ServerSseMessage, SessionId, SessionManager,
-        local::{LocalSessionManager, SessionConfig},
-    },
-};
+use rmcp::transport::streamable_http_server::session::local::{LocalSessionManager, SessionConfig};
 use rmcp_actix_web::transport::StreamableHttpService;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
-use super::{guard, sse_legacy};
+use super::{
+    guard,
+    route_guard::{self, McpRoute},
+    sessions::{
+        self, BoundedSessions, SessionKind, SessionLimit, SessionTable, owner_for_new_handler,
+    },
+    sse_legacy,
+};
 use crate::{
-    app,
     auth::{self, Auth, middleware::RateLimiter},
     config::{CorsOrigins, Settings, TransportKind, TrustProxy},
     gateway::health::HealthStatus,
@@ -82,10 +71,6 @@ const COMPLETED_STREAM_TTL: Duration = Duration::from_secs(10);
 /// After the drain, how long actix-web waits for connections to close before dropping them.
 const STOP_TIMEOUT_SECS: u64 = 2;
 
-/// The task owner of every unauthenticated stateless (2026-07-28) request. Session owners are
-/// UUIDs, so this key can never collide with one.
-pub const ANONYMOUS_OWNER: &str = "anonymous";
-
 /// Text in the error a full session table gives (see [`HttpError::TooManySessions`] and
 /// [`SessionError::Full`]); the JSON error layer maps it to 503 when rmcp reports it as an
 /// internal error.
@@ -99,37 +84,6 @@ pub(crate) const SESSIONS_FULL_MARKER: &str = "too many MCP sessions";
 /// belongs to this owner.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Principal(pub Owner);
-
-/// What the service factory needs to know about the request it is called for.
-#[derive(Debug, Clone)]
-pub(crate) struct RequestScope {
-    /// The request is an `initialize`: the handler created now serves a new session.
-    pub initialize: bool,
-    /// The authenticated caller, if any.
-    pub principal: Option<Owner>,
-}
-
-tokio::task_local! {
-    /// Set by the guard around each `POST /mcp`; read by the service factory.
-    static REQUEST_SCOPE: RequestScope;
-}
-
-/// Runs `fut` (a request's handling) with `scope` visible to the service factory.
-pub(crate) async fn with_scope<F: Future>(scope: RequestScope, fut: F) -> F::Output {
-    REQUEST_SCOPE.scope(scope, fut).await
-}
-
-/// The owner of a handler the factory creates now; see the module documentation.
-fn owner_for_new_handler() -> Owner {
-    let fresh = || Owner::Session(uuid::Uuid::new_v4().to_string());
-    REQUEST_SCOPE
-        .try_with(|scope| match (&scope.principal, scope.initialize) {
-            (Some(owner), _) => owner.clone(),
-            (None, true) => fresh(),
-            (None, false) => Owner::Session(ANONYMOUS_OWNER.to_string()),
-        })
-        .unwrap_or_else(|_| fresh())
-}
 
 // ------------------------------------------------------------------------------------------------
 // Errors
@@ -171,6 +125,14 @@ pub enum HttpError {
     /// The body could not be read.
     #[error("Bad Request: cannot read the request body: {0}")]
     BodyRead(String),
+    /// The body did not arrive in full within `MCP_BODY_TIMEOUT_SECS`.
+    #[error(
+        "Request Timeout: the request body did not arrive within {secs} s (MCP_BODY_TIMEOUT_SECS)"
+    )]
+    BodyTimeout {
+        /// The configured deadline.
+        secs: u64,
+    },
     /// The body is not JSON (JSON-RPC -32700).
     #[error("Parse error: {0}")]
     ParseError(String),
@@ -208,6 +170,7 @@ impl ResponseError for HttpError {
             HttpError::NotAcceptable(_) => StatusCode::NOT_ACCEPTABLE,
             HttpError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             HttpError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            HttpError::BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
             HttpError::BodyRead(_) | HttpError::ParseError(_) | HttpError::InvalidRequest(_) => {
                 StatusCode::BAD_REQUEST
             }
@@ -219,7 +182,7 @@ impl ResponseError for HttpError {
         let mut response = HttpResponse::build(self.status_code());
         response.insert_header((header::CONTENT_TYPE, "application/json"));
         match self {
-            HttpError::ShuttingDown => {
+            HttpError::ShuttingDown | HttpError::BodyTimeout { .. } => {
                 response.insert_header((header::CONNECTION, "close"));
             }
             HttpError::TooManySessions { .. } => {
@@ -298,253 +261,24 @@ impl Lifecycle {
 }
 
 // ------------------------------------------------------------------------------------------------
-// Sessions
-
-/// Which transport a session belongs to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum SessionKind {
-    /// A Streamable HTTP session (`Mcp-Session-Id`).
-    Streamable,
-    /// A legacy SSE stream.
-    Legacy,
-}
-
-/// The one bound on open sessions of both transports.
-#[derive(Debug)]
-pub(crate) struct SessionLimit {
-    max: usize,
-    total: AtomicUsize,
-    streamable: AtomicUsize,
-    legacy: AtomicUsize,
-}
-
-impl SessionLimit {
-    pub fn new(max: usize) -> Self {
-        SessionLimit {
-            max,
-            total: AtomicUsize::new(0),
-            streamable: AtomicUsize::new(0),
-            legacy: AtomicUsize::new(0),
-        }
-    }
-
-    fn counter(&self, kind: SessionKind) -> &AtomicUsize {
-        match kind {
-            SessionKind::Streamable => &self.streamable,
-            SessionKind::Legacy => &self.legacy,
-        }
-    }
-
-    /// Takes a slot; `false` when all are taken.
-    pub fn try_acquire(&self, kind: SessionKind) -> bool {
-        let taken = self
-            .total
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |t| {
-                (t < self.max).then_some(t + 1)
-            })
-            .is_ok();
-        if taken {
-            self.counter(kind).fetch_add(1, Ordering::SeqCst);
-        }
-        taken
-    }
-
-    /// Gives a slot back.
-    pub fn release(&self, kind: SessionKind) {
-        self.counter(kind).fetch_sub(1, Ordering::SeqCst);
-        self.total.fetch_sub(1, Ordering::SeqCst);
-    }
-
-    /// Whether a new session would be refused now.
-    pub fn is_full(&self) -> bool {
-        self.total.load(Ordering::SeqCst) >= self.max
-    }
-
-    /// `MCP_MAX_SESSIONS`.
-    pub fn max(&self) -> usize {
-        self.max
-    }
-
-    /// Open sessions of `kind`.
-    pub fn open(&self, kind: SessionKind) -> usize {
-        self.counter(kind).load(Ordering::SeqCst)
-    }
-}
-
-/// A session refused or failed.
-#[derive(Debug, thiserror::Error)]
-pub enum SessionError<E: std::error::Error + Send + 'static> {
-    /// `MCP_MAX_SESSIONS` reached.
-    #[error("too many MCP sessions (MCP_MAX_SESSIONS={0})")]
-    Full(usize),
-    /// The wrapped session manager failed.
-    #[error(transparent)]
-    Inner(E),
-}
-
-/// rmcp's session manager, with a bound on how many sessions are open at once.
-pub(crate) struct BoundedSessions<M> {
-    inner: M,
-    limit: Arc<SessionLimit>,
-    /// Sessions this manager holds a slot for (so a session closed twice frees it once).
-    ids: Mutex<HashSet<SessionId>>,
-}
-
-impl<M> BoundedSessions<M> {
-    pub fn new(inner: M, limit: Arc<SessionLimit>) -> Self {
-        BoundedSessions {
-            inner,
-            limit,
-            ids: Mutex::new(HashSet::new()),
-        }
-    }
-}
-
-impl<M: SessionManager> SessionManager for BoundedSessions<M> {
-    type Error = SessionError<M::Error>;
-    type Transport = M::Transport;
-
-    async fn create_session(&self) -> Result<(SessionId, Self::Transport), Self::Error> {
-        if !self.limit.try_acquire(SessionKind::Streamable) {
-            tracing::warn!(
-                max = self.limit.max(),
-                "MCP session refused: the session table is full"
-            );
-            return Err(SessionError::Full(self.limit.max()));
-        }
-        match self.inner.create_session().await {
-            Ok((id, transport)) => {
-                if let Ok(mut ids) = self.ids.lock() {
-                    ids.insert(id.clone());
-                }
-                tracing::info!(
-                    open = self.limit.open(SessionKind::Streamable),
-                    "MCP session opened"
-                );
-                Ok((id, transport))
-            }
-            Err(e) => {
-                self.limit.release(SessionKind::Streamable);
-                Err(SessionError::Inner(e))
-            }
-        }
-    }
-
-    async fn initialize_session(
-        &self,
-        id: &SessionId,
-        message: ClientJsonRpcMessage,
-    ) -> Result<ServerJsonRpcMessage, Self::Error> {
-        self.inner
-            .initialize_session(id, message)
-            .await
-            .map_err(SessionError::Inner)
-    }
-
-    async fn has_session(&self, id: &SessionId) -> Result<bool, Self::Error> {
-        self.inner
-            .has_session(id)
-            .await
-            .map_err(SessionError::Inner)
-    }
-
-    async fn close_session(&self, id: &SessionId) -> Result<(), Self::Error> {
-        let held = self
-            .ids
-            .lock()
-            .map(|mut ids| ids.remove(id))
-            .unwrap_or(false);
-        if held {
-            self.limit.release(SessionKind::Streamable);
-            tracing::info!(
-                open = self.limit.open(SessionKind::Streamable),
-                "MCP session closed"
-            );
-        }
-        self.inner
-            .close_session(id)
-            .await
-            .map_err(SessionError::Inner)
-    }
-
-    async fn create_stream(
-        &self,
-        id: &SessionId,
-        message: ClientJsonRpcMessage,
-    ) -> Result<
-        impl futures_util::Stream<Item = ServerSseMessage> + Send + Sync + 'static,
-        Self::Error,
-    > {
-        self.inner
-            .create_stream(id, message)
-            .await
-            .map_err(SessionError::Inner)
-    }
-
-    async fn accept_message(
-        &self,
-        id: &SessionId,
-        message: ClientJsonRpcMessage,
-    ) -> Result<(), Self::Error> {
-        self.inner
-            .accept_message(id, message)
-            .await
-            .map_err(SessionError::Inner)
-    }
-
-    async fn create_standalone_stream(
-        &self,
-        id: &SessionId,
-    ) -> Result<
-        impl futures_util::Stream<Item = ServerSseMessage> + Send + Sync + 'static,
-        Self::Error,
-    > {
-        self.inner
-            .create_standalone_stream(id)
-            .await
-            .map_err(SessionError::Inner)
-    }
-
-    async fn resume(
-        &self,
-        id: &SessionId,
-        last_event_id: String,
-    ) -> Result<
-        impl futures_util::Stream<Item = ServerSseMessage> + Send + Sync + 'static,
-        Self::Error,
-    > {
-        self.inner
-            .resume(id, last_event_id)
-            .await
-            .map_err(SessionError::Inner)
-    }
-
-    fn event_store(&self) -> Option<Arc<dyn EventStore>> {
-        self.inner.event_store()
-    }
-}
-
-// ------------------------------------------------------------------------------------------------
 // The server
 
 /// What every worker's routes and middleware share.
 pub(crate) struct Shared {
     /// What the tools talk to.
     pub services: Services,
-    /// DNS-rebinding defence.
-    pub host_policy: guard::HostPolicy,
-    /// Browser origins accepted.
+    /// Browser origins accepted on the MCP routes.
     pub origin_policy: guard::OriginPolicy,
     /// `CORS_ORIGINS`.
     pub cors: CorsOrigins,
-    /// `TRUST_PROXY`.
-    pub trust_proxy: TrustProxy,
     /// `MCP_MAX_BODY_BYTES`.
     pub max_body_bytes: usize,
     /// `MCP_SESSION_IDLE_SECS`.
     pub session_idle: Duration,
     /// `MCP_MAX_SESSIONS`, for both transports.
     pub limit: Arc<SessionLimit>,
+    /// Who opened each session, and each caller's share.
+    pub sessions: Arc<SessionTable>,
     /// Calls in flight; draining.
     pub lifecycle: Arc<Lifecycle>,
     /// The open legacy SSE sessions.
@@ -558,59 +292,20 @@ pub(crate) struct Shared {
     /// The OAuth server; set once the address is bound (the issuer needs the port), before any
     /// request is served.
     pub auth: OnceLock<Arc<Auth>>,
-    /// `MCP_RATE_LIMIT_PER_MINUTE` on the MCP routes, with or without auth.
+    /// `MCP_RATE_LIMIT_PER_MINUTE` on the MCP routes.
     pub mcp_limiter: RateLimiter,
-    /// Which principal opened each Streamable HTTP session (auth on): a session can only be
-    /// used with a token of the same subject.
-    pub session_owners: SessionOwners,
     /// Cancelled at shutdown: ends every session and stream.
     pub shutdown: CancellationToken,
 }
 
-/// Session id → the subject that opened it, with when it was last used.
-#[derive(Default)]
-pub(crate) struct SessionOwners(Mutex<std::collections::HashMap<String, (Owner, Instant)>>);
-
-impl SessionOwners {
-    /// Records the owner of a new session.
-    pub fn bind(&self, session: &str, owner: &Owner, max: usize, idle: Duration) {
-        if let Ok(mut map) = self.0.lock() {
-            if map.len() >= max.saturating_mul(2) {
-                map.retain(|_, (_, seen)| seen.elapsed() < idle);
-            }
-            map.insert(session.to_string(), (owner.clone(), Instant::now()));
-        }
-    }
-
-    /// Whether `owner` may use `session` (unknown sessions are left to rmcp, which answers 404).
-    pub fn allows(&self, session: &str, owner: &Owner) -> bool {
-        match self.0.lock() {
-            Ok(mut map) => match map.get_mut(session) {
-                Some((bound, seen)) if bound == owner => {
-                    *seen = Instant::now();
-                    true
-                }
-                Some(_) => false,
-                None => true,
-            },
-            Err(_) => false,
-        }
-    }
-}
+type Manager = BoundedSessions<LocalSessionManager>;
 
 /// The Streamable HTTP service on `/mcp`, shared by all workers (and so are its sessions).
 fn mcp_service(
     shared: &Arc<Shared>,
-) -> StreamableHttpService<OpenClawServer, BoundedSessions<LocalSessionManager>> {
-    let mut local = LocalSessionManager::default();
-    let mut config = SessionConfig::default();
-    config.keep_alive = Some(shared.session_idle);
-    // rmcp keeps every finished request's stream (a few KiB) for a late `Last-Event-ID` resume,
-    // 60 s by default: at one call every two seconds that is ~120 KiB per busy session, 1000
-    // sessions ~120 MiB (scripts/soak.sh). A client resumes within the 3 s SSE retry hint, so
-    // 10 s keeps resumption working at a sixth of the memory.
-    config.completed_cache_ttl = COMPLETED_STREAM_TTL;
-    local.session_config = config;
+    manager: Arc<Manager>,
+    host_policy: &guard::HostPolicy,
+) -> StreamableHttpService<OpenClawServer, Manager> {
     let services = shared.services.clone();
     StreamableHttpService::builder()
         .service_factory(Arc::new(move || {
@@ -619,15 +314,15 @@ fn mcp_service(
                 owner_for_new_handler(),
             ))
         }))
-        .session_manager(Arc::new(BoundedSessions::new(local, shared.limit.clone())))
+        .session_manager(manager)
         // Sessions for the initialize era; the 2026-07-28 era is stateless whatever this says.
         .stateful_mode(true)
         // Stateless answers as plain JSON unless the call sends progress first.
         .json_response(true)
         .sse_keep_alive(SSE_KEEP_ALIVE)
         .max_request_body_bytes(shared.max_body_bytes)
-        // The guard checks Host first for every route; rmcp checks the same list again.
-        .allowed_hosts(shared.host_policy.rmcp_list())
+        // The edge checks Host first for every route; rmcp checks the same list again.
+        .allowed_hosts(host_policy.rmcp_list())
         .cancellation_token(shared.shutdown.clone())
         .on_request_fn(|req, extensions| {
             if let Some(principal) = req.extensions().get::<Principal>() {
@@ -637,19 +332,54 @@ fn mcp_service(
         .build()
 }
 
-/// `GET /health`.
-async fn health(shared: web::Data<Shared>) -> HttpResponse {
+/// rmcp's in-memory session manager with our settings, bounded and owned.
+fn session_manager(shared: &Shared) -> Manager {
+    let mut local = LocalSessionManager::default();
+    let mut config = SessionConfig::default();
+    config.keep_alive = Some(shared.session_idle);
+    // rmcp keeps every finished request's stream (a few KiB) for a late `Last-Event-ID` resume,
+    // 60 s by default: at one call every two seconds that is ~120 KiB per busy session, 1000
+    // sessions ~120 MiB (scripts/soak.sh). A client resumes within the 3 s SSE retry hint, so
+    // 10 s keeps resumption working at a sixth of the memory.
+    config.completed_cache_ttl = COMPLETED_STREAM_TTL;
+    local.session_config = config;
+    BoundedSessions::new(local, shared.limit.clone(), shared.sessions.clone())
+}
+
+/// A gateway URL never leaves through `/health`: where a health message quotes it, it is
+/// replaced.
+fn without_url(text: &str, url: &str) -> String {
+    let bare = url.trim_end_matches('/');
+    if bare.is_empty() {
+        return text.to_string();
+    }
+    text.replace(bare, "the gateway")
+}
+
+/// `GET /health`. With auth on, a caller without a valid token sees the overall status only;
+/// with one (or without auth), each instance's health too. Never a URL or a token.
+async fn health(req: HttpRequest, shared: web::Data<Shared>) -> HttpResponse {
+    let status = json!({
+        // While shutting down, the edge answers 503 before this handler runs.
+        "status": "ok",
+        "version": env!("CARGO_PKG_VERSION"),
+    });
+    if shared.auth_enabled && !route_guard::is_authenticated(&shared, req.headers()) {
+        return HttpResponse::Ok().json(status);
+    }
     let registry = &shared.services.registry;
     let instances = join_all(registry.list().iter().map(|instance| async move {
+        let mut health = instance.health().await;
+        health.message = without_url(&health.message, &instance.url);
+        health.last_error = health.last_error.map(|e| without_url(&e, &instance.url));
         json!({
             "name": instance.name,
             "isDefault": instance.is_default,
-            "health": instance.health().await,
+            "health": health,
         })
     }))
     .await;
     HttpResponse::Ok().json(json!({
-        // While shutting down, the guard answers 503 before this handler runs.
         "status": "ok",
         "version": env!("CARGO_PKG_VERSION"),
         "transport": "streamable-http",
@@ -659,6 +389,7 @@ async fn health(shared: web::Data<Shared>) -> HttpResponse {
             "streamableHttp": shared.limit.open(SessionKind::Streamable),
             "legacySse": shared.limit.open(SessionKind::Legacy),
             "max": shared.limit.max(),
+            "perCaller": shared.sessions.per_principal(),
         },
         "inFlight": shared.lifecycle.in_flight(),
         "instances": instances,
@@ -726,49 +457,77 @@ fn warn_at_start(settings: &Settings, host_policy: &guard::HostPolicy) {
     }
 }
 
-/// Serves HTTP until SIGTERM/SIGINT, then shuts down gracefully; returns the exit code.
-pub async fn serve(settings: &Settings, services: Services) -> i32 {
+/// How serving ended, for the exit code.
+#[derive(Debug)]
+pub enum ServeError {
+    /// The address cannot be bound.
+    Listen(String),
+    /// The OAuth server cannot start (a configuration error).
+    Config(String),
+    /// The server stopped by itself.
+    Stopped(String),
+}
+
+/// Serves HTTP until `stop` resolves (SIGTERM/SIGINT), then shuts down gracefully: new requests
+/// get 503 at once (on new connections too), the calls in flight get the grace period, the
+/// streams are closed, and the task supervisor is drained.
+pub async fn serve(
+    settings: &Settings,
+    services: Services,
+    stop: impl Future<Output = ()>,
+) -> Result<(), ServeError> {
     let http = &settings.http;
     let host_policy = guard::HostPolicy::from_settings(http);
     warn_at_start(settings, &host_policy);
+    let (sessions, evicted) = SessionTable::new(http.max_sessions);
+    let lifecycle = Arc::new(Lifecycle::default());
     let shared = Arc::new(Shared {
         services: services.clone(),
         origin_policy: guard::OriginPolicy::new(&http.cors),
-        host_policy,
         cors: http.cors.clone(),
-        trust_proxy: http.trust_proxy.clone(),
         max_body_bytes: http.max_body_bytes,
         session_idle: http.session_idle,
         limit: Arc::new(SessionLimit::new(http.max_sessions)),
-        lifecycle: Arc::new(Lifecycle::default()),
+        sessions: Arc::new(sessions),
+        lifecycle: lifecycle.clone(),
         legacy: sse_legacy::LegacySessions::default(),
         auth_enabled: settings.auth.required(),
         bearer_tokens: settings.auth.bearer_tokens.clone(),
         metrics_enabled: http.metrics,
         auth: OnceLock::new(),
         mcp_limiter: RateLimiter::new(settings.auth.rate_limit_per_minute),
-        session_owners: SessionOwners::default(),
         shutdown: CancellationToken::new(),
     });
-    let mcp = mcp_service(&shared);
+    let edge = Arc::new(guard::Edge {
+        host_policy: host_policy.clone(),
+        trust_proxy: http.trust_proxy.clone(),
+        body_timeout: http.body_timeout,
+        lifecycle,
+        warned_forwarded: AtomicBool::new(false),
+    });
+    let manager = Arc::new(session_manager(&shared));
+    actix_rt::spawn(sessions::close_evicted(manager.clone(), evicted));
+    let mcp = mcp_service(&shared, manager, &host_policy);
     let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
     let app_shared = shared.clone();
     let server = HttpServer::new(move || {
         let data = web::Data::from(app_shared.clone());
-        let guard_shared = app_shared.clone();
-        let cors = guard::cors(&app_shared.cors);
+        let edge = edge.clone();
         let oauth = app_shared.auth.get().cloned();
         let metrics_enabled = app_shared.metrics_enabled;
+        // The guard of each MCP route, and CORS inside it (see route_guard).
+        let guarded = |route: McpRoute| {
+            let shared = app_shared.clone();
+            from_fn(move |req, next| route_guard::mcp_route(shared.clone(), route, req, next))
+        };
+        let cors = || {
+            let cors = guard::cors(&app_shared.cors);
+            Condition::new(cors.is_some(), cors.unwrap_or_default())
+        };
         App::new()
             .app_data(data)
-            .configure(move |cfg| {
-                if let Some(auth) = oauth.clone() {
-                    auth::server::configure(auth)(cfg);
-                }
-            })
-            .wrap(Condition::new(cors.is_some(), cors.unwrap_or_default()))
             .wrap(from_fn(move |req, next| {
-                guard::guard(guard_shared.clone(), req, next)
+                guard::edge(edge.clone(), req, next)
             }))
             .wrap(from_fn(guard::json_errors))
             .route("/health", web::get().to(health))
@@ -777,9 +536,29 @@ pub async fn serve(settings: &Settings, services: Services) -> i32 {
                     cfg.route("/metrics", web::get().to(metrics));
                 }
             })
-            .service(web::scope("/mcp").service(mcp.clone().scope()))
-            .service(web::resource("/sse").route(web::get().to(sse_legacy::open)))
-            .service(web::resource("/messages").route(web::post().to(sse_legacy::post)))
+            .service(
+                web::scope("/mcp")
+                    .wrap(cors())
+                    .wrap(guarded(McpRoute::Streamable))
+                    .service(mcp.clone().scope()),
+            )
+            .service(
+                web::resource("/sse")
+                    .wrap(cors())
+                    .wrap(guarded(McpRoute::LegacyStream))
+                    .route(web::get().to(sse_legacy::open)),
+            )
+            .service(
+                web::resource("/messages")
+                    .wrap(cors())
+                    .wrap(guarded(McpRoute::LegacyMessages))
+                    .route(web::post().to(sse_legacy::post)),
+            )
+            .configure(move |cfg| {
+                if let Some(auth) = oauth.clone() {
+                    auth::server::configure(auth)(cfg);
+                }
+            })
             .default_service(web::to(not_found))
     })
     .workers(workers)
@@ -793,7 +572,7 @@ pub async fn serve(settings: &Settings, services: Services) -> i32 {
         Ok(server) => server,
         Err(e) => {
             tracing::error!(host = %http.host, port = http.port, error = %e, "cannot listen");
-            return app::EXIT_FAILURE;
+            return Err(ServeError::Listen(e.to_string()));
         }
     };
     if settings.auth.enabled {
@@ -814,8 +593,7 @@ pub async fn serve(settings: &Settings, services: Services) -> i32 {
             }
             Err(e) => {
                 tracing::error!(error = %e, "cannot start OAuth");
-                eprintln!("openclaw-mcp: configuration error: {e}");
-                return crate::config::EXIT_CONFIG;
+                return Err(ServeError::Config(e));
             }
         }
     }
@@ -827,12 +605,12 @@ pub async fn serve(settings: &Settings, services: Services) -> i32 {
     let mut running = actix_rt::spawn(server);
 
     tokio::select! {
-        _ = app::shutdown_signal() => {}
+        _ = stop => {}
         ended = &mut running => {
             tracing::error!(outcome = ?ended, "the HTTP server stopped by itself");
             shared.shutdown.cancel();
-            app::shutdown_services(&services, http.shutdown_grace).await;
-            return app::EXIT_FAILURE;
+            services.tasks.drain(http.shutdown_grace).await;
+            return Err(ServeError::Stopped(format!("{ended:?}")));
         }
     }
 
@@ -842,61 +620,28 @@ pub async fn serve(settings: &Settings, services: Services) -> i32 {
         grace_secs = http.shutdown_grace.as_secs(),
         "Shutting down HTTP server..."
     );
-    handle.pause().await;
+    // The server keeps accepting while it drains, so that a new request, on a new connection
+    // too, gets an immediate 503 instead of hanging in the listen queue.
     if !shared.lifecycle.drain(http.shutdown_grace).await {
         tracing::warn!(
             in_flight = shared.lifecycle.in_flight(),
             "grace period over; abandoning the calls still in flight"
         );
     }
-    // Ends every session, GET stream and legacy SSE stream, so the connections can close.
+    // Ends every session, GET stream and legacy SSE stream, so the connections can close; a
+    // call still in flight ends with a JSON-RPC error on its stream.
     shared.shutdown.cancel();
     handle.stop(true).await;
     let _ = running.await;
     let remaining = http.shutdown_grace.saturating_sub(started.elapsed());
-    app::shutdown_services(&services, remaining).await;
+    services.tasks.drain(remaining).await;
     tracing::info!("HTTP server stopped");
-    app::EXIT_OK
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_session_limit_counts_both_transports() {
-        let limit = SessionLimit::new(2);
-        assert!(limit.try_acquire(SessionKind::Streamable));
-        assert!(limit.try_acquire(SessionKind::Legacy));
-        assert!(limit.is_full());
-        assert!(!limit.try_acquire(SessionKind::Streamable));
-        limit.release(SessionKind::Legacy);
-        assert_eq!(limit.open(SessionKind::Legacy), 0);
-        assert!(limit.try_acquire(SessionKind::Streamable));
-        assert_eq!(limit.open(SessionKind::Streamable), 2);
-    }
-
-    #[tokio::test]
-    async fn owners_follow_the_request_scope() {
-        assert!(matches!(owner_for_new_handler(), Owner::Session(id) if id != ANONYMOUS_OWNER));
-        let scope = |initialize, principal| RequestScope {
-            initialize,
-            principal,
-        };
-        let a = with_scope(scope(true, None), async { owner_for_new_handler() }).await;
-        let b = with_scope(scope(true, None), async { owner_for_new_handler() }).await;
-        assert_ne!(a, b, "each session gets its own owner");
-        let anon = with_scope(scope(false, None), async { owner_for_new_handler() }).await;
-        assert_eq!(anon, Owner::Session(ANONYMOUS_OWNER.into()));
-        let sub = Owner::Subject("alice".into());
-        for initialize in [true, false] {
-            let got = with_scope(scope(initialize, Some(sub.clone())), async {
-                owner_for_new_handler()
-            })
-            .await;
-            assert_eq!(got, sub);
-        }
-    }
 
     #[tokio::test]
     async fn draining_waits_for_calls_in_flight() {

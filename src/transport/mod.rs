@@ -1,8 +1,11 @@
 //! Transports only move bytes between MCP clients and the one MCP layer: stdio for Claude
 //! Desktop and Claude Code; HTTP for Claude.ai — Streamable HTTP on `/mcp` and the legacy
-//! HTTP+SSE pair `/sse` + `/messages` — behind the checks in `guard`.
+//! HTTP+SSE pair `/sse` + `/messages` — behind the checks in `guard` (every request) and
+//! `route_guard` (attached to the MCP routes), with the sessions' owners in `sessions`.
 
 pub mod guard;
 pub mod http;
+pub mod route_guard;
+pub mod sessions;
 pub mod sse_legacy;
 pub mod stdio;

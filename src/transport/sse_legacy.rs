@@ -27,8 +27,9 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::{
-    guard::ParsedMessage,
-    http::{HttpError, InFlightGuard, Principal, SSE_KEEP_ALIVE, SessionKind, Shared},
+    http::{HttpError, InFlightGuard, Principal, SSE_KEEP_ALIVE, Shared},
+    route_guard::{ParsedMessage, legacy_session_id},
+    sessions::{CapKey, SessionKind},
 };
 use crate::{mcp::server::OpenClawServer, net::ClientAddr, tasks::Owner};
 
@@ -65,6 +66,14 @@ impl LegacySession {
         if let Ok(mut pending) = self.pending.lock() {
             pending.remove(id);
         }
+    }
+
+    /// The requests still without an answer (taken: the caller answers them).
+    fn take_pending(&self) -> Vec<RequestId> {
+        self.pending
+            .lock()
+            .map(|mut pending| pending.drain().map(|(id, _)| id).collect())
+            .unwrap_or_default()
     }
 }
 
@@ -130,6 +139,7 @@ impl Drop for Closer {
     fn drop(&mut self) {
         self.cancel.cancel();
         self.shared.legacy.remove(&self.id);
+        self.shared.sessions.remove(&self.id);
         self.shared.limit.release(SessionKind::Legacy);
         tracing::info!(
             open = self.shared.limit.open(SessionKind::Legacy),
@@ -141,6 +151,8 @@ impl Drop for Closer {
 /// What the response stream needs between two events.
 struct StreamState {
     endpoint: Option<String>,
+    /// Errors for the calls cut off by the shutdown, sent before the stream ends.
+    cut_off: Option<std::vec::IntoIter<RequestId>>,
     outgoing: mpsc::Receiver<ServerJsonRpcMessage>,
     session: Arc<LegacySession>,
     idle: Duration,
@@ -155,6 +167,18 @@ fn event(name: &str, data: &str) -> Bytes {
 async fn next_event(mut st: StreamState) -> Option<(Result<Bytes, actix_web::Error>, StreamState)> {
     if let Some(endpoint) = st.endpoint.take() {
         return Some((Ok(event("endpoint", &endpoint)), st));
+    }
+    if let Some(cut_off) = st.cut_off.as_mut() {
+        let id = cut_off.next()?;
+        let message = serde_json::json!({
+            "jsonrpc": "2.0",
+            "id": id,
+            "error": {
+                "code": -32000,
+                "message": "the server is shutting down and could not finish this call; retry it on the next connection"
+            }
+        });
+        return Some((Ok(event("message", &message.to_string())), st));
     }
     loop {
         let idle_deadline = st.session.idle_since() + st.idle;
@@ -185,7 +209,20 @@ async fn next_event(mut st: StreamState) -> Option<(Result<Bytes, actix_web::Err
                     return None;
                 }
             }
-            _ = st.closer.cancel.cancelled() => return None,
+            _ = st.closer.cancel.cancelled() => {
+                // At shutdown, the calls still running get an answer saying so; a session closed
+                // for any other reason (its stream, its cap) has no one left to tell.
+                if !st.closer.shared.shutdown.is_cancelled() {
+                    return None;
+                }
+                let pending = st.session.take_pending();
+                if pending.is_empty() {
+                    return None;
+                }
+                tracing::warn!(calls = pending.len(), "legacy SSE calls cut off by the shutdown; answering them with an error");
+                st.cut_off = Some(pending.into_iter());
+                return Box::pin(next_event(st)).await;
+            }
         }
     }
 }
@@ -213,13 +250,20 @@ pub(crate) async fn open(
     });
     shared.legacy.insert(id.clone(), session.clone());
     let cancel = shared.shutdown.child_token();
+    let client = req.extensions().get::<ClientAddr>().copied();
+    shared.sessions.admit(
+        &id,
+        SessionKind::Legacy,
+        principal.clone(),
+        CapKey::of(principal.as_ref(), client.and_then(|c| c.0)),
+        Some(cancel.clone()),
+    );
     let closer = Closer {
         id: id.clone(),
         shared: shared.clone(),
         cancel: cancel.clone(),
     };
     let owner = principal.unwrap_or_else(|| Owner::Session(id.clone()));
-    let client = req.extensions().get::<ClientAddr>().copied();
     tracing::info!(
         client = %client.unwrap_or(ClientAddr(None)),
         open = shared.limit.open(SessionKind::Legacy),
@@ -248,6 +292,7 @@ pub(crate) async fn open(
 
     let state = StreamState {
         endpoint: Some(format!("/messages?sessionId={id}")),
+        cut_off: None,
         outgoing,
         session,
         idle: shared.session_idle,
@@ -261,13 +306,6 @@ pub(crate) async fn open(
         .streaming(stream))
 }
 
-/// The `sessionId` query parameter.
-fn session_id(req: &HttpRequest) -> Option<String> {
-    url::form_urlencoded::parse(req.query_string().as_bytes())
-        .find(|(k, _)| k == "sessionId")
-        .map(|(_, v)| v.into_owned())
-}
-
 /// `POST /messages?sessionId=`: one client message into its session (the guard has checked and
 /// parsed the body); the answer goes out on the stream.
 pub(crate) async fn post(
@@ -275,7 +313,7 @@ pub(crate) async fn post(
     shared: web::Data<Shared>,
 ) -> Result<HttpResponse, HttpError> {
     let poster = req.extensions().get::<Principal>().map(|p| p.0.clone());
-    let session = session_id(&req)
+    let session = legacy_session_id(req.query_string())
         .and_then(|id| shared.legacy.get(&id))
         // A stream opened with one client's token only takes messages with the same client's.
         .filter(|s| s.principal.is_none() || s.principal == poster)

@@ -24,7 +24,7 @@ pub async fn serve(server: OpenClawServer) -> Result<Ended, ServerInitializeErro
             Err(ServerInitializeError::ConnectionClosed(_)) => return Ok(Ended::InputClosed),
             Err(e) => return Err(e),
         },
-        _ = crate::app::shutdown_signal() => return Ok(Ended::Signal),
+        _ = crate::util::shutdown_signal() => return Ok(Ended::Signal),
     };
     let token = running.cancellation_token();
     tokio::select! {
@@ -32,7 +32,7 @@ pub async fn serve(server: OpenClawServer) -> Result<Ended, ServerInitializeErro
             tracing::debug!(reason = ?quit, "stdio session ended");
             Ok(Ended::InputClosed)
         }
-        _ = crate::app::shutdown_signal() => {
+        _ = crate::util::shutdown_signal() => {
             token.cancel();
             Ok(Ended::Signal)
         }

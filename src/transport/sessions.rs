@@ -1,0 +1,674 @@
+//! Who opened each MCP session, and how many one caller may hold.
+//!
+//! A session of either transport (an initialize-era Streamable HTTP session, a legacy SSE
+//! stream) belongs to the **principal** that opened it (docs/security.md): the OAuth grant, the
+//! static token's name, or, without auth, nobody in particular (whoever holds the session id,
+//! as in 1.7.0). [`SessionTable`] records that owner when the session is created — inside the
+//! session manager ([`BoundedSessions::create_session`]) and the legacy `GET /sse` handler, from
+//! the [`RequestScope`] of the request that creates it — and the route guard asks it on every
+//! later request: another principal gets the same 404 as an unknown session.
+//!
+//! It also caps the sessions of one caller at [`per_principal_cap`] (a quarter of
+//! `MCP_MAX_SESSIONS`): over it, that caller's longest-idle session is closed, so a flood from
+//! one principal (or, without auth, one address; IPv6 by /64) never takes the slots of others.
+//! `MCP_MAX_SESSIONS` itself stays the bound of all sessions together ([`SessionLimit`]).
+
+use std::{
+    collections::{HashMap, HashSet},
+    future::Future,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicUsize, Ordering},
+    },
+};
+
+use rmcp::{
+    model::{ClientJsonRpcMessage, ServerJsonRpcMessage},
+    transport::streamable_http_server::session::{
+        EventStore, ServerSseMessage, SessionId, SessionManager,
+    },
+};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::{net::AddrBucket, tasks::Owner};
+
+/// The task owner of every unauthenticated stateless (2026-07-28) request. Session owners are
+/// UUIDs, so this key can never collide with one.
+pub const ANONYMOUS_OWNER: &str = "anonymous";
+
+// ------------------------------------------------------------------------------------------------
+// The request that creates a session
+
+/// What the service factory and the session manager need to know about the request they run
+/// for (they cannot see it: rmcp calls them without it).
+#[derive(Debug, Clone)]
+pub(crate) struct RequestScope {
+    /// The request is an `initialize`: the handler created now serves a new session.
+    pub initialize: bool,
+    /// The authenticated caller, if any.
+    pub principal: Option<Owner>,
+    /// Whose share of sessions a session opened now counts against.
+    pub cap: CapKey,
+}
+
+tokio::task_local! {
+    /// Set by the route guard around each `/mcp` request; read by the service factory and the
+    /// session manager.
+    static REQUEST_SCOPE: RequestScope;
+}
+
+/// Runs `fut` (a request's handling) with `scope` visible to the factory and session manager.
+pub(crate) async fn with_scope<F: Future>(scope: RequestScope, fut: F) -> F::Output {
+    REQUEST_SCOPE.scope(scope, fut).await
+}
+
+/// The task owner of a handler the factory creates now:
+///
+/// - an authenticated principal owns what it creates, in both eras;
+/// - an unauthenticated `initialize` gets a fresh `Owner::Session(<uuid>)`: each MCP session
+///   sees only its own tasks, as in 1.7.0;
+/// - an unauthenticated stateless 2026-07-28 request gets [`ANONYMOUS_OWNER`]. That era has no
+///   sessions, so a per-request owner would make every task unreachable from the very next
+///   request; task ids are random UUIDs, so reading or cancelling a task still needs its id,
+///   but `openclaw_task_list` shows every anonymous task to every anonymous caller, acceptable
+///   only because without auth the server is open to anyone anyway (warned about at start).
+pub(crate) fn owner_for_new_handler() -> Owner {
+    let fresh = || Owner::Session(uuid::Uuid::new_v4().to_string());
+    REQUEST_SCOPE
+        .try_with(|scope| match (&scope.principal, scope.initialize) {
+            (Some(owner), _) => owner.clone(),
+            (None, true) => fresh(),
+            (None, false) => Owner::Session(ANONYMOUS_OWNER.to_string()),
+        })
+        .unwrap_or_else(|_| fresh())
+}
+
+fn current_scope() -> Option<RequestScope> {
+    REQUEST_SCOPE.try_with(Clone::clone).ok()
+}
+
+// ------------------------------------------------------------------------------------------------
+// The total bound
+
+/// Which transport a session belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SessionKind {
+    /// A Streamable HTTP session (`Mcp-Session-Id`).
+    Streamable,
+    /// A legacy SSE stream.
+    Legacy,
+}
+
+/// The one bound on open sessions of both transports (`MCP_MAX_SESSIONS`).
+#[derive(Debug)]
+pub(crate) struct SessionLimit {
+    max: usize,
+    total: AtomicUsize,
+    streamable: AtomicUsize,
+    legacy: AtomicUsize,
+}
+
+impl SessionLimit {
+    pub fn new(max: usize) -> Self {
+        SessionLimit {
+            max,
+            total: AtomicUsize::new(0),
+            streamable: AtomicUsize::new(0),
+            legacy: AtomicUsize::new(0),
+        }
+    }
+
+    fn counter(&self, kind: SessionKind) -> &AtomicUsize {
+        match kind {
+            SessionKind::Streamable => &self.streamable,
+            SessionKind::Legacy => &self.legacy,
+        }
+    }
+
+    /// Takes a slot; `false` when all are taken.
+    pub fn try_acquire(&self, kind: SessionKind) -> bool {
+        let taken = self
+            .total
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |t| {
+                (t < self.max).then_some(t + 1)
+            })
+            .is_ok();
+        if taken {
+            self.counter(kind).fetch_add(1, Ordering::SeqCst);
+        }
+        taken
+    }
+
+    /// Gives a slot back.
+    pub fn release(&self, kind: SessionKind) {
+        self.counter(kind).fetch_sub(1, Ordering::SeqCst);
+        self.total.fetch_sub(1, Ordering::SeqCst);
+    }
+
+    /// Whether a new session would be refused now.
+    pub fn is_full(&self) -> bool {
+        self.total.load(Ordering::SeqCst) >= self.max
+    }
+
+    /// `MCP_MAX_SESSIONS`.
+    pub fn max(&self) -> usize {
+        self.max
+    }
+
+    /// Open sessions of `kind`.
+    pub fn open(&self, kind: SessionKind) -> usize {
+        self.counter(kind).load(Ordering::SeqCst)
+    }
+}
+
+// ------------------------------------------------------------------------------------------------
+// Owners and per-caller caps
+
+/// Whose share of sessions a session counts against.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) enum CapKey {
+    /// An authenticated principal.
+    Principal(Owner),
+    /// Without auth: the client's address (IPv6 by /64).
+    Addr(AddrBucket),
+    /// An address that cannot be told (not capped on its own; the total bound still holds).
+    Unknown,
+}
+
+impl CapKey {
+    /// The key of a request: its principal when authenticated, else its address.
+    pub fn of(principal: Option<&Owner>, ip: Option<std::net::IpAddr>) -> CapKey {
+        match (principal, ip) {
+            (Some(owner), _) => CapKey::Principal(owner.clone()),
+            (None, Some(ip)) => CapKey::Addr(AddrBucket::of(ip)),
+            (None, None) => CapKey::Unknown,
+        }
+    }
+}
+
+/// The most sessions one caller may hold: a quarter of `MCP_MAX_SESSIONS` (at least one), so
+/// that for every setting of 2 or more it is below the total, and three other callers always
+/// find room however the fourth behaves.
+pub fn per_principal_cap(max_sessions: usize) -> usize {
+    (max_sessions / 4).max(1)
+}
+
+/// One open session, as the table knows it.
+#[derive(Debug)]
+struct Entry {
+    kind: SessionKind,
+    /// Who may use it; `None` = whoever has the id (no auth).
+    owner: Option<Owner>,
+    cap: CapKey,
+    /// When it was last used, on the table's own use counter (a strict order, unlike clock
+    /// readings that can tie).
+    last_used: u64,
+    /// Ends a legacy session (its stream's token). Streamable sessions are closed through the
+    /// session manager instead.
+    cancel: Option<CancellationToken>,
+}
+
+/// What [`SessionTable::access`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Access {
+    /// No such session (or it ended).
+    Unknown,
+    /// The caller may use it.
+    Allowed,
+    /// It belongs to another principal: answered exactly as [`Access::Unknown`].
+    Foreign,
+}
+
+/// The table's contents, under one lock.
+#[derive(Debug, Default)]
+struct Sessions {
+    map: HashMap<String, Entry>,
+    /// Counts every admission and use.
+    uses: u64,
+}
+
+impl Sessions {
+    fn tick(&mut self) -> u64 {
+        self.uses += 1;
+        self.uses
+    }
+}
+
+/// Every open session's owner and cap key.
+pub(crate) struct SessionTable {
+    sessions: Mutex<Sessions>,
+    per_principal: usize,
+    /// Streamable sessions to close (evicted over a cap); a task holding the session manager
+    /// closes them.
+    evict: mpsc::UnboundedSender<String>,
+}
+
+impl SessionTable {
+    /// A table for `MCP_MAX_SESSIONS` = `max_sessions`, and the receiver of the Streamable HTTP
+    /// sessions it evicts (see [`close_evicted`]).
+    pub fn new(max_sessions: usize) -> (SessionTable, mpsc::UnboundedReceiver<String>) {
+        let (evict, evicted) = mpsc::unbounded_channel();
+        (
+            SessionTable {
+                sessions: Mutex::new(Sessions::default()),
+                per_principal: per_principal_cap(max_sessions),
+                evict,
+            },
+            evicted,
+        )
+    }
+
+    /// The per-caller cap.
+    pub fn per_principal(&self) -> usize {
+        self.per_principal
+    }
+
+    /// Records a new session. When its caller already holds its share, that caller's
+    /// longest-idle session is closed first (never another caller's).
+    pub fn admit(
+        &self,
+        id: &str,
+        kind: SessionKind,
+        owner: Option<Owner>,
+        cap: CapKey,
+        cancel: Option<CancellationToken>,
+    ) {
+        let Ok(mut sessions) = self.sessions.lock() else {
+            return;
+        };
+        let now = sessions.tick();
+        let map = &mut sessions.map;
+        if cap != CapKey::Unknown {
+            let mine: Vec<(&String, &Entry)> = map.iter().filter(|(_, e)| e.cap == cap).collect();
+            if mine.len() >= self.per_principal
+                && let Some((victim, _)) = mine.iter().min_by_key(|(_, e)| e.last_used)
+            {
+                let victim = (*victim).clone();
+                if let Some(entry) = map.remove(&victim) {
+                    tracing::warn!(
+                        cap = self.per_principal,
+                        "a caller opened more sessions than its share; its longest-idle session is closed"
+                    );
+                    match entry.cancel {
+                        Some(cancel) => cancel.cancel(),
+                        None => {
+                            let _ = self.evict.send(victim);
+                        }
+                    }
+                }
+            }
+        }
+        map.insert(
+            id.to_string(),
+            Entry {
+                kind,
+                owner,
+                cap,
+                last_used: now,
+                cancel,
+            },
+        );
+    }
+
+    /// Forgets a session that ended.
+    pub fn remove(&self, id: &str) {
+        if let Ok(mut sessions) = self.sessions.lock() {
+            sessions.map.remove(id);
+        }
+    }
+
+    /// Whether `principal` may use session `id` of `kind`; marks it used when allowed.
+    pub fn access(&self, id: &str, kind: SessionKind, principal: Option<&Owner>) -> Access {
+        let Ok(mut sessions) = self.sessions.lock() else {
+            return Access::Unknown;
+        };
+        let now = sessions.tick();
+        match sessions.map.get_mut(id) {
+            Some(entry) if entry.kind == kind => {
+                if entry.owner.is_none() || entry.owner.as_ref() == principal {
+                    entry.last_used = now;
+                    Access::Allowed
+                } else {
+                    Access::Foreign
+                }
+            }
+            _ => Access::Unknown,
+        }
+    }
+
+    /// Open sessions of one caller.
+    #[cfg(test)]
+    fn count(&self, cap: &CapKey) -> usize {
+        self.sessions
+            .lock()
+            .map(|s| s.map.values().filter(|e| &e.cap == cap).count())
+            .unwrap_or(0)
+    }
+}
+
+/// Closes the Streamable HTTP sessions the table evicts, until the table is gone.
+pub(crate) async fn close_evicted<M: SessionManager>(
+    manager: Arc<M>,
+    mut evicted: mpsc::UnboundedReceiver<String>,
+) {
+    while let Some(id) = evicted.recv().await {
+        let id: SessionId = id.into();
+        if let Err(e) = manager.close_session(&id).await {
+            tracing::warn!(error = %e, "cannot close an evicted session");
+        }
+    }
+}
+
+// ------------------------------------------------------------------------------------------------
+// rmcp's session manager, bounded and owned
+
+/// A session refused or failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError<E: std::error::Error + Send + 'static> {
+    /// `MCP_MAX_SESSIONS` reached.
+    #[error("too many MCP sessions (MCP_MAX_SESSIONS={0})")]
+    Full(usize),
+    /// The wrapped session manager failed.
+    #[error(transparent)]
+    Inner(E),
+}
+
+/// rmcp's session manager, with a bound on how many sessions are open at once, and every
+/// session recorded in the [`SessionTable`] with the principal of the request that opened it.
+pub(crate) struct BoundedSessions<M> {
+    inner: M,
+    limit: Arc<SessionLimit>,
+    table: Arc<SessionTable>,
+    /// Sessions this manager holds a slot for (so a session closed twice frees it once).
+    ids: Mutex<HashSet<SessionId>>,
+}
+
+impl<M> BoundedSessions<M> {
+    pub fn new(inner: M, limit: Arc<SessionLimit>, table: Arc<SessionTable>) -> Self {
+        BoundedSessions {
+            inner,
+            limit,
+            table,
+            ids: Mutex::new(HashSet::new()),
+        }
+    }
+}
+
+impl<M: SessionManager> SessionManager for BoundedSessions<M> {
+    type Error = SessionError<M::Error>;
+    type Transport = M::Transport;
+
+    async fn create_session(&self) -> Result<(SessionId, Self::Transport), Self::Error> {
+        if !self.limit.try_acquire(SessionKind::Streamable) {
+            tracing::warn!(
+                max = self.limit.max(),
+                "MCP session refused: the session table is full"
+            );
+            return Err(SessionError::Full(self.limit.max()));
+        }
+        match self.inner.create_session().await {
+            Ok((id, transport)) => {
+                if let Ok(mut ids) = self.ids.lock() {
+                    ids.insert(id.clone());
+                }
+                // rmcp creates a session only inside the request that asks for it, so the
+                // scope is there; without one (never expected) the session is nobody's and
+                // uncapped, as without auth.
+                let scope = current_scope();
+                let (owner, cap) = match scope {
+                    Some(scope) => (scope.principal, scope.cap),
+                    None => (None, CapKey::Unknown),
+                };
+                self.table
+                    .admit(&id, SessionKind::Streamable, owner, cap, None);
+                tracing::info!(
+                    open = self.limit.open(SessionKind::Streamable),
+                    "MCP session opened"
+                );
+                Ok((id, transport))
+            }
+            Err(e) => {
+                self.limit.release(SessionKind::Streamable);
+                Err(SessionError::Inner(e))
+            }
+        }
+    }
+
+    async fn initialize_session(
+        &self,
+        id: &SessionId,
+        message: ClientJsonRpcMessage,
+    ) -> Result<ServerJsonRpcMessage, Self::Error> {
+        self.inner
+            .initialize_session(id, message)
+            .await
+            .map_err(SessionError::Inner)
+    }
+
+    async fn has_session(&self, id: &SessionId) -> Result<bool, Self::Error> {
+        self.inner
+            .has_session(id)
+            .await
+            .map_err(SessionError::Inner)
+    }
+
+    async fn close_session(&self, id: &SessionId) -> Result<(), Self::Error> {
+        let held = self
+            .ids
+            .lock()
+            .map(|mut ids| ids.remove(id))
+            .unwrap_or(false);
+        if held {
+            self.table.remove(id);
+            self.limit.release(SessionKind::Streamable);
+            tracing::info!(
+                open = self.limit.open(SessionKind::Streamable),
+                "MCP session closed"
+            );
+        }
+        self.inner
+            .close_session(id)
+            .await
+            .map_err(SessionError::Inner)
+    }
+
+    async fn create_stream(
+        &self,
+        id: &SessionId,
+        message: ClientJsonRpcMessage,
+    ) -> Result<
+        impl futures_util::Stream<Item = ServerSseMessage> + Send + Sync + 'static,
+        Self::Error,
+    > {
+        self.inner
+            .create_stream(id, message)
+            .await
+            .map_err(SessionError::Inner)
+    }
+
+    async fn accept_message(
+        &self,
+        id: &SessionId,
+        message: ClientJsonRpcMessage,
+    ) -> Result<(), Self::Error> {
+        self.inner
+            .accept_message(id, message)
+            .await
+            .map_err(SessionError::Inner)
+    }
+
+    async fn create_standalone_stream(
+        &self,
+        id: &SessionId,
+    ) -> Result<
+        impl futures_util::Stream<Item = ServerSseMessage> + Send + Sync + 'static,
+        Self::Error,
+    > {
+        self.inner
+            .create_standalone_stream(id)
+            .await
+            .map_err(SessionError::Inner)
+    }
+
+    async fn resume(
+        &self,
+        id: &SessionId,
+        last_event_id: String,
+    ) -> Result<
+        impl futures_util::Stream<Item = ServerSseMessage> + Send + Sync + 'static,
+        Self::Error,
+    > {
+        self.inner
+            .resume(id, last_event_id)
+            .await
+            .map_err(SessionError::Inner)
+    }
+
+    fn event_store(&self) -> Option<Arc<dyn EventStore>> {
+        self.inner.event_store()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_session_limit_counts_both_transports() {
+        let limit = SessionLimit::new(2);
+        assert!(limit.try_acquire(SessionKind::Streamable));
+        assert!(limit.try_acquire(SessionKind::Legacy));
+        assert!(limit.is_full());
+        assert!(!limit.try_acquire(SessionKind::Streamable));
+        limit.release(SessionKind::Legacy);
+        assert_eq!(limit.open(SessionKind::Legacy), 0);
+        assert!(limit.try_acquire(SessionKind::Streamable));
+        assert_eq!(limit.open(SessionKind::Streamable), 2);
+    }
+
+    #[test]
+    fn the_cap_per_caller_is_below_the_total() {
+        for max in 2..2000 {
+            let cap = per_principal_cap(max);
+            assert!(cap >= 1 && cap < max, "{max} -> {cap}");
+        }
+        assert_eq!(per_principal_cap(1000), 250);
+    }
+
+    #[tokio::test]
+    async fn owners_follow_the_request_scope() {
+        assert!(matches!(owner_for_new_handler(), Owner::Session(id) if id != ANONYMOUS_OWNER));
+        let scope = |initialize, principal| RequestScope {
+            initialize,
+            principal,
+            cap: CapKey::Unknown,
+        };
+        let a = with_scope(scope(true, None), async { owner_for_new_handler() }).await;
+        let b = with_scope(scope(true, None), async { owner_for_new_handler() }).await;
+        assert_ne!(a, b, "each session gets its own owner");
+        let anon = with_scope(scope(false, None), async { owner_for_new_handler() }).await;
+        assert_eq!(anon, Owner::Session(ANONYMOUS_OWNER.into()));
+        let sub = Owner::Subject("alice".into());
+        for initialize in [true, false] {
+            let got = with_scope(scope(initialize, Some(sub.clone())), async {
+                owner_for_new_handler()
+            })
+            .await;
+            assert_eq!(got, sub);
+        }
+    }
+
+    #[test]
+    fn a_session_answers_only_its_owner() {
+        let (table, _rx) = SessionTable::new(100);
+        let alice = Owner::Subject("grant:a".into());
+        let bob = Owner::Subject("token:bob".into());
+        let cap = CapKey::Principal(alice.clone());
+        table.admit(
+            "s1",
+            SessionKind::Streamable,
+            Some(alice.clone()),
+            cap,
+            None,
+        );
+        assert_eq!(
+            table.access("s1", SessionKind::Streamable, Some(&alice)),
+            Access::Allowed
+        );
+        assert_eq!(
+            table.access("s1", SessionKind::Streamable, Some(&bob)),
+            Access::Foreign
+        );
+        assert_eq!(
+            table.access("s1", SessionKind::Streamable, None),
+            Access::Foreign
+        );
+        assert_eq!(
+            table.access("s1", SessionKind::Legacy, Some(&alice)),
+            Access::Unknown,
+            "a Streamable HTTP id is not a legacy one"
+        );
+        assert_eq!(
+            table.access("nope", SessionKind::Streamable, Some(&alice)),
+            Access::Unknown
+        );
+        let open = CapKey::Addr(AddrBucket::of("10.0.0.1".parse().unwrap()));
+        table.admit("s2", SessionKind::Legacy, None, open, None);
+        assert_eq!(
+            table.access("s2", SessionKind::Legacy, Some(&bob)),
+            Access::Allowed,
+            "without auth the id is the key"
+        );
+        table.remove("s1");
+        assert_eq!(
+            table.access("s1", SessionKind::Streamable, Some(&alice)),
+            Access::Unknown
+        );
+    }
+
+    #[test]
+    fn over_its_share_a_caller_loses_its_own_longest_idle_session() {
+        let (table, mut evicted) = SessionTable::new(8); // 2 per caller
+        let flood = CapKey::Addr(AddrBucket::of("2001:db8::1".parse().unwrap()));
+        let other = CapKey::Addr(AddrBucket::of("10.0.0.9".parse().unwrap()));
+        table.admit("other", SessionKind::Streamable, None, other.clone(), None);
+        let legacy = CancellationToken::new();
+        table.admit(
+            "f1",
+            SessionKind::Legacy,
+            None,
+            flood.clone(),
+            Some(legacy.clone()),
+        );
+        table.admit("f2", SessionKind::Streamable, None, flood.clone(), None);
+        assert_eq!(
+            table.access("f2", SessionKind::Streamable, None),
+            Access::Allowed
+        );
+        // Another address of the same /64.
+        let same64 = CapKey::Addr(AddrBucket::of("2001:db8::2".parse().unwrap()));
+        table.admit("f3", SessionKind::Streamable, None, same64, None);
+        assert!(legacy.is_cancelled(), "the longest idle (f1) was closed");
+        assert_eq!(table.count(&flood), 2);
+        table.admit("f4", SessionKind::Streamable, None, flood.clone(), None);
+        assert_eq!(evicted.try_recv().unwrap(), "f2");
+        assert_eq!(table.count(&flood), 2);
+        assert_eq!(
+            table.access("other", SessionKind::Streamable, None),
+            Access::Allowed,
+            "another caller's session is never touched"
+        );
+        // Unknown addresses are not capped on their own.
+        for i in 0..5 {
+            table.admit(
+                &format!("u{i}"),
+                SessionKind::Streamable,
+                None,
+                CapKey::Unknown,
+                None,
+            );
+        }
+        assert_eq!(table.count(&CapKey::Unknown), 5);
+    }
+}
