@@ -106,9 +106,20 @@ pub fn healthcheck(url: &str) -> Result<(), String> {
     }
 }
 
+/// Raises the soft limit on open files to the hard one: every HTTP connection (an SSE stream, a
+/// slow client) holds a descriptor, and the common default soft limit of 1024 is reached long
+/// before `MCP_MAX_SESSIONS`. Failing to raise it is not fatal; the limit is logged.
+pub fn raise_open_file_limit() {
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) => tracing::debug!(limit, "open file limit"),
+        Err(e) => tracing::warn!(error = %e, "cannot raise the open file limit"),
+    }
+}
+
 /// Runs the bridge with validated settings; returns the exit code.
 pub fn run(settings: Settings) -> i32 {
     install_crypto_provider();
+    raise_open_file_limit();
     register_secrets(&settings);
     tracing::info!(
         version = env!("CARGO_PKG_VERSION"),

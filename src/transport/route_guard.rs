@@ -379,6 +379,19 @@ pub(crate) async fn mcp_route(
                 .get(header::CONTENT_TYPE)
                 .and_then(|v| v.to_str().ok())
                 .is_some_and(|ct| ct.starts_with("text/event-stream"));
+            // A plain-JSON answer (2026-07-28 era) cut off by the shutdown: rmcp reports "no
+            // response" as a 500 without the call's id; the client gets its call's error.
+            if !sse
+                && res.status().is_server_error()
+                && shared.shutdown.is_cancelled()
+                && let Some(id) = &id
+            {
+                let (http_req, _) = res.into_parts();
+                let response = HttpResponse::Ok()
+                    .content_type("application/json")
+                    .body(cut_off_message(id).to_string());
+                return Ok(ServiceResponse::new(http_req, response).map_into_boxed_body());
+            }
             let shutdown = shared.shutdown.clone();
             res.map_body(|_, body| {
                 Tracked {
@@ -415,17 +428,21 @@ fn is_answer(chunk: &[u8]) -> bool {
     has(b"\"result\":") || has(b"\"error\":")
 }
 
-/// The SSE event that ends a call cut off by the shutdown.
-fn cut_off_event(id: &RequestId) -> Bytes {
-    let message = serde_json::json!({
+/// The JSON-RPC error of a call cut off by the shutdown.
+pub(crate) fn cut_off_message(id: &RequestId) -> serde_json::Value {
+    serde_json::json!({
         "jsonrpc": "2.0",
         "id": id,
         "error": {
             "code": -32000,
             "message": "the server is shutting down and could not finish this call; retry it on the next connection"
         }
-    });
-    Bytes::from(format!("event: message\ndata: {message}\n\n"))
+    })
+}
+
+/// The SSE event that ends a call cut off by the shutdown.
+fn cut_off_event(id: &RequestId) -> Bytes {
+    Bytes::from(format!("event: message\ndata: {}\n\n", cut_off_message(id)))
 }
 
 impl MessageBody for Tracked {

@@ -28,7 +28,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{
     http::{HttpError, InFlightGuard, Principal, SSE_KEEP_ALIVE, Shared},
-    route_guard::{ParsedMessage, legacy_session_id},
+    route_guard::{ParsedMessage, cut_off_message, legacy_session_id},
     sessions::{CapKey, SessionKind},
 };
 use crate::{mcp::server::OpenClawServer, net::ClientAddr, tasks::Owner};
@@ -170,14 +170,7 @@ async fn next_event(mut st: StreamState) -> Option<(Result<Bytes, actix_web::Err
     }
     if let Some(cut_off) = st.cut_off.as_mut() {
         let id = cut_off.next()?;
-        let message = serde_json::json!({
-            "jsonrpc": "2.0",
-            "id": id,
-            "error": {
-                "code": -32000,
-                "message": "the server is shutting down and could not finish this call; retry it on the next connection"
-            }
-        });
+        let message = cut_off_message(&id);
         return Some((Ok(event("message", &message.to_string())), st));
     }
     loop {

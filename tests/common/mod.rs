@@ -573,3 +573,4 @@ pub async fn eventually<F: FnMut() -> bool>(what: &str, mut check: F) {
 
 pub mod bridge;
 pub mod http;
+pub mod raw;
