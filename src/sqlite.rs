@@ -192,19 +192,37 @@ pub fn migrate(
     version: i64,
     schema: &str,
 ) -> Result<(), StoreError> {
+    migrate_with(conn, on_disk, version, schema, |_, _| Ok(()))
+}
+
+/// [`migrate`], with `upgrade` run in the same transaction after `schema` when the database
+/// was older than `version` (it gets the version found, 0 for a new database): for changes that
+/// `CREATE ... IF NOT EXISTS` cannot make, such as a new column. It must check what it changes,
+/// since the schema may already have created it.
+pub fn migrate_with(
+    conn: &mut rusqlite::Connection,
+    on_disk: bool,
+    version: i64,
+    schema: &str,
+    upgrade: impl FnOnce(&rusqlite::Transaction<'_>, i64) -> rusqlite::Result<()>,
+) -> Result<(), StoreError> {
     conn.busy_timeout(Duration::from_secs(5))?;
     if on_disk {
         conn.query_row("PRAGMA journal_mode = WAL", [], |_| Ok(()))?;
         conn.execute_batch("PRAGMA synchronous = NORMAL;")?;
     }
-    let found: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    // Read under the write lock: another process may have migrated meanwhile.
+    let found: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
     if found > version {
         return Err(StoreError::Db(format!(
             "schema version {found} is newer than this bridge understands ({version})"
         )));
     }
-    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     tx.execute_batch(schema)?;
+    if found < version {
+        upgrade(&tx, found)?;
+    }
     tx.execute_batch(&format!("PRAGMA user_version = {version};"))?;
     tx.commit()?;
     Ok(())
