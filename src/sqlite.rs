@@ -313,11 +313,12 @@ mod tests {
     use super::*;
 
     fn mode(path: &Path) -> u32 {
-        std::fs::symlink_metadata(path).unwrap().permissions().mode() & 0o7777
+        std::fs::symlink_metadata(path).map_or(0, |m| m.permissions().mode() & 0o7777)
     }
 
     fn set_mode(path: &Path, mode: u32) {
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+        let set = std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode));
+        assert!(set.is_ok(), "chmod {}: {set:?}", path.display());
     }
 
     #[test]
@@ -345,7 +346,11 @@ mod tests {
         for name in ["oauth.db", "oauth.db-wal", "notes.txt", "runners/x.lock"] {
             assert_eq!(mode(&dir.join(name)), 0o600, "{name}");
         }
-        assert_eq!(mode(&outside), 0o644, "a link out of the directory is not followed");
+        assert_eq!(
+            mode(&outside),
+            0o644,
+            "a link out of the directory is not followed"
+        );
         // Already private: nothing to do, and stricter modes are kept.
         set_mode(&dir.join("notes.txt"), 0o400);
         secure_dir(&dir).unwrap();
@@ -358,7 +363,13 @@ mod tests {
         let dir = parent.path().join("new");
         let path = dir.join("x.db");
         let mut conn = open_file(&path).unwrap();
-        migrate(&mut conn, true, 1, "CREATE TABLE IF NOT EXISTS t (v INTEGER);").unwrap();
+        migrate(
+            &mut conn,
+            true,
+            1,
+            "CREATE TABLE IF NOT EXISTS t (v INTEGER);",
+        )
+        .unwrap();
         conn.execute("INSERT INTO t (v) VALUES (1)", []).unwrap();
         assert_eq!(mode(&dir), 0o700);
         for name in ["x.db", "x.db-wal", "x.db-shm"] {
@@ -379,7 +390,10 @@ mod tests {
             panic!("expected a permissions error");
         };
         assert!(message.contains(&dir.display().to_string()), "{message}");
-        assert!(message.contains("open to other users (mode 0555)"), "{message}");
+        assert!(
+            message.contains("open to other users (mode 0555)"),
+            "{message}"
+        );
         assert!(!message.contains('\n'), "one line: {message}");
     }
 }

@@ -80,11 +80,17 @@ pub const REVOCATION_POLL: Duration = Duration::from_millis(250);
 /// An issued, not yet redeemed authorization code.
 #[derive(Debug, Clone)]
 struct PendingCode {
+    /// The client it was issued to.
     client_id: String,
+    /// Where it was sent.
     redirect_uri: String,
+    /// Whether the authorization request named the redirect URI (then /token must repeat it).
     redirect_given: bool,
+    /// The PKCE S256 challenge.
     challenge: String,
+    /// The granted scope.
     scope: String,
+    /// The resource the tokens will be for.
     resource: String,
     /// When the code expires (the replay memory keeps it until then).
     expires: Instant,
@@ -106,14 +112,18 @@ struct Authorization {
 /// An authorization waiting for a person's approval on the consent page.
 #[derive(Debug, Clone)]
 struct PendingConsent {
+    /// The checked authorization request awaiting approval.
     request: Authorization,
+    /// Wrong approval passwords so far.
     failed_attempts: u32,
 }
 
 /// The grants revoked so far, and the last revocation-log entry read.
 #[derive(Debug, Default)]
 struct Revoked {
+    /// Ids of revoked grants.
     grants: HashSet<String>,
+    /// The sequence number of the last revocation-log entry read.
     seq: i64,
 }
 
@@ -125,14 +135,23 @@ pub struct Auth {
     prefix: String,
     /// Audiences a token may carry: the MCP endpoint (canonical), the SSE endpoint, the issuer.
     resources: Vec<String>,
+    /// Signs and checks access tokens.
     key: SigningKey,
+    /// `oauth.db` on its own thread.
     db: SqliteHandle<AuthDb>,
+    /// The pre-configured client (`MCP_CLIENT_ID`).
     configured: Client,
+    /// Whether `/register` is open (`MCP_DANGEROUSLY_ALLOW_DCR`).
     allow_dcr: bool,
+    /// Most registered clients kept (`MCP_MAX_DCR_CLIENTS`).
     max_dcr_clients: usize,
+    /// Clients identified by a metadata document URL.
     cimd: MetadataClients,
+    /// What a person types to approve a client without a secret.
     approval_password: Option<Secret>,
+    /// Lifetime of access tokens.
     access_ttl: Duration,
+    /// Lifetime of refresh tokens.
     refresh_ttl: Duration,
     /// Outstanding codes by hash.
     codes: Mutex<Pending<PendingCode>>,
@@ -144,6 +163,7 @@ pub struct Auth {
     revoked: Arc<RwLock<Revoked>>,
     /// Ends the revocation poll when this server is dropped.
     stop: CancellationToken,
+    /// The OAuth routes' rate limits.
     limiter: RateLimiter,
 }
 
@@ -412,8 +432,7 @@ mod tests {
     }
 
     #[actix_rt::test]
-    async fn a_revocation_reaches_every_server_on_the_data_directory_and_the_poll_ends_with_it()
-    {
+    async fn a_revocation_reaches_every_server_on_the_data_directory_and_the_poll_ends_with_it() {
         let dir = tempfile::tempdir().unwrap();
         let location = Location::Dir(dir.path().to_path_buf());
         let s = settings();

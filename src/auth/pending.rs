@@ -40,11 +40,15 @@ pub enum PendingError {
 /// One entry and its bookkeeping.
 #[derive(Debug)]
 struct Entry<T> {
+    /// What is kept.
     value: T,
     /// Insertion number: smaller is older.
     seq: u64,
+    /// The client it is for (its per-client count).
     client: String,
+    /// The address that asked for it (its per-address count), if known.
     addr: Option<AddrBucket>,
+    /// When it stops being usable.
     expires: Instant,
 }
 
@@ -52,7 +56,9 @@ struct Entry<T> {
 /// live equally long, so insertion order is expiry order.
 #[derive(Debug)]
 pub struct Pending<T> {
+    /// The bounds.
     caps: Caps,
+    /// Entries by key.
     entries: HashMap<String, Entry<T>>,
     /// seq → key, oldest first.
     order: BTreeMap<u64, String>,
@@ -60,6 +66,7 @@ pub struct Pending<T> {
     by_client: HashMap<String, BTreeMap<u64, String>>,
     /// Live entries per address bucket.
     by_addr: HashMap<AddrBucket, usize>,
+    /// The next insertion number.
     next_seq: u64,
 }
 
@@ -150,7 +157,9 @@ impl<T> Pending<T> {
 
     /// Removes and returns the entry under `key` if it has not expired at `now`.
     pub fn take(&mut self, key: &str, now: Instant) -> Option<T> {
-        self.remove(key).filter(|e| e.expires > now).map(|e| e.value)
+        self.remove(key)
+            .filter(|e| e.expires > now)
+            .map(|e| e.value)
     }
 
     /// The entry under `key`, if it has not expired at `now`.
@@ -204,6 +213,7 @@ struct Redemption {
     grant: Option<String>,
     /// A replay came while the redemption was under way: its grant must be revoked once known.
     replayed: bool,
+    /// When the code would have expired: forgotten then.
     expires: Instant,
 }
 
@@ -223,7 +233,9 @@ pub enum Replay {
 /// a client without a secret, a person's approval); past `cap`, the oldest are forgotten.
 #[derive(Debug)]
 pub struct Redeemed {
+    /// Most codes remembered.
     cap: usize,
+    /// Redemptions by code hash.
     entries: HashMap<String, Redemption>,
     /// Insertion order, oldest first.
     order: std::collections::VecDeque<(Instant, String)>,
@@ -383,8 +395,15 @@ mod tests {
         assert!(p.get_mut("k1", now).is_some());
         assert_eq!(p.take("k1", later), None, "expired");
         let after = later + Duration::from_secs(1);
-        p.insert("n".into(), "c", addr("10.0.0.9"), after + Duration::from_secs(60), 9, after)
-            .unwrap();
+        p.insert(
+            "n".into(),
+            "c",
+            addr("10.0.0.9"),
+            after + Duration::from_secs(60),
+            9,
+            after,
+        )
+        .unwrap();
         assert_eq!(p.len(), 1, "the expired ones were swept");
     }
 

@@ -301,14 +301,11 @@ impl Auth {
             resource: a.resource.clone(),
             expires,
         };
-        let inserted = self.codes.lock().ok()?.insert(
-            hash(&code),
-            &a.client.id,
-            addr,
-            expires,
-            pending,
-            now,
-        );
+        let inserted =
+            self.codes
+                .lock()
+                .ok()?
+                .insert(hash(&code), &a.client.id, addr, expires, pending, now);
         match inserted {
             Ok(0) => Some(code),
             Ok(dropped) => {
@@ -708,18 +705,29 @@ impl Auth {
         // Any redemption attempt burns the code, successful or not.
         let code_hash = hash(code);
         let now = Instant::now();
-        let pending = self
-            .codes
-            .lock()
-            .ok()
-            .and_then(|mut codes| codes.take(&code_hash, now));
+        // Taken from the pending codes and entered among the redeemed ones under the codes'
+        // lock (always taken before the redeemed codes' lock), so that a replay racing the first
+        // redemption finds the code in one or the other.
+        let (pending, replay) = match self.codes.lock() {
+            Ok(mut codes) => match codes.take(&code_hash, now) {
+                Some(pending) => {
+                    if let Ok(mut r) = self.redeemed.lock() {
+                        r.start(code_hash.clone(), pending.expires, now);
+                    }
+                    (Some(pending), Replay::Unknown)
+                }
+                None => (
+                    None,
+                    self.redeemed
+                        .lock()
+                        .map(|mut r| r.replay(&code_hash, now))
+                        .unwrap_or(Replay::Unknown),
+                ),
+            },
+            Err(_) => return Err(OAuthError::server_error()),
+        };
         let Some(pending) = pending else {
             // RFC 6749 §4.1.2: a code used twice revokes what its first use issued.
-            let replay = self
-                .redeemed
-                .lock()
-                .map(|mut r| r.replay(&code_hash, now))
-                .unwrap_or(Replay::Unknown);
             match replay {
                 Replay::Revoke(grant) => {
                     self.revoke(&grant).await?;
@@ -732,9 +740,6 @@ impl Auth {
             }
             return Err(OAuthError::invalid_grant("Invalid authorization code"));
         };
-        if let Ok(mut r) = self.redeemed.lock() {
-            r.start(code_hash.clone(), pending.expires, now);
-        }
         let outcome = self.redeem(client, p, pending, &code_hash).await;
         if outcome.is_err()
             && let Ok(mut r) = self.redeemed.lock()

@@ -337,9 +337,9 @@ impl AuthDb {
     /// The revocation log after sequence number `seq`, oldest first: (sequence, grant id). One
     /// primary-key range read; empty (and cheap) when nothing was revoked since.
     pub fn revocations_since(&mut self, seq: i64) -> Result<Vec<(i64, String)>, StoreError> {
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT seq, grant_id FROM revocations WHERE seq > ?1 ORDER BY seq",
-        )?;
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT seq, grant_id FROM revocations WHERE seq > ?1 ORDER BY seq")?;
         let rows = stmt.query_map(params![seq], |r| Ok((r.get(0)?, r.get(1)?)))?;
         Ok(rows.collect::<Result<Vec<_>, _>>()?)
     }
@@ -557,8 +557,14 @@ mod tests {
                 Registration::Stored
             );
         }
-        assert!(db.client("live").unwrap().is_some(), "a live grant keeps it");
-        assert!(db.client("recent").unwrap().is_some(), "recent use keeps it");
+        assert!(
+            db.client("live").unwrap().is_some(),
+            "a live grant keeps it"
+        );
+        assert!(
+            db.client("recent").unwrap().is_some(),
+            "recent use keeps it"
+        );
         assert!(db.client("stale").unwrap().is_none());
         assert!(db.client("flood3").unwrap().is_none(), "unused: dropped");
         assert!(db.client("flood4").unwrap().is_some(), "the newest stays");
