@@ -260,7 +260,12 @@ where
 }
 
 /// Registers a client by DCR; (client_id, client_secret).
-async fn register(http: &Http, b: &HttpBridge, name: &str, method: &str) -> (String, Option<String>) {
+async fn register(
+    http: &Http,
+    b: &HttpBridge,
+    name: &str,
+    method: &str,
+) -> (String, Option<String>) {
     let registered = http
         .send(
             http.client
@@ -1659,7 +1664,9 @@ fn assert_private(dir: &std::path::Path) {
     }
     for file in ["oauth.db", "oauth.db-wal", "oauth.db-shm", "tasks.db"] {
         assert!(
-            entries.iter().any(|(n, _, _)| n.ends_with(&format!("/{file}"))),
+            entries
+                .iter()
+                .any(|(n, _, _)| n.ends_with(&format!("/{file}"))),
             "{file} in {entries:?}"
         );
     }
@@ -1686,7 +1693,10 @@ async fn the_data_directory_is_private_even_when_it_was_not() {
     tokens(&http, &first).await;
     assert_private(&dir);
     first.signal("TERM");
-    assert_eq!(first.wait_exit(std::time::Duration::from_secs(20)).await, Some(0));
+    assert_eq!(
+        first.wait_exit(std::time::Duration::from_secs(20)).await,
+        Some(0)
+    );
 
     // Loosened by hand (or an older version, or a restore): tightened at the next start.
     let loosen = |path: &std::path::Path, mode: u32| {
@@ -1694,7 +1704,10 @@ async fn the_data_directory_is_private_even_when_it_was_not() {
     };
     std::fs::write(dir.join("oauth.db-wal"), b"").ok();
     for (name, _, is_dir) in modes_under(&dir) {
-        loosen(std::path::Path::new(&name), if is_dir { 0o755 } else { 0o644 });
+        loosen(
+            std::path::Path::new(&name),
+            if is_dir { 0o755 } else { 0o644 },
+        );
     }
     std::fs::write(dir.join("notes.txt"), b"copied here").unwrap();
     loosen(&dir.join("notes.txt"), 0o644);
@@ -1702,5 +1715,9 @@ async fn the_data_directory_is_private_even_when_it_was_not() {
     let second = HttpBridge::spawn(&[], &env).await;
     tokens(&http, &second).await;
     assert_private(&dir);
-    assert!(second.logs().contains("data directory permissions tightened"));
+    assert!(
+        second
+            .logs()
+            .contains("data directory permissions tightened")
+    );
 }
