@@ -900,6 +900,19 @@ async fn a_refresh_rotates_and_a_replay_revokes_the_whole_grant() {
     assert_eq!(second.status, 200);
     let second = second.json();
     assert_ne!(second["refresh_token"], first["refresh_token"], "rotated");
+    // The grant, the request's principal, stays the same across refreshes.
+    let gid = |t: &Value| {
+        let payload = t["access_token"]
+            .as_str()
+            .unwrap()
+            .split('.')
+            .nth(1)
+            .unwrap();
+        let claims: Value =
+            serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap();
+        claims["gid"].as_str().unwrap().to_string()
+    };
+    assert_eq!(gid(&second), gid(&first));
     let access = second["access_token"].as_str().unwrap();
     assert_eq!(http.mcp(&b.url("/mcp"), Some(access)).await.status, 200);
 
