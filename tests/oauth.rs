@@ -86,7 +86,29 @@ impl Http {
         self.send(self.client.get(url), None).await
     }
 
+    /// A GET as if from `from` (with `TRUST_PROXY=true`, the client address).
+    async fn get_from(&self, url: &str, from: &str) -> Reply {
+        self.send(
+            self.client
+                .get(url)
+                .insert_header(("x-forwarded-for", from)),
+            None,
+        )
+        .await
+    }
+
     async fn form(&self, url: &str, pairs: &[(&str, &str)], basic: Option<(&str, &str)>) -> Reply {
+        self.form_from(url, pairs, basic, None).await
+    }
+
+    /// A form POST, as if from `from` when given (see [`Http::get_from`]).
+    async fn form_from(
+        &self,
+        url: &str,
+        pairs: &[(&str, &str)],
+        basic: Option<(&str, &str)>,
+        from: Option<&str>,
+    ) -> Reply {
         let body = url::form_urlencoded::Serializer::new(String::new())
             .extend_pairs(pairs)
             .finish();
@@ -94,6 +116,9 @@ impl Http {
             .client
             .post(url)
             .insert_header(("content-type", "application/x-www-form-urlencoded"));
+        if let Some(from) = from {
+            req = req.insert_header(("x-forwarded-for", from));
+        }
         if let Some((id, secret)) = basic {
             req = req.insert_header((
                 "authorization",
@@ -202,6 +227,81 @@ async fn redeem(http: &Http, b: &HttpBridge, code: &str, v: &str) -> Reply {
         None,
     )
     .await
+}
+
+/// A refresh-token grant by the configured client (HTTP Basic), from `from` when given.
+async fn refresh(http: &Http, b: &HttpBridge, token: &str, from: Option<&str>) -> Reply {
+    http.form_from(
+        &b.url("/token"),
+        &[("grant_type", "refresh_token"), ("refresh_token", token)],
+        Some((CLIENT_ID, SECRET)),
+        from,
+    )
+    .await
+}
+
+/// Polls `probe` (at most every 20 ms) until it is true or `within` has passed; whether it
+/// became true.
+async fn within<F, Fut>(within: std::time::Duration, mut probe: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        if probe().await {
+            return true;
+        }
+        if std::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+/// Registers a client by DCR; (client_id, client_secret).
+async fn register(
+    http: &Http,
+    b: &HttpBridge,
+    name: &str,
+    method: &str,
+) -> (String, Option<String>) {
+    let registered = http
+        .send(
+            http.client
+                .post(b.url("/register"))
+                .insert_header(("content-type", "application/json")),
+            Some(
+                json!({"client_name": name, "redirect_uris": [CALLBACK], "token_endpoint_auth_method": method})
+                    .to_string(),
+            ),
+        )
+        .await;
+    assert_eq!(
+        registered.status,
+        201,
+        "{}",
+        String::from_utf8_lossy(&registered.body)
+    );
+    let doc = registered.json();
+    (
+        doc["client_id"].as_str().unwrap().to_string(),
+        doc["client_secret"].as_str().map(str::to_string),
+    )
+}
+
+/// The authorization request of `client_id` (else as [`authorize_params`]).
+fn authorize_params_for(client_id: &str, challenge: &str) -> Vec<(String, String)> {
+    authorize_params(challenge, CALLBACK)
+        .into_iter()
+        .map(|(k, v)| {
+            if k == "client_id" {
+                (k, client_id.to_string())
+            } else {
+                (k, v)
+            }
+        })
+        .collect()
 }
 
 async fn tokens(http: &Http, b: &HttpBridge) -> Value {
@@ -534,15 +634,28 @@ async fn state_and_an_existing_redirect_query_are_preserved() {
 }
 
 #[actix_rt::test]
-async fn a_code_replay_is_refused() {
+async fn a_code_replay_is_refused_and_revokes_what_the_first_redemption_issued() {
     let gw = FakeGateway::start();
     let b = bridge(&gw, &[]).await;
     let http = Http::new();
     let (v, code) = get_code(&http, &b).await;
-    assert_eq!(redeem(&http, &b, &code, &v).await.status, 200);
+    let first = redeem(&http, &b, &code, &v).await;
+    assert_eq!(first.status, 200);
+    let first = first.json();
+    let access = first["access_token"].as_str().unwrap();
+    assert_eq!(http.mcp(&b.url("/mcp"), Some(access)).await.status, 200);
     let again = redeem(&http, &b, &code, &v).await;
     assert_eq!(again.status, 400);
     assert_eq!(again.json()["error"], "invalid_grant");
+    // RFC 6749 §4.1.2: the tokens issued from the code are revoked.
+    assert_eq!(
+        http.mcp(&b.url("/mcp"), Some(access)).await.status,
+        401,
+        "the first redemption's access token"
+    );
+    let refreshed = refresh(&http, &b, first["refresh_token"].as_str().unwrap(), None).await;
+    assert_eq!(refreshed.status, 400);
+    assert_eq!(refreshed.json()["error"], "invalid_grant");
 }
 
 #[actix_rt::test]
@@ -789,6 +902,19 @@ async fn a_refresh_rotates_and_a_replay_revokes_the_whole_grant() {
     assert_eq!(second.status, 200);
     let second = second.json();
     assert_ne!(second["refresh_token"], first["refresh_token"], "rotated");
+    // The grant, the request's principal, stays the same across refreshes.
+    let gid = |t: &Value| {
+        let payload = t["access_token"]
+            .as_str()
+            .unwrap()
+            .split('.')
+            .nth(1)
+            .unwrap();
+        let claims: Value =
+            serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap();
+        claims["gid"].as_str().unwrap().to_string()
+    };
+    assert_eq!(gid(&second), gid(&first));
     let access = second["access_token"].as_str().unwrap();
     assert_eq!(http.mcp(&b.url("/mcp"), Some(access)).await.status, 200);
 
@@ -1203,4 +1329,410 @@ async fn a_session_cannot_be_used_with_another_clients_token() {
         )
         .await;
     assert_eq!(own.status, 200, "{}", String::from_utf8_lossy(&own.body));
+}
+
+/// Caps of pending codes (src/auth/mod.rs `PENDING_CAPS`).
+const CODES_PER_ADDRESS: usize = 32;
+const CODES_PER_CLIENT: usize = 256;
+
+#[actix_rt::test]
+async fn an_authorize_flood_for_the_configured_client_refuses_only_the_flooding_address() {
+    let gw = FakeGateway::start();
+    let b = bridge(&gw, &[("TRUST_PROXY", "true")]).await;
+    let http = Http::new();
+    let v = verifier();
+    let url = b.url(&format!(
+        "/authorize?{}",
+        query(&authorize_params(&challenge_of(&v), CALLBACK))
+    ));
+    // One address: its own cap, then refused (through the redirect, as OAuth errors go).
+    let mut first_code = None;
+    for i in 0..CODES_PER_ADDRESS {
+        let reply = http.get_from(&url, "198.51.100.1").await;
+        assert_eq!(reply.status, 302, "{i}");
+        let code = reply.location_params()["code"].clone();
+        first_code.get_or_insert(code);
+    }
+    let refused = http.get_from(&url, "198.51.100.1").await;
+    assert_eq!(refused.status, 302);
+    let params = refused.location_params();
+    assert_eq!(params["error"], "temporarily_unavailable");
+    assert_eq!(params["state"], "xyz");
+    assert!(!params.contains_key("code"));
+    // More addresses, past the client's cap: its oldest codes are dropped, nothing is refused.
+    let mut issued = CODES_PER_ADDRESS;
+    let mut last_code = String::new();
+    for n in 2.. {
+        if issued > CODES_PER_CLIENT + CODES_PER_ADDRESS {
+            break;
+        }
+        let from = format!("198.51.100.{n}");
+        for _ in 0..CODES_PER_ADDRESS {
+            let reply = http.get_from(&url, &from).await;
+            assert_eq!(reply.status, 302);
+            last_code = reply.location_params()["code"].clone();
+            issued += 1;
+        }
+    }
+    // A person from another address still gets a code that works.
+    let mine = verifier();
+    let reply = http
+        .get_from(
+            &b.url(&format!(
+                "/authorize?{}",
+                query(&authorize_params(&challenge_of(&mine), CALLBACK))
+            )),
+            "203.0.113.9",
+        )
+        .await;
+    assert_eq!(reply.status, 302);
+    let code = reply.location_params()["code"].clone();
+    let redeemed = redeem(&http, &b, &code, &mine).await;
+    assert_eq!(
+        redeemed.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&redeemed.body)
+    );
+    // The flood's oldest code went to make room; its newest is still there.
+    assert_eq!(
+        redeem(&http, &b, &first_code.unwrap(), &v).await.status,
+        400
+    );
+    assert_eq!(redeem(&http, &b, &last_code, &v).await.status, 200);
+}
+
+/// Registers a confidential client, has a person approve it and redeems its code; (client id,
+/// secret, token response).
+async fn approved_client(http: &Http, b: &HttpBridge, password: &str) -> (String, String, Value) {
+    let (id, secret) = register(http, b, "In use", "client_secret_post").await;
+    let secret = secret.unwrap();
+    let v = verifier();
+    let page = authorize(http, b, &authorize_params_for(&id, &challenge_of(&v))).await;
+    assert_eq!(page.status, 200);
+    let consent = consent_id(&String::from_utf8_lossy(&page.body));
+    let approved = http
+        .form(
+            &b.url("/authorize"),
+            &[
+                ("consent_id", &consent),
+                ("password", password),
+                ("decision", "approve"),
+            ],
+            None,
+        )
+        .await;
+    assert_eq!(approved.status, 302);
+    let code = approved.location_params()["code"].clone();
+    let t = http
+        .form(
+            &b.url("/token"),
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", &code),
+                ("code_verifier", &v),
+                ("redirect_uri", CALLBACK),
+                ("client_id", &id),
+                ("client_secret", &secret),
+            ],
+            None,
+        )
+        .await;
+    assert_eq!(t.status, 200, "{}", String::from_utf8_lossy(&t.body));
+    (id, secret, t.json())
+}
+
+#[actix_rt::test]
+async fn a_registration_flood_past_the_cap_keeps_a_client_in_use() {
+    let gw = FakeGateway::start();
+    let b = bridge(
+        &gw,
+        &[
+            ("MCP_DANGEROUSLY_ALLOW_DCR", "true"),
+            ("MCP_APPROVAL_PASSWORD", "open sesame please"),
+            ("MCP_MAX_DCR_CLIENTS", "3"),
+        ],
+    )
+    .await;
+    let http = Http::new();
+    let (id, secret, t) = approved_client(&http, &b, "open sesame please").await;
+    for i in 0..6 {
+        register(&http, &b, &format!("flood {i}"), "none").await;
+    }
+    let refreshed = http
+        .form(
+            &b.url("/token"),
+            &[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", t["refresh_token"].as_str().unwrap()),
+                ("client_id", &id),
+                ("client_secret", &secret),
+            ],
+            None,
+        )
+        .await;
+    assert_eq!(
+        refreshed.status,
+        200,
+        "the oldest registration, but in use: {}",
+        String::from_utf8_lossy(&refreshed.body)
+    );
+}
+
+#[actix_rt::test]
+async fn a_wrong_approval_password_shows_the_consent_page_again() {
+    let gw = FakeGateway::start();
+    let password = "open sesame please";
+    let b = bridge(
+        &gw,
+        &[
+            ("MCP_DANGEROUSLY_ALLOW_DCR", "true"),
+            ("MCP_APPROVAL_PASSWORD", password),
+        ],
+    )
+    .await;
+    let http = Http::new();
+    let (id, _) = register(&http, &b, "Claude", "none").await;
+    let consent_page = |v: String| {
+        let (http, b, id) = (&http, &b, id.clone());
+        async move {
+            let page = authorize(http, b, &authorize_params_for(&id, &challenge_of(&v))).await;
+            assert_eq!(page.status, 200);
+            consent_id(&String::from_utf8_lossy(&page.body))
+        }
+    };
+    let decide = |consent: String, password: &'static str| {
+        let (http, b) = (&http, &b);
+        async move {
+            http.form(
+                &b.url("/authorize"),
+                &[
+                    ("consent_id", &consent),
+                    ("password", password),
+                    ("decision", "approve"),
+                ],
+                None,
+            )
+            .await
+        }
+    };
+    let v = verifier();
+    let consent = consent_page(v.clone()).await;
+    let wrong = decide(consent.clone(), "guess").await;
+    assert_eq!(wrong.status, 401);
+    assert!(
+        wrong
+            .header("content-type")
+            .unwrap()
+            .starts_with("text/html"),
+        "{:?}",
+        wrong.header("content-type")
+    );
+    let html = String::from_utf8_lossy(&wrong.body).to_string();
+    assert!(html.contains("Wrong approval password."), "{html}");
+    assert!(html.contains("<form method=\"post\""), "{html}");
+    assert_eq!(consent_id(&html), consent, "the same request, still open");
+    assert_eq!(wrong.header("x-frame-options").as_deref(), Some("DENY"));
+    let right = decide(consent, "open sesame please").await;
+    assert_eq!(right.status, 302);
+    assert!(right.location_params().contains_key("code"));
+
+    // Five wrong passwords end the request: a page saying so, and the right one is too late.
+    let consent = consent_page(verifier()).await;
+    for _ in 0..4 {
+        assert_eq!(decide(consent.clone(), "guess").await.status, 401);
+    }
+    let fifth = decide(consent.clone(), "guess").await;
+    assert_eq!(fifth.status, 403);
+    assert!(
+        fifth
+            .header("content-type")
+            .unwrap()
+            .starts_with("text/html")
+    );
+    assert!(String::from_utf8_lossy(&fifth.body).contains("Too many wrong approval passwords"));
+    let late = decide(consent, "open sesame please").await;
+    assert_eq!(late.status, 400);
+    assert!(late.header("location").is_none());
+}
+
+#[actix_rt::test]
+async fn bridges_sharing_a_data_directory_refuse_a_revoked_grant_within_a_second() {
+    let gw = FakeGateway::start();
+    let dir = tempfile::tempdir().unwrap();
+    let dir_s = dir.path().to_str().unwrap().to_string();
+    // No MCP_TOKEN_SIGNING_KEY: both use the key kept in the shared oauth.db.
+    let env: Vec<(&str, &str)> = vec![
+        ("OPENCLAW_URL", gw.url.as_str()),
+        ("AUTH_ENABLED", "true"),
+        ("MCP_CLIENT_ID", CLIENT_ID),
+        ("MCP_CLIENT_SECRET", SECRET),
+        ("OPENCLAW_MCP_DATA_DIR", dir_s.as_str()),
+        ("MCP_ISSUER_URL", "http://localhost:1"),
+    ];
+    let one = HttpBridge::spawn(&[], &env).await;
+    let two = HttpBridge::spawn(&[], &env).await;
+    let http = Http::new();
+    let second = std::time::Duration::from_secs(1);
+
+    // Revoked on one bridge.
+    let t = tokens(&http, &one).await;
+    let access = t["access_token"].as_str().unwrap().to_string();
+    assert_eq!(http.mcp(&two.url("/mcp"), Some(&access)).await.status, 200);
+    let revoked = http
+        .form(
+            &one.url("/revoke"),
+            &[("token", &access)],
+            Some((CLIENT_ID, SECRET)),
+        )
+        .await;
+    assert_eq!(revoked.status, 200);
+    assert!(
+        within(second, || async {
+            http.mcp(&two.url("/mcp"), Some(&access)).await.status == 401
+        })
+        .await,
+        "the other bridge refuses the revoked token within a second"
+    );
+
+    // A refresh-token replay on one bridge revokes the grant on both.
+    let t = tokens(&http, &one).await;
+    let rotated = refresh(&http, &one, t["refresh_token"].as_str().unwrap(), None).await;
+    assert_eq!(rotated.status, 200);
+    let access = rotated.json()["access_token"].as_str().unwrap().to_string();
+    assert_eq!(http.mcp(&two.url("/mcp"), Some(&access)).await.status, 200);
+    let replay = refresh(&http, &one, t["refresh_token"].as_str().unwrap(), None).await;
+    assert_eq!(replay.json()["error"], "invalid_grant");
+    assert!(
+        within(second, || async {
+            http.mcp(&two.url("/mcp"), Some(&access)).await.status == 401
+        })
+        .await,
+        "the other bridge refuses the replayed grant's token within a second"
+    );
+}
+
+#[actix_rt::test]
+async fn token_failures_count_per_address_and_successes_per_client() {
+    let gw = FakeGateway::start();
+    let b = bridge(&gw, &[("TRUST_PROXY", "true")]).await;
+    let http = Http::new();
+    let (a, other) = (Some("198.51.100.7"), Some("198.51.100.8"));
+    let mut current = tokens(&http, &b).await["refresh_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // Successes do not spend the address's failure budget (50).
+    for i in 0..55 {
+        let reply = refresh(&http, &b, &current, a).await;
+        assert_eq!(reply.status, 200, "refresh {i}");
+        current = reply.json()["refresh_token"].as_str().unwrap().to_string();
+    }
+    let mut failures = 0;
+    loop {
+        let reply = refresh(&http, &b, "not-a-refresh-token", a).await;
+        if reply.status == 429 {
+            assert!(reply.header("retry-after").is_some());
+            break;
+        }
+        assert_eq!(reply.json()["error"], "invalid_grant");
+        failures += 1;
+        assert!(failures <= 50, "refused after 50 failures");
+    }
+    assert_eq!(failures, 50);
+    // The failing address is refused, before its request is looked at: its token is not spent.
+    assert_eq!(refresh(&http, &b, &current, a).await.status, 429);
+    // Another address of the same client is not.
+    let reply = refresh(&http, &b, &current, other).await;
+    assert_eq!(
+        reply.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&reply.body)
+    );
+}
+
+#[cfg(unix)]
+fn modes_under(dir: &std::path::Path) -> Vec<(String, u32, bool)> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let entry = entry.unwrap();
+        let meta = entry.metadata().unwrap();
+        let name = entry.path().display().to_string();
+        out.push((name, meta.permissions().mode() & 0o777, meta.is_dir()));
+        if meta.is_dir() {
+            out.extend(modes_under(&entry.path()));
+        }
+    }
+    out
+}
+
+#[cfg(unix)]
+fn assert_private(dir: &std::path::Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(dir).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o700, "{}", dir.display());
+    let entries = modes_under(dir);
+    for (name, mode, is_dir) in &entries {
+        assert_eq!(*mode, if *is_dir { 0o700 } else { 0o600 }, "{name}");
+    }
+    for file in ["oauth.db", "oauth.db-wal", "oauth.db-shm", "tasks.db"] {
+        assert!(
+            entries
+                .iter()
+                .any(|(n, _, _)| n.ends_with(&format!("/{file}"))),
+            "{file} in {entries:?}"
+        );
+    }
+}
+
+#[cfg(unix)]
+#[actix_rt::test]
+async fn the_data_directory_is_private_even_when_it_was_not() {
+    use std::os::unix::fs::PermissionsExt;
+    let gw = FakeGateway::start();
+    let parent = tempfile::tempdir().unwrap();
+    let dir = parent.path().join("data");
+    let dir_s = dir.to_str().unwrap().to_string();
+    let env: Vec<(&str, &str)> = vec![
+        ("OPENCLAW_URL", gw.url.as_str()),
+        ("AUTH_ENABLED", "true"),
+        ("MCP_CLIENT_ID", CLIENT_ID),
+        ("MCP_CLIENT_SECRET", SECRET),
+        ("OPENCLAW_MCP_DATA_DIR", dir_s.as_str()),
+    ];
+    let http = Http::new();
+    // A new directory: everything in it, -wal and -shm included, is private from the start.
+    let mut first = HttpBridge::spawn(&[], &env).await;
+    tokens(&http, &first).await;
+    assert_private(&dir);
+    first.signal("TERM");
+    assert_eq!(
+        first.wait_exit(std::time::Duration::from_secs(20)).await,
+        Some(0)
+    );
+
+    // Loosened by hand (or an older version, or a restore): tightened at the next start.
+    let loosen = |path: &std::path::Path, mode: u32| {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+    };
+    std::fs::write(dir.join("oauth.db-wal"), b"").ok();
+    for (name, _, is_dir) in modes_under(&dir) {
+        loosen(
+            std::path::Path::new(&name),
+            if is_dir { 0o755 } else { 0o644 },
+        );
+    }
+    std::fs::write(dir.join("notes.txt"), b"copied here").unwrap();
+    loosen(&dir.join("notes.txt"), 0o644);
+    loosen(&dir, 0o755);
+    let second = HttpBridge::spawn(&[], &env).await;
+    tokens(&http, &second).await;
+    assert_private(&dir);
+    assert!(
+        second
+            .logs()
+            .contains("data directory permissions tightened")
+    );
 }

@@ -54,7 +54,8 @@ pub enum Limit {
 }
 
 impl Limit {
-    fn describe(self) -> &'static str {
+    /// What the limit counts, for the 429 answer.
+    pub fn describe(self) -> &'static str {
         match self {
             Limit::Authorize => "authorization requests",
             Limit::TokenFailure => "failed token requests",

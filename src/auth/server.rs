@@ -22,18 +22,25 @@ use serde_json::{Value, json};
 use url::Url;
 
 use super::{
-    Auth, Authorization, CODE_TTL, CONSENT_TTL, MAX_PENDING, PendingCode, PendingConsent,
+    Auth, Authorization, CODE_TTL, CONSENT_TTL, PendingCode, PendingConsent,
     clients::{Client, check_redirect_uris},
     error::OAuthError,
-    middleware::Limit,
+    middleware::{Limit, RateKey, RateLimiter},
+    pending::{PendingError, Replay},
     pkce,
-    store::{RefreshOutcome, RegisteredClient},
+    store::{RefreshOutcome, RegisteredClient, Registration},
     tokens::{Claims, SCOPE, hash, random_token},
 };
-use crate::{net::ClientAddr, util::now_ms};
+use crate::{
+    net::{AddrBucket, ClientAddr, HtmlPage},
+    util::now_ms,
+};
 
 /// Largest form or JSON body on the OAuth routes.
 const MAX_BODY: usize = 64 * 1024;
+/// Wrong approval passwords that end a consent page (the `Limit::Consent` rate limit counts
+/// attempts per address across pages).
+const MAX_PASSWORD_ATTEMPTS: u32 = 5;
 
 type Params = HashMap<String, String>;
 
@@ -212,6 +219,11 @@ fn consent_page(
         .ok()
         .and_then(|u| u.host_str().map(str::to_string))
         .unwrap_or_default();
+    let status = if problem.is_some() {
+        StatusCode::UNAUTHORIZED
+    } else {
+        StatusCode::OK
+    };
     let problem = problem
         .map(|p| format!("<p class=\"problem\">{}</p>", html_escape(p)))
         .unwrap_or_default();
@@ -238,47 +250,73 @@ After approval your browser goes to <strong>{host}</strong>.</p>
         action = html_escape(&format!("{}/authorize", auth.prefix)),
         id = html_escape(id),
     );
-    no_store(
-        HttpResponse::build(if problem.is_empty() {
-            StatusCode::OK
-        } else {
-            StatusCode::UNAUTHORIZED
-        })
-        .content_type("text/html; charset=utf-8")
-        .insert_header(("x-frame-options", "DENY"))
-        .insert_header((
-            "content-security-policy",
-            "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'",
-        ))
-        .insert_header(("referrer-policy", "no-referrer"))
-        .body(page),
+    html_page(status, page)
+}
+
+/// A page for a person: HTML with the headers that keep it out of frames and caches, marked
+/// [`HtmlPage`] so that the JSON error layer leaves a 4xx page as it is.
+fn html_page(status: StatusCode, page: String) -> HttpResponse {
+    let mut response = no_store(
+        HttpResponse::build(status)
+            .content_type("text/html; charset=utf-8")
+            .insert_header(("x-frame-options", "DENY"))
+            .insert_header((
+                "content-security-policy",
+                "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'",
+            ))
+            .insert_header(("referrer-policy", "no-referrer"))
+            .body(page),
+    );
+    response.extensions_mut().insert(HtmlPage);
+    response
+}
+
+/// The page after too many wrong approval passwords: the request is over.
+fn too_many_attempts_page() -> HttpResponse {
+    html_page(
+        StatusCode::FORBIDDEN,
+        r#"<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width">
+<title>Access not approved</title>
+<style>body{font-family:system-ui,sans-serif;max-width:32rem;margin:3rem auto;padding:0 1rem}</style></head>
+<body><h1>Access not approved</h1>
+<p>Too many wrong approval passwords. Start the connection again from your client.</p>
+</body></html>"#
+            .to_string(),
     )
 }
 
 impl Auth {
-    fn issue_code(&self, a: &Authorization) -> Option<String> {
+    /// A new code for `a`, asked for from `addr`; `None` when that address holds too many.
+    fn issue_code(&self, a: &Authorization, addr: Option<AddrBucket>) -> Option<String> {
         let code = random_token();
-        let mut codes = self.codes.lock().ok()?;
-        if codes.len() >= MAX_PENDING {
-            let now = Instant::now();
-            codes.retain(|_, c| c.expires > now);
-            if codes.len() >= MAX_PENDING {
-                return None;
+        let now = Instant::now();
+        let expires = now + CODE_TTL;
+        let pending = PendingCode {
+            client_id: a.client.id.clone(),
+            redirect_uri: a.redirect_uri.clone(),
+            redirect_given: a.redirect_given,
+            challenge: a.challenge.clone(),
+            scope: a.scope.clone(),
+            resource: a.resource.clone(),
+            expires,
+        };
+        let inserted =
+            self.codes
+                .lock()
+                .ok()?
+                .insert(hash(&code), &a.client.id, addr, expires, pending, now);
+        match inserted {
+            Ok(0) => Some(code),
+            Ok(dropped) => {
+                tracing::warn!(client_id = %a.client.id, dropped, "pending codes past their cap: the oldest were dropped");
+                Some(code)
+            }
+            Err(PendingError::AddressFull) => {
+                tracing::warn!(client_id = %a.client.id, addr = ?addr.map(|a| a.to_string()), "too many pending codes from one address; refused");
+                None
             }
         }
-        codes.insert(
-            hash(&code),
-            PendingCode {
-                client_id: a.client.id.clone(),
-                redirect_uri: a.redirect_uri.clone(),
-                redirect_given: a.redirect_given,
-                challenge: a.challenge.clone(),
-                scope: a.scope.clone(),
-                resource: a.resource.clone(),
-                expires: Instant::now() + CODE_TTL,
-            },
-        );
-        Some(code)
     }
 
     fn code_redirect(
@@ -292,7 +330,10 @@ impl Auth {
             Some(code) => code.as_str(),
             None => {
                 params.push(("error", "temporarily_unavailable"));
-                params.push(("error_description", "too many pending authorizations"));
+                params.push((
+                    "error_description",
+                    "too many pending authorizations from this address",
+                ));
                 ""
             }
         };
@@ -409,8 +450,9 @@ async fn authorize(req: HttpRequest, body: web::Bytes, auth: web::Data<Arc<Auth>
         Err(e) => return e.error_response(),
     };
     if req.method() == Method::POST && params.contains_key("consent_id") {
-        return consent_decision(&req, &params, &auth);
+        return consent_decision(&req, &params, &auth).await;
     }
+    let addr = client_ip(&req).map(AddrBucket::of);
     let a = match auth.check_authorization(&params).await {
         Ok(a) => a,
         Err(response) => return response,
@@ -418,8 +460,10 @@ async fn authorize(req: HttpRequest, body: web::Bytes, auth: web::Data<Arc<Auth>
     if a.client.configured {
         // The pre-configured confidential client is approved at once, as in 1.7.0: its secret
         // is still needed at /token.
-        let code = auth.issue_code(&a);
-        tracing::info!(client_id = %a.client.id, "authorization code issued");
+        let code = auth.issue_code(&a, addr);
+        if code.is_some() {
+            tracing::info!(client_id = %a.client.id, "authorization code issued");
+        }
         return auth.code_redirect(&a.redirect_uri, code, a.state.as_deref());
     }
     if auth.approval_password.is_none() {
@@ -429,34 +473,40 @@ async fn authorize(req: HttpRequest, body: web::Bytes, auth: web::Data<Arc<Auth>
         .error_response();
     }
     let id = random_token();
+    let client_id = a.client.id.clone();
     let consent = PendingConsent {
         request: a,
-        expires: Instant::now() + CONSENT_TTL,
         failed_attempts: 0,
     };
     let page = consent_page(&auth, &id, &consent, None);
-    if let Ok(mut consents) = auth.consents.lock() {
-        let now = Instant::now();
-        if consents.len() >= MAX_PENDING {
-            consents.retain(|_, c| c.expires > now);
+    let now = Instant::now();
+    let inserted = match auth.consents.lock() {
+        Ok(mut consents) => consents.insert(id, &client_id, addr, now + CONSENT_TTL, consent, now),
+        Err(_) => return OAuthError::server_error().error_response(),
+    };
+    match inserted {
+        Ok(0) => {}
+        Ok(dropped) => {
+            tracing::warn!(client_id = %client_id, dropped, "open consent pages past their cap: the oldest were dropped");
         }
-        if consents.len() >= MAX_PENDING {
-            return OAuthError::temporarily_unavailable("too many pending authorizations")
-                .error_response();
+        Err(PendingError::AddressFull) => {
+            tracing::warn!(client_id = %client_id, "too many open consent pages from one address; refused");
+            return OAuthError::temporarily_unavailable(
+                "too many pending authorizations from this address",
+            )
+            .error_response();
         }
-        consents.insert(id, consent);
     }
     page
 }
 
-fn consent_decision(req: &HttpRequest, params: &Params, auth: &Auth) -> HttpResponse {
+async fn consent_decision(req: &HttpRequest, params: &Params, auth: &Auth) -> HttpResponse {
     let id = params.get("consent_id").cloned().unwrap_or_default();
     let Some(consent) = auth
         .consents
         .lock()
         .ok()
-        .and_then(|c| c.get(&id).cloned())
-        .filter(|c| c.expires > Instant::now())
+        .and_then(|mut c| c.get_mut(&id, Instant::now()).cloned())
     else {
         return OAuthError::invalid_request(
             "this approval page expired; start the connection again",
@@ -465,7 +515,7 @@ fn consent_decision(req: &HttpRequest, params: &Params, auth: &Auth) -> HttpResp
     };
     let remove = || {
         if let Ok(mut c) = auth.consents.lock() {
-            c.remove(&id);
+            c.discard(&id);
         }
     };
     let with_state = |mut p: Vec<(&'static str, String)>| {
@@ -493,37 +543,30 @@ fn consent_decision(req: &HttpRequest, params: &Params, auth: &Auth) -> HttpResp
         .as_ref()
         .is_some_and(|p| super::tokens::ct_eq(p.expose().as_bytes(), given.as_bytes()));
     if !right {
-        let mut attempts = 0;
-        if let Ok(mut c) = auth.consents.lock()
-            && let Some(entry) = c.get_mut(&id)
-        {
-            entry.failed_attempts += 1;
-            attempts = entry.failed_attempts;
-            if attempts >= 5 {
-                c.remove(&id);
+        let mut attempts = MAX_PASSWORD_ATTEMPTS;
+        if let Ok(mut c) = auth.consents.lock() {
+            if let Some(entry) = c.get_mut(&id, Instant::now()) {
+                entry.failed_attempts += 1;
+                attempts = entry.failed_attempts;
+            }
+            if attempts >= MAX_PASSWORD_ATTEMPTS {
+                c.discard(&id);
             }
         }
         tracing::warn!(client_id = %consent.request.client.id, attempts, "wrong approval password");
-        if attempts >= 5 {
-            return OAuthError::access_denied_direct().error_response();
+        if attempts >= MAX_PASSWORD_ATTEMPTS {
+            return too_many_attempts_page();
         }
         return consent_page(auth, &id, &consent, Some("Wrong approval password."));
     }
     remove();
     let a = &consent.request;
-    let code = auth.issue_code(a);
-    tracing::info!(client_id = %a.client.id, "client approved; authorization code issued");
-    auth.code_redirect(&a.redirect_uri, code, a.state.as_deref())
-}
-
-impl OAuthError {
-    fn access_denied_direct() -> Self {
-        let mut e =
-            OAuthError::invalid_request("too many wrong passwords; start the connection again");
-        e.status = StatusCode::FORBIDDEN;
-        e.error = "access_denied";
-        e
+    let code = auth.issue_code(a, client_ip(req).map(AddrBucket::of));
+    if code.is_some() {
+        tracing::info!(client_id = %a.client.id, "client approved; authorization code issued");
+        auth.touch_client(&a.client).await;
     }
+    auth.code_redirect(&a.redirect_uri, code, a.state.as_deref())
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -623,8 +666,13 @@ impl Auth {
         let expires_at = now_ms + self.refresh_ttl.as_millis() as i64;
         let stored = refresh.clone();
         let gid = grant_id.clone();
+        let client = client_id.to_string();
         self.db
-            .exec(move |db| db.add_refresh(&stored, &gid, expires_at))
+            .exec(move |db| {
+                db.add_refresh(&stored, &gid, expires_at)?;
+                // A registered client given tokens is in use: never dropped for a new one.
+                db.touch_client(&client, now_ms)
+            })
             .await
             .map_err(|e| {
                 tracing::error!(error = %e, "OAuth store failed");
@@ -655,14 +703,60 @@ impl Auth {
             .get("code")
             .ok_or_else(|| OAuthError::invalid_request("code is required"))?;
         // Any redemption attempt burns the code, successful or not.
-        let pending = self
-            .codes
-            .lock()
-            .ok()
-            .and_then(|mut codes| codes.remove(&hash(code)));
-        let Some(pending) = pending.filter(|c| c.expires > Instant::now()) else {
+        let code_hash = hash(code);
+        let now = Instant::now();
+        // Taken from the pending codes and entered among the redeemed ones under the codes'
+        // lock (always taken before the redeemed codes' lock), so that a replay racing the first
+        // redemption finds the code in one or the other.
+        let (pending, replay) = match self.codes.lock() {
+            Ok(mut codes) => match codes.take(&code_hash, now) {
+                Some(pending) => {
+                    if let Ok(mut r) = self.redeemed.lock() {
+                        r.start(code_hash.clone(), pending.expires, now);
+                    }
+                    (Some(pending), Replay::Unknown)
+                }
+                None => (
+                    None,
+                    self.redeemed
+                        .lock()
+                        .map(|mut r| r.replay(&code_hash, now))
+                        .unwrap_or(Replay::Unknown),
+                ),
+            },
+            Err(_) => return Err(OAuthError::server_error()),
+        };
+        let Some(pending) = pending else {
+            // RFC 6749 §4.1.2: a code used twice revokes what its first use issued.
+            match replay {
+                Replay::Revoke(grant) => {
+                    self.revoke(&grant).await?;
+                    tracing::warn!(client_id = %client.id, "authorization code replayed; its grant was revoked");
+                }
+                Replay::Pending => {
+                    tracing::warn!(client_id = %client.id, "authorization code replayed during its redemption; its grant will be revoked");
+                }
+                Replay::Unknown => {}
+            }
             return Err(OAuthError::invalid_grant("Invalid authorization code"));
         };
+        let outcome = self.redeem(client, p, pending, &code_hash).await;
+        if outcome.is_err()
+            && let Ok(mut r) = self.redeemed.lock()
+        {
+            r.fail(&code_hash);
+        }
+        outcome
+    }
+
+    /// The checks and the grant of a code taken from the pending table.
+    async fn redeem(
+        &self,
+        client: &Client,
+        p: &Params,
+        pending: PendingCode,
+        code_hash: &str,
+    ) -> Result<HttpResponse, OAuthError> {
         if pending.client_id != client.id {
             return Err(OAuthError::invalid_grant(
                 "Authorization code was not issued to this client",
@@ -707,6 +801,16 @@ impl Auth {
                 tracing::error!(error = %e, "OAuth store failed");
                 OAuthError::server_error()
             })?;
+        let replayed = self
+            .redeemed
+            .lock()
+            .map(|mut r| r.finish(code_hash, &grant_id))
+            .unwrap_or(false);
+        if replayed {
+            self.revoke(&grant_id).await?;
+            tracing::warn!(client_id = %client.id, "authorization code replayed during its redemption; its grant was revoked");
+            return Err(OAuthError::invalid_grant("Invalid authorization code"));
+        }
         tracing::info!(client_id = %client.id, "tokens issued for an authorization code");
         self.issue_tokens(&client.id, grant_id, pending.scope, pending.resource)
             .await
@@ -777,16 +881,33 @@ impl Auth {
     }
 }
 
+/// `/token`. Failures count per address ([`Limit::TokenFailure`], checked before and counted
+/// after), so one address failing locks out nobody else; successes count per client
+/// ([`Limit::TokenClient`]), checked once the client has authenticated and before the grant is
+/// used (a refused request must not burn a code or rotate a refresh token away), counted once it
+/// succeeded.
 async fn token(req: HttpRequest, body: web::Bytes, auth: web::Data<Arc<Auth>>) -> HttpResponse {
     if req.method() != Method::POST {
         return method_not_allowed("POST");
     }
-    if let Some(refused) = auth.rate_limit(Limit::TokenFailure, client_ip(&req)) {
-        return open_cors(refused);
+    let ip = client_ip(&req);
+    if let Err(retry) = auth.limiter.peek(Limit::TokenFailure, RateKey::addr(ip)) {
+        tracing::warn!(client = %ClientAddr(ip), "token failure limit reached");
+        return open_cors(RateLimiter::refuse(Limit::TokenFailure, retry));
     }
+    let mut client_id = None;
     let outcome = async {
         let params = body_params(&req, &body)?;
         let Authenticated { client } = auth.authenticate_client(&req, &params).await?;
+        let key = Some(RateKey::Client(client.id.clone()));
+        if let Err(retry) = auth.limiter.peek(Limit::TokenClient, key) {
+            tracing::warn!(client_id = %client.id, "token limit of this client reached");
+            return Err(OAuthError::too_many_requests(
+                Limit::TokenClient.describe(),
+                retry,
+            ));
+        }
+        client_id = Some(client.id.clone());
         match params.get("grant_type").map(String::as_str) {
             Some("authorization_code") => auth.code_grant(&client, &params).await,
             Some("refresh_token") => auth.refresh_grant(&client, &params).await,
@@ -795,6 +916,18 @@ async fn token(req: HttpRequest, body: web::Bytes, auth: web::Data<Arc<Auth>>) -
         }
     }
     .await;
+    match &outcome {
+        Ok(_) => {
+            // Already peeked: the tokens are issued and must reach the client either way.
+            let _ = auth
+                .limiter
+                .check(Limit::TokenClient, client_id.map(RateKey::Client));
+        }
+        Err(e) if e.status.is_client_error() && e.status != StatusCode::TOO_MANY_REQUESTS => {
+            let _ = auth.limiter.check(Limit::TokenFailure, RateKey::addr(ip));
+        }
+        Err(_) => {}
+    }
     open_cors(outcome.unwrap_or_else(|e| e.error_response()))
 }
 
@@ -835,13 +968,7 @@ async fn revoke(req: HttpRequest, body: web::Bytes, auth: web::Data<Arc<Auth>>) 
         if let Some((gid, owner)) = grant
             && owner == client.id
         {
-            let now = now_ms();
-            let id = gid.clone();
-            auth.db
-                .exec(move |db| db.revoke_grant(&id, now))
-                .await
-                .map_err(|_| OAuthError::server_error())?;
-            auth.mark_revoked(&gid);
+            auth.revoke(&gid).await?;
             tracing::info!(client_id = %client.id, "grant revoked");
         }
         Ok::<_, OAuthError>(no_store(HttpResponse::Ok().json(json!({}))))
@@ -927,10 +1054,19 @@ async fn register(req: HttpRequest, body: web::Bytes, auth: web::Data<Arc<Auth>>
         };
         let max = auth.max_dcr_clients;
         let now = now_ms();
-        auth.db
-            .exec(move |db| db.register_client(&registered, max, now))
+        // Used within an access token's life: a token of it may still be in use.
+        let recent = now - auth.access_ttl.as_millis() as i64;
+        let stored = auth
+            .db
+            .exec(move |db| db.register_client(&registered, max, now, recent))
             .await
             .map_err(|_| OAuthError::server_error())?;
+        if stored == Registration::Full {
+            tracing::warn!(max, "client registration refused: every registered client is in use");
+            return Err(OAuthError::temporarily_unavailable(
+                "the registration limit is reached by clients in use; try again later",
+            ));
+        }
         tracing::info!(client_id = %client_id, auth_method = %auth_method, "client registered");
         meta.insert("client_id".into(), json!(client_id));
         meta.insert("client_id_issued_at".into(), json!(now / 1000));
