@@ -3,9 +3,14 @@
 //! `--client-id`, `--client-secret`, `--issuer-url`, `--redirect-uris`, `--allow-dcr`,
 //! `--trust-proxy`) plus this bridge's own. Values stay strings here; `config` validates them so
 //! that a bad value is reported with the flag's name and exit code 64, never clap's exit code 2.
+//!
+//! A secret given as a flag works, for compatibility, but any local user can read it in `ps` or
+//! `/proc/<pid>/cmdline`: [`Cli::secret_flags`] names those given so that `main` can warn.
 
 use clap::Parser;
 use figment::value::Value as FigValue;
+
+use crate::config::{FILE_SUFFIX, SETTINGS};
 
 /// Model Context Protocol bridge from Claude to OpenClaw gateways.
 ///
@@ -188,7 +193,38 @@ pub enum Command {
     },
 }
 
+/// A secret that was given on the command line, and where it should come from instead.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecretFlag {
+    /// The flag as typed, `--gateway-token`.
+    pub flag: String,
+    /// The environment variable that takes the same value, `OPENCLAW_GATEWAY_TOKEN`.
+    pub env: &'static str,
+    /// Its file form, `OPENCLAW_GATEWAY_TOKEN_FILE` (Docker and Kubernetes secrets).
+    pub env_file: String,
+}
+
 impl Cli {
+    /// The secret settings given as flags (`--gateway-token`, `--client-secret`,
+    /// `--approval-password`, `--token-signing-key`: every setting marked secret that has a
+    /// flag), in the order of `SETTINGS`. Never their values.
+    pub fn secret_flags(&self) -> Vec<SecretFlag> {
+        let given = self.values();
+        SETTINGS
+            .iter()
+            .filter(|s| s.secret && given.iter().any(|(key, _)| *key == s.key))
+            .filter_map(|s| {
+                let flag = s.flag?;
+                let env = *s.env.first()?;
+                Some(SecretFlag {
+                    flag: format!("--{flag}"),
+                    env,
+                    env_file: format!("{env}{FILE_SUFFIX}"),
+                })
+            })
+            .collect()
+    }
+
     /// The flags that were given, as (settings key, value) pairs for the flag layer.
     pub fn values(&self) -> Vec<(&'static str, FigValue)> {
         let strings: [(&'static str, &Option<String>); 33] = [
@@ -250,8 +286,69 @@ impl Cli {
 mod tests {
     use clap::CommandFactory;
 
-    use super::Cli;
+    use clap::Parser;
+
+    use super::{Cli, SecretFlag};
     use crate::config::SETTINGS;
+
+    #[test]
+    fn secret_flags_names_the_secrets_given_and_never_their_values() {
+        let cli = Cli::try_parse_from([
+            "openclaw-mcp",
+            "--gateway-token",
+            "value-one-0123456789",
+            "--client-id",
+            "openclaw",
+            "--client-secret",
+            "value-two-0123456789",
+            "--model",
+            "openclaw/ops",
+        ])
+        .unwrap();
+        assert_eq!(
+            cli.secret_flags(),
+            [
+                SecretFlag {
+                    flag: "--gateway-token".into(),
+                    env: "OPENCLAW_GATEWAY_TOKEN",
+                    env_file: "OPENCLAW_GATEWAY_TOKEN_FILE".into(),
+                },
+                SecretFlag {
+                    flag: "--client-secret".into(),
+                    env: "MCP_CLIENT_SECRET",
+                    env_file: "MCP_CLIENT_SECRET_FILE".into(),
+                },
+            ]
+        );
+        assert!(!format!("{:?}", cli.secret_flags()).contains("value-"));
+        let plain = Cli::try_parse_from(["openclaw-mcp", "--model", "openclaw"]).unwrap();
+        assert!(plain.secret_flags().is_empty());
+    }
+
+    /// Every secret setting with a flag is covered, so that a new one cannot be forgotten.
+    #[test]
+    fn every_secret_flag_is_known() {
+        let with_flags: Vec<_> = SETTINGS
+            .iter()
+            .filter(|s| s.secret && s.flag.is_some())
+            .collect();
+        assert!(with_flags.len() >= 4);
+        let mut argv = vec!["openclaw-mcp".to_string()];
+        for setting in &with_flags {
+            argv.push(format!("--{}", setting.flag.unwrap()));
+            argv.push("some-secret-value-0123456789abcdef".to_string());
+        }
+        let flags = Cli::try_parse_from(argv).unwrap().secret_flags();
+        assert_eq!(flags.len(), with_flags.len());
+        for name in [
+            "--gateway-token",
+            "--client-secret",
+            "--approval-password",
+            "--token-signing-key",
+        ] {
+            assert!(flags.iter().any(|f| f.flag == name), "{name}");
+        }
+    }
 
     /// `--help`, the settings table and docs/configuration.md cannot drift apart: every flag is a
     /// setting (or `--config`), its help names the setting's environment variable, and the page

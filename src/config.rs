@@ -233,7 +233,7 @@ pub const SETTINGS: &[SettingName] = &[
 
 /// Suffix of the variables (and TOML keys, `_file`) that give a secret's file instead of its
 /// value: Docker and Kubernetes secrets.
-const FILE_SUFFIX: &str = "_FILE";
+pub const FILE_SUFFIX: &str = "_FILE";
 
 /// Reads a secret file: its content without the trailing newline an editor adds.
 /// Reads a secret from a file, without its trailing newline. An empty file is an error: a

@@ -1,5 +1,6 @@
 //! The `openclaw-mcp` binary: parse flags, load and validate settings, start logging, run.
 //! Bad configuration is one line on stderr and exit code 64; `--help` and `--version` exit 0.
+//! A secret given as a flag is warned about once logging runs (see `Cli::secret_flags`).
 
 use clap::Parser;
 use openclaw_mcp::{
@@ -42,5 +43,14 @@ fn main() {
         });
     }
     telemetry::init(settings.debug);
+    for secret in cli.secret_flags() {
+        // Names only: the value is not ours to repeat.
+        tracing::warn!(
+            flag = %secret.flag,
+            env = %secret.env,
+            env_file = %secret.env_file,
+            "WARNING: a secret on the command line can be read by any local user (ps, /proc); set it in the environment variable, or its _FILE form (a file holding it), instead"
+        );
+    }
     std::process::exit(app::run(settings));
 }

@@ -17,7 +17,7 @@ use serde_json::Value;
 use tokio::sync::watch;
 
 use super::{
-    error::GatewayError,
+    error::{GatewayError, gateway_text},
     health::{HealthStatus, ProbeResult, classify},
 };
 use crate::config::{InstanceSettings, display_url};
@@ -368,7 +368,8 @@ where
 }
 
 /// The message of the gateway's error bodies: `{"error":{"message"}}`,
-/// `{"ok":false,"error":{"message"}}` or `{"error":"…"}`, shortened and redacted.
+/// `{"ok":false,"error":{"message"}}` or `{"error":"…"}`, redacted, escaped (see
+/// [`gateway_text`]) and shortened to 300 characters.
 fn error_message(body: &[u8]) -> Option<String> {
     let v: Value = serde_json::from_slice(body).ok()?;
     let err = v.get("error")?;
@@ -376,8 +377,8 @@ fn error_message(body: &[u8]) -> Option<String> {
         .get("message")
         .and_then(Value::as_str)
         .or_else(|| err.as_str())?;
-    let msg: String = msg.chars().take(300).collect();
-    let msg = crate::telemetry::redact(msg.trim()).into_owned();
+    // Redacted before it is cut, so that a secret across the cut cannot show its first half.
+    let msg: String = gateway_text(msg.trim()).chars().take(300).collect();
     (!msg.is_empty()).then_some(msg)
 }
 
@@ -492,9 +493,9 @@ impl StreamState {
                 .and_then(Value::as_str)
                 .or_else(|| err.as_str())
                 .unwrap_or("unknown error");
-            return Err(GatewayError::Upstream(
-                crate::telemetry::redact(msg).into_owned(),
-            ));
+            // The gateway's words, whatever their size (up to the 10 MiB answer cap): cut to
+            // fit a tool result, redacted and escaped.
+            return Err(GatewayError::Upstream(gateway_text(msg)));
         }
         if let Some(model) = v.get("model").and_then(Value::as_str) {
             self.reply.model = Some(model.to_string());
@@ -767,6 +768,27 @@ mod tests {
         assert_eq!(
             err.to_string(),
             "OpenClaw reported an error: upstream provider error"
+        );
+    }
+
+    #[test]
+    fn a_huge_stream_error_is_cut_and_escaped() {
+        let mut st = StreamState::default();
+        let message = format!("\u{1b}[2J{}", "z".repeat(2_000_000));
+        let event = serde_json::json!({"error": {"message": message}}).to_string();
+        let GatewayError::Upstream(text) = st.apply(&event).unwrap_err() else {
+            panic!("not an upstream error");
+        };
+        assert!(text.len() <= super::super::error::MAX_GATEWAY_TEXT_BYTES);
+        assert!(text.starts_with("\\u{1b}[2Jzzz"), "{}", &text[..20]);
+        assert!(text.ends_with("zzz … [truncated: 2000004 bytes in all]"));
+    }
+
+    #[test]
+    fn error_messages_of_the_gateway_are_escaped() {
+        assert_eq!(
+            error_message(br#"{"error":{"message":"no\r\u001b[31mred"}}"#).as_deref(),
+            Some("no\\r\\u{1b}[31mred")
         );
     }
 

@@ -2,6 +2,14 @@
 //! (`src/utils/validation.ts`): strings are checked for type, then **trimmed** (JavaScript's
 //! `trim`), then for emptiness, then for length in UTF-16 code units, then for control characters
 //! (TAB, LF and CR allowed; other C0, DEL and C1 rejected). The trimmed value is what is used.
+//!
+//! One rule is stricter than 1.7.0's: id-like fields (`session_id`, `instance`, `task_id`,
+//! `session_key`) and `agent` refuse TAB, LF and CR too, and the Unicode line and paragraph
+//! separators, with the same message (`session_id contains invalid control characters`).
+//! `session_id` and `agent` become HTTP headers to the gateway (`x-openclaw-session-key`,
+//! `x-openclaw-agent-id`), where a line break would either split the header (header injection)
+//! or make the request fail far from its cause; and ids are quoted in log lines. An id is one
+//! line by nature: no real one holds such a character. Messages keep 1.7.0's rule.
 
 use serde_json::{Map, Value};
 
@@ -58,6 +66,22 @@ fn is_rejected_control(c: char) -> bool {
     matches!(c, '\u{00}'..='\u{08}' | '\u{0B}' | '\u{0C}' | '\u{0E}'..='\u{1F}' | '\u{7F}'..='\u{9F}')
 }
 
+/// What an id-like value must not hold besides [`is_rejected_control`]: TAB, LF, CR (HTTP
+/// header and log-line breakers) and the Unicode line and paragraph separators.
+fn is_rejected_in_id(c: char) -> bool {
+    is_rejected_control(c) || matches!(c, '\t' | '\n' | '\r' | '\u{2028}' | '\u{2029}')
+}
+
+/// [`string`] for a one-line value: also refuses what [`is_rejected_in_id`] names, with 1.7.0's
+/// control-character message.
+fn one_line(value: Option<&Value>, field: &str, max: usize) -> Result<String, ValidationError> {
+    let value = string(value, field, max)?;
+    if value.chars().any(is_rejected_in_id) {
+        return fail(format!("{field} contains invalid control characters"));
+    }
+    Ok(value)
+}
+
 /// `validateString(value, field, max)`: returns the trimmed value.
 pub fn string(value: Option<&Value>, field: &str, max: usize) -> Result<String, ValidationError> {
     let Some(Value::String(raw)) = value else {
@@ -97,17 +121,21 @@ pub fn message(args: &Map<String, Value>) -> Result<String, ValidationError> {
     string(args.get("message"), "message", MAX_MESSAGE_LENGTH)
 }
 
-/// An id-like optional field (`session_id`, `instance`).
+/// An id-like optional field (`session_id`, `instance`): 1.7.0's rule, on one line (see the
+/// module docs).
 pub fn optional_id(
     args: &Map<String, Value>,
     field: &str,
 ) -> Result<Option<String>, ValidationError> {
-    optional_string(args, field, MAX_ID_LENGTH)
+    match args.get(field) {
+        None => Ok(None),
+        Some(v) => one_line(Some(v), field, MAX_ID_LENGTH).map(Some),
+    }
 }
 
-/// A required id-like field (`task_id`).
+/// A required id-like field (`task_id`), on one line.
 pub fn id(args: &Map<String, Value>, field: &str) -> Result<String, ValidationError> {
-    string(args.get(field), field, MAX_ID_LENGTH)
+    one_line(args.get(field), field, MAX_ID_LENGTH)
 }
 
 /// 1.7.0's priority rule: absent means 0; otherwise a number that is an integer (`3.0` counts,
@@ -158,9 +186,11 @@ const IMAGE_TYPES: [&str; 4] = ["image/png", "image/jpeg", "image/webp", "image/
 
 /// The optional `agent`: a gateway agent id (`[a-z0-9][a-z0-9_-]{0,63}`).
 pub fn agent(args: &Map<String, Value>) -> Result<Option<String>, ValidationError> {
-    let Some(agent) = optional_string(args, "agent", 64)? else {
+    let Some(value) = args.get("agent") else {
         return Ok(None);
     };
+    // Control characters first, with their own message; then the id rule.
+    let agent = one_line(Some(value), "agent", 64)?;
     if crate::config::is_agent_id(&agent) {
         Ok(Some(agent))
     } else {
@@ -450,6 +480,63 @@ mod tests {
                 .0,
             "new_session must be true or false"
         );
+    }
+
+    #[test]
+    fn ids_and_agents_are_one_line() {
+        for bad in [
+            "a\nb",
+            "a\rb",
+            "a\r\nx-evil: 1",
+            "a\tb",
+            "a\u{0}b",
+            "a\u{1b}[31mb",
+            "a\u{7f}b",
+            "a\u{85}b",
+            "a\u{2028}b",
+            "a\u{2029}b",
+        ] {
+            for field in ["session_id", "instance", "session_key"] {
+                assert_eq!(
+                    optional_id(&args(json!({field: bad})), field)
+                        .unwrap_err()
+                        .0,
+                    format!("{field} contains invalid control characters"),
+                    "{field}={bad:?}"
+                );
+            }
+            assert_eq!(
+                id(&args(json!({"task_id": bad})), "task_id").unwrap_err().0,
+                "task_id contains invalid control characters"
+            );
+            assert_eq!(
+                agent(&args(json!({"agent": bad}))).unwrap_err().0,
+                "agent contains invalid control characters",
+                "agent={bad:?}"
+            );
+        }
+        // Around the value they are trimmed, as 1.7.0 trims: what is used has none.
+        assert_eq!(
+            optional_id(
+                &args(json!({"session_id": "\r\n sess-1\u{2028}\t"})),
+                "session_id"
+            )
+            .unwrap()
+            .as_deref(),
+            Some("sess-1")
+        );
+        assert_eq!(
+            optional_id(&args(json!({"session_id": "sess é ✓"})), "session_id")
+                .unwrap()
+                .as_deref(),
+            Some("sess é ✓")
+        );
+        assert_eq!(
+            agent(&args(json!({"agent": "ops\n"}))).unwrap().as_deref(),
+            Some("ops")
+        );
+        // Messages keep 1.7.0's rule.
+        assert!(message(&args(json!({"message": "a\r\nb\tc"}))).is_ok());
     }
 
     #[test]

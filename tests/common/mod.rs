@@ -7,7 +7,10 @@
 //! `[[delay:MS]]`, `[[status:CODE]]`, `[[garbage]]`, `[[hang]]`, `[[huge:BYTES]]`, `[[null]]`,
 //! `[[nochoices]]`, `[[stream:CHUNKS:MS]]` (a slow stream), `[[stream-error]]` (the real gateway's
 //! in-band error chunk), `[[die]]` (the connection drops mid-answer), `[[ignore-stream]]` (plain
-//! JSON even when a stream was asked for), `[[stall:MS]]` (role chunk, then silence).
+//! JSON even when a stream was asked for), `[[stall:MS]]` (role chunk, then silence),
+//! `[[hostile-error]]` (a 500 whose JSON error message holds CR, LF, ESC colour codes, a C1
+//! control and a line separator), `[[huge-error:BYTES]]` (an error message of BYTES bytes: the
+//! in-band error chunk of a stream, or, unstreamed, a 500 JSON body).
 
 #![allow(dead_code, clippy::unwrap_used)]
 
@@ -96,6 +99,10 @@ fn marker(text: &str, name: &str) -> Option<String> {
     let end = rest.find("]]")?;
     Some(rest[..end].to_string())
 }
+
+/// The error message of `[[hostile-error]]`: what a hostile gateway would write to forge a log
+/// line, recolour a terminal or hide text.
+pub const HOSTILE_ERROR: &str = "boom\r\n2026-01-01T00:00:00.000000Z  INFO forged line\u{1b}[31mred\u{1b}[0m\u{9b}2J\u{2028}end";
 
 fn json_error(status: u16, message: &str, kind: &str) -> HttpResponse {
     HttpResponse::build(actix_web::http::StatusCode::from_u16(status).unwrap())
@@ -241,6 +248,29 @@ async fn chat(req: HttpRequest, body: web::Bytes, state: web::Data<Arc<State>>) 
 
     if let Some(ms) = marker(&text, "delay") {
         tokio::time::sleep(Duration::from_millis(ms.parse().unwrap())).await;
+    }
+    if marker(&text, "hostile-error").is_some() {
+        return json_error(500, HOSTILE_ERROR, "api_error");
+    }
+    if let Some(size) = marker(&text, "huge-error") {
+        let message = "e".repeat(size.parse().unwrap());
+        if !stream {
+            return json_error(500, &message, "api_error");
+        }
+        let event = format!(
+            "data: {}\n\n",
+            json!({"error": {"message": message, "type": "api_error"}})
+        );
+        return sse(
+            state.get_ref().clone(),
+            vec![
+                (
+                    Duration::ZERO,
+                    Ok(chunk(json!({"role": "assistant"}), Value::Null)),
+                ),
+                (Duration::ZERO, Ok(Bytes::from(event))),
+            ],
+        );
     }
     if let Some(code) = marker(&text, "status") {
         let code: u16 = code.parse().unwrap();
