@@ -29,8 +29,19 @@ fn register_secrets(settings: &Settings) {
             telemetry::register_secret(token.expose());
         }
     }
-    if let Some(secret) = &settings.auth.client_secret {
+    let auth = &settings.auth;
+    for secret in [
+        &auth.client_secret,
+        &auth.approval_password,
+        &auth.token_signing_key,
+    ]
+    .into_iter()
+    .flatten()
+    {
         telemetry::register_secret(secret.expose());
+    }
+    for bearer in &auth.bearer_tokens {
+        telemetry::register_secret(bearer.token.expose());
     }
 }
 

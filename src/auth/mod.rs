@@ -229,6 +229,9 @@ impl Auth {
                 stop.clone(),
             ));
         }
+        // A revoked grant is remembered as long as one of its tokens could still be presented.
+        let keep = settings.access_token_ttl.max(settings.refresh_token_ttl) + PRUNE_EVERY;
+        actix_rt::spawn(prune_periodically(db.clone(), keep, stop.clone()));
         let configured = Client {
             id: settings.client_id.clone().unwrap_or_default(),
             name: "OpenClaw MCP Client".to_string(),
@@ -364,6 +367,29 @@ impl Auth {
     }
 }
 
+/// How often what can no longer be used (expired refresh tokens, grants dead for longer than
+/// any token of theirs lives, their revocation log entries) is deleted from the store.
+pub const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+
+/// Prunes the store every [`PRUNE_EVERY`] (the first time one period after start), keeping
+/// `keep` of history, until `stop` is cancelled.
+async fn prune_periodically(db: SqliteHandle<AuthDb>, keep: Duration, stop: CancellationToken) {
+    let keep_ms = keep.as_millis() as i64;
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(PRUNE_EVERY) => {}
+        }
+        let pruned = tokio::select! {
+            _ = stop.cancelled() => return,
+            pruned = db.exec(move |db| db.prune(now_ms(), keep_ms)) => pruned,
+        };
+        if let Err(e) = pruned {
+            tracing::warn!(error = %e, "cannot prune the OAuth store");
+        }
+    }
+}
+
 /// Reads the revocation log every [`REVOCATION_POLL`] and adds what other bridges revoked to
 /// `revoked`, until `stop` is cancelled (the `Auth` was dropped) or `revoked` is gone.
 async fn poll_revocations(
@@ -457,7 +483,7 @@ mod tests {
         drop(one);
         drop(two);
         assert!(
-            eventually(Duration::from_secs(5), || !wal.exists()).await,
+            eventually(Duration::from_secs(20), || !wal.exists()).await,
             "the store threads ended"
         );
     }
