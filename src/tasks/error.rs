@@ -14,9 +14,21 @@ pub enum TaskError {
         .0.as_str()
     )]
     NotCancellable(TaskStatus),
-    /// Too many unfinished tasks.
+    /// Too many unfinished tasks (`OPENCLAW_MAX_TASKS`, all callers together).
     #[error("Task limit reached ({0}). Wait for tasks to complete or cancel pending ones.")]
     LimitReached(usize),
+    /// This caller holds its share of the unfinished tasks (see `tasks::fair`); others are not
+    /// affected.
+    #[error(
+        "Task limit reached for this caller ({share}, its share of {max}). Wait for tasks to \
+         complete or cancel pending ones."
+    )]
+    ShareReached {
+        /// The caller's share.
+        share: usize,
+        /// `OPENCLAW_MAX_TASKS`.
+        max: usize,
+    },
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),

@@ -1,8 +1,10 @@
-//! Async chat tasks: who owns them ([`Owner`]), what they are ([`task`]), where they are kept
-//! ([`store`]: SQLite behind a `SyncArbiter`, behind the `TaskBackend` trait), and the actor that
-//! runs them ([`supervisor`]).
+//! Async chat tasks: who owns them ([`Owner`], the principal), what they are ([`task`]), where
+//! they are kept ([`store`]: SQLite behind a `SyncArbiter`, behind the `TaskBackend` trait), how
+//! principals share the limits and the slots ([`fair`]), and the actor that runs them
+//! ([`supervisor`]).
 
 pub mod error;
+pub mod fair;
 mod owner;
 pub mod store;
 pub mod supervisor;

@@ -1,12 +1,17 @@
-//! Who a task belongs to. A caller sees only its own tasks; an unknown and a foreign task id get
-//! the same answer. The owner is fixed by the transport when a connection starts:
+//! Who a task belongs to: the **principal**. A caller sees only its own tasks (an unknown and a
+//! foreign task id get the same answer), and the limits and the order in which tasks run are fair
+//! between principals (see [`fair`](super::fair)). The owner is fixed by the transport when a
+//! connection starts:
 //! - stdio: the local user — one owner, the same after a restart, so a restarted Claude Desktop
-//!   still sees its tasks;
+//!   still sees its tasks; it is the only principal a stdio bridge ever has;
 //! - HTTP without auth: the MCP session, as in 1.7.0;
-//! - HTTP with OAuth: the token's subject, so a client that reconnects with the same grant keeps
-//!   its tasks.
+//! - HTTP with OAuth or a static bearer token: the token's subject, so a client that reconnects
+//!   with the same grant keeps its tasks.
 
 use std::fmt;
+
+/// The stored key of [`Owner::Local`].
+pub(crate) const LOCAL_KEY: &str = "local";
 
 /// The owner of tasks created through one connection.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -29,7 +34,7 @@ impl Owner {
 impl fmt::Display for Owner {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Owner::Local => f.write_str("local"),
+            Owner::Local => f.write_str(LOCAL_KEY),
             Owner::Session(id) => write!(f, "session:{id}"),
             Owner::Subject(sub) => write!(f, "subject:{sub}"),
         }

@@ -10,7 +10,16 @@
 //!   stamps the tasks it runs with that id; any process can tell at once whether a runner is alive
 //!   by trying the lock;
 //! - recovery fails (`interrupted: …`) only the running tasks whose runner is gone, never those
-//!   of a live process.
+//!   of a live process;
+//! - a runner may claim again a task that the store already shows as running *for that runner*:
+//!   this is how a claim whose answer was lost (the call timed out while the store thread was
+//!   busy) is taken up again instead of leaving the task `running` forever. The supervisor only
+//!   claims tasks it neither runs nor is finishing, so this never sends a prompt twice.
+//!
+//! An insert is checked against two limits in one transaction ([`Limits`]): all unfinished tasks
+//! (`OPENCLAW_MAX_TASKS`) and the owner's unfinished tasks (its share, see
+//! [`fair`](super::fair)); tasks that have finished but whose end is not written yet are not
+//! counted.
 
 use std::{
     fs::{File, OpenOptions},
@@ -73,6 +82,41 @@ pub struct Maintenance {
     pub interrupted: u64,
 }
 
+/// The limits a new task is checked against.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    /// Unfinished tasks of all owners together (`OPENCLAW_MAX_TASKS`).
+    pub total: usize,
+    /// Unfinished tasks of the new task's owner (its share).
+    pub owner: usize,
+    /// Tasks of this runner that have ended but whose end could not be written yet: the store
+    /// still shows them running, but they no longer count against either limit.
+    pub ended: Vec<String>,
+}
+
+impl Limits {
+    /// `total` for everyone together and for any one owner, nothing ended unwritten.
+    pub fn total(total: usize) -> Limits {
+        Limits {
+            total,
+            owner: total,
+            ended: Vec::new(),
+        }
+    }
+}
+
+/// Result of an insert.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Inserted {
+    /// Stored, pending (boxed: the refusals are much smaller).
+    Stored(Box<TaskRecord>),
+    /// Nothing stored: `Limits::total` unfinished tasks exist.
+    LimitReached,
+    /// Nothing stored: the owner holds `Limits::owner` unfinished tasks (and that is less than
+    /// the total).
+    ShareReached,
+}
+
 /// Boxed future of a store call.
 pub type StoreFuture<T> = BoxFuture<'static, Result<T, StoreError>>;
 
@@ -81,15 +125,10 @@ pub type StoreFuture<T> = BoxFuture<'static, Result<T, StoreError>>;
 pub trait TaskBackend: Send + Sync + 'static {
     /// This process's runner id.
     fn runner(&self) -> &str;
-    /// Stores a pending task; `None` (nothing stored) when `max_unfinished` pending and running
-    /// tasks already exist.
-    fn insert(
-        &self,
-        task: NewTask,
-        max_unfinished: usize,
-        now: i64,
-    ) -> StoreFuture<Option<TaskRecord>>;
-    /// Claims a pending task for this runner; `None` if it is no longer pending.
+    /// Stores a pending task, unless that would pass one of the `limits`.
+    fn insert(&self, task: NewTask, limits: Limits, now: i64) -> StoreFuture<Inserted>;
+    /// Claims a pending task for this runner (or one it already claimed, if that claim's answer
+    /// was lost); `None` if it is neither.
     fn claim(&self, id: String, now: i64) -> StoreFuture<Option<TaskRecord>>;
     /// Records the end of a task this runner runs; `false` if it was no longer running (cancelled).
     fn finish(&self, id: String, finish: Finish) -> StoreFuture<bool>;
@@ -243,6 +282,13 @@ impl Db {
         &self.runner
     }
 
+    /// Tests: how long a statement waits for another connection's lock before "database is
+    /// locked" (5 s otherwise).
+    #[cfg(test)]
+    pub(crate) fn set_busy_timeout(&mut self, wait: std::time::Duration) -> Result<(), StoreError> {
+        Ok(self.conn.busy_timeout(wait)?)
+    }
+
     fn migrate(&mut self) -> Result<(), StoreError> {
         sqlite::migrate(
             &mut self.conn,
@@ -272,6 +318,11 @@ impl Db {
             CREATE INDEX IF NOT EXISTS tasks_by_owner ON tasks(owner, priority DESC, seq);
             CREATE INDEX IF NOT EXISTS tasks_by_completion ON tasks(completed_at)
                 WHERE completed_at IS NOT NULL;
+            -- An owner's unfinished tasks, for its share: the count reads at most its share of
+            -- index entries. (An index only: no schema version change, older bridges on the same
+            -- file keep working.)
+            CREATE INDEX IF NOT EXISTS tasks_unfinished_by_owner ON tasks(owner)
+                WHERE status IN ('pending', 'running');
             -- The number of unfinished tasks, kept by triggers so that the limit check on every
             -- insert is O(1) instead of a count over all pending tasks.
             CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
@@ -295,19 +346,42 @@ impl Db {
     pub fn insert(
         &mut self,
         task: &NewTask,
-        max_unfinished: usize,
+        limits: &Limits,
         now: i64,
-    ) -> Result<Option<TaskRecord>, StoreError> {
+    ) -> Result<Inserted, StoreError> {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let unfinished: i64 = tx.query_row(
+        let mut unfinished: i64 = tx.query_row(
             "SELECT value FROM counters WHERE name = 'unfinished'",
             [],
             |r| r.get(0),
         )?;
-        if unfinished as usize >= max_unfinished {
-            return Ok(None);
+        let mut mine: i64 = tx.query_row(
+            "SELECT count(*) FROM tasks WHERE owner = ?1 AND status IN ('pending', 'running')",
+            params![task.owner],
+            |r| r.get(0),
+        )?;
+        for id in &limits.ended {
+            let owner: Option<String> = tx
+                .query_row(
+                    "SELECT owner FROM tasks WHERE id = ?1 AND status = 'running' AND runner = ?2",
+                    params![id, self.runner],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            if let Some(owner) = owner {
+                unfinished -= 1;
+                if owner == task.owner {
+                    mine -= 1;
+                }
+            }
+        }
+        if limits.owner < limits.total && mine.max(0) as usize >= limits.owner {
+            return Ok(Inserted::ShareReached);
+        }
+        if unfinished.max(0) as usize >= limits.total {
+            return Ok(Inserted::LimitReached);
         }
         let id = new_task_id();
         tx.execute(
@@ -328,7 +402,7 @@ impl Db {
         )?;
         let seq = tx.last_insert_rowid();
         tx.commit()?;
-        Ok(Some(TaskRecord {
+        Ok(Inserted::Stored(Box::new(TaskRecord {
             id,
             owner: task.owner.clone(),
             instance: task.instance.clone(),
@@ -346,14 +420,14 @@ impl Db {
             error: None,
             progress_chars: 0,
             last_activity_at: None,
-        }))
+        })))
     }
 
     /// See [`TaskBackend::claim`].
     pub fn claim(&mut self, id: &str, now: i64) -> Result<Option<TaskRecord>, StoreError> {
         let changed = self.conn.execute(
             "UPDATE tasks SET status = 'running', started_at = ?2, runner = ?3
-             WHERE id = ?1 AND status = 'pending'",
+             WHERE id = ?1 AND (status = 'pending' OR (status = 'running' AND runner = ?3))",
             params![id, now, self.runner],
         )?;
         if changed == 0 {
@@ -540,12 +614,16 @@ pub struct SqliteBackend {
 impl SqliteBackend {
     /// Opens the store (errors here are startup errors) and starts its thread.
     pub fn start(location: &Location) -> Result<SqliteBackend, StoreError> {
-        let db = Db::open(location)?;
+        Ok(SqliteBackend::from_db(Db::open(location)?))
+    }
+
+    /// Starts the store thread over a database already opened.
+    pub fn from_db(db: Db) -> SqliteBackend {
         let runner = db.runner().to_string();
-        Ok(SqliteBackend {
+        SqliteBackend {
             db: SqliteHandle::start(db),
             runner,
-        })
+        }
     }
 
     fn exec<R, F>(&self, f: F) -> StoreFuture<R>
@@ -561,13 +639,8 @@ impl TaskBackend for SqliteBackend {
     fn runner(&self) -> &str {
         &self.runner
     }
-    fn insert(
-        &self,
-        task: NewTask,
-        max_unfinished: usize,
-        now: i64,
-    ) -> StoreFuture<Option<TaskRecord>> {
-        self.exec(move |db| db.insert(&task, max_unfinished, now))
+    fn insert(&self, task: NewTask, limits: Limits, now: i64) -> StoreFuture<Inserted> {
+        self.exec(move |db| db.insert(&task, &limits, now))
     }
     fn claim(&self, id: String, now: i64) -> StoreFuture<Option<TaskRecord>> {
         self.exec(move |db| db.claim(&id, now))
@@ -617,17 +690,20 @@ mod tests {
         }
     }
 
-    fn inserted(i: Option<TaskRecord>) -> TaskRecord {
-        i.expect("under the limit")
+    fn inserted(i: Inserted) -> TaskRecord {
+        match i {
+            Inserted::Stored(t) => *t,
+            other => panic!("under the limit, got {other:?}"),
+        }
     }
 
     #[test]
     fn pending_order_is_priority_then_age() {
         let mut db = Db::open(&Location::Memory).unwrap();
-        let a = inserted(db.insert(&task("o", 0), 10, 1).unwrap());
-        let b = inserted(db.insert(&task("o", 5), 10, 2).unwrap());
-        let c = inserted(db.insert(&task("o", 5), 10, 3).unwrap());
-        let d = inserted(db.insert(&task("o", -1), 10, 4).unwrap());
+        let a = inserted(db.insert(&task("o", 0), &Limits::total(10), 1).unwrap());
+        let b = inserted(db.insert(&task("o", 5), &Limits::total(10), 2).unwrap());
+        let c = inserted(db.insert(&task("o", 5), &Limits::total(10), 3).unwrap());
+        let d = inserted(db.insert(&task("o", -1), &Limits::total(10), 4).unwrap());
         let order: Vec<String> = db.pending().unwrap().into_iter().map(|t| t.id).collect();
         assert_eq!(order, [b.id, c.id, a.id, d.id]);
     }
@@ -635,11 +711,14 @@ mod tests {
     #[test]
     fn the_limit_counts_unfinished_tasks_only() {
         let mut db = Db::open(&Location::Memory).unwrap();
-        let a = inserted(db.insert(&task("o", 0), 2, 1).unwrap());
-        inserted(db.insert(&task("o", 0), 2, 1).unwrap());
-        assert_eq!(db.insert(&task("o", 0), 2, 1).unwrap(), None);
+        let a = inserted(db.insert(&task("o", 0), &Limits::total(2), 1).unwrap());
+        inserted(db.insert(&task("o", 0), &Limits::total(2), 1).unwrap());
+        assert_eq!(
+            db.insert(&task("o", 0), &Limits::total(2), 1).unwrap(),
+            Inserted::LimitReached
+        );
         db.cancel(&a.id, "o", 2, 0).unwrap();
-        inserted(db.insert(&task("o", 0), 2, 3).unwrap());
+        inserted(db.insert(&task("o", 0), &Limits::total(2), 3).unwrap());
     }
 
     #[test]
@@ -654,8 +733,8 @@ mod tests {
                 )
                 .unwrap()
         };
-        let a = inserted(db.insert(&task("o", 0), 10, 1).unwrap());
-        let b = inserted(db.insert(&task("o", 0), 10, 1).unwrap());
+        let a = inserted(db.insert(&task("o", 0), &Limits::total(10), 1).unwrap());
+        let b = inserted(db.insert(&task("o", 0), &Limits::total(10), 1).unwrap());
         assert_eq!(count(&mut db), 2);
         db.claim(&a.id, 2).unwrap();
         assert_eq!(count(&mut db), 2, "pending to running keeps it unfinished");
@@ -677,9 +756,8 @@ mod tests {
     #[test]
     fn a_claim_succeeds_once_and_cancel_wins_over_finish() {
         let mut db = Db::open(&Location::Memory).unwrap();
-        let t = inserted(db.insert(&task("o", 0), 10, 1).unwrap());
+        let t = inserted(db.insert(&task("o", 0), &Limits::total(10), 1).unwrap());
         assert!(db.claim(&t.id, 2).unwrap().is_some());
-        assert!(db.claim(&t.id, 3).unwrap().is_none(), "claimed once");
         let outcome = db.cancel(&t.id, "o", 4, 0).unwrap();
         assert!(matches!(
             outcome,
@@ -713,7 +791,7 @@ mod tests {
     #[test]
     fn owners_see_only_their_tasks_and_expired_ones_vanish() {
         let mut db = Db::open(&Location::Memory).unwrap();
-        let t = inserted(db.insert(&task("alice", 0), 10, 1).unwrap());
+        let t = inserted(db.insert(&task("alice", 0), &Limits::total(10), 1).unwrap());
         assert!(db.get(&t.id, "bob", 0).unwrap().is_none());
         assert_eq!(
             db.cancel(&t.id, "bob", 2, 0).unwrap(),
@@ -735,8 +813,8 @@ mod tests {
         let location = Location::Dir(dir.path().to_path_buf());
         let mut alive = Db::open(&location).unwrap();
         let mut dead = Db::open(&location).unwrap();
-        let a = inserted(alive.insert(&task("o", 0), 10, 1).unwrap());
-        let b = inserted(alive.insert(&task("o", 0), 10, 1).unwrap());
+        let a = inserted(alive.insert(&task("o", 0), &Limits::total(10), 1).unwrap());
+        let b = inserted(alive.insert(&task("o", 0), &Limits::total(10), 1).unwrap());
         alive.claim(&a.id, 2).unwrap().unwrap();
         dead.claim(&b.id, 2).unwrap().unwrap();
         drop(dead); // its lock is released, as when the process dies
@@ -765,5 +843,129 @@ mod tests {
             err.contains("tasks.db") && err.contains("move it away"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_claim_succeeds_once_across_runners_and_again_for_its_own_runner() {
+        let dir = tempfile::tempdir().unwrap();
+        let location = Location::Dir(dir.path().to_path_buf());
+        let mut mine = Db::open(&location).unwrap();
+        let mut other = Db::open(&location).unwrap();
+        let t = inserted(mine.insert(&task("o", 0), &Limits::total(10), 1).unwrap());
+        assert!(mine.claim(&t.id, 2).unwrap().is_some());
+        assert!(other.claim(&t.id, 3).unwrap().is_none(), "claimed once");
+        // The answer of the first claim was lost: the same runner takes the task up again.
+        let again = mine.claim(&t.id, 4).unwrap().unwrap();
+        assert_eq!(again.status, TaskStatus::Running);
+        mine.cancel(&t.id, "o", 5, 0).unwrap();
+        assert!(
+            mine.claim(&t.id, 6).unwrap().is_none(),
+            "not once cancelled"
+        );
+    }
+
+    #[test]
+    fn an_owner_over_its_share_is_refused_while_others_still_get_in() {
+        let mut db = Db::open(&Location::Memory).unwrap();
+        let limits = Limits {
+            total: 5,
+            owner: 2,
+            ended: Vec::new(),
+        };
+        inserted(db.insert(&task("a", 0), &limits, 1).unwrap());
+        inserted(db.insert(&task("a", 0), &limits, 1).unwrap());
+        assert_eq!(
+            db.insert(&task("a", 9), &limits, 1).unwrap(),
+            Inserted::ShareReached
+        );
+        inserted(db.insert(&task("b", 0), &limits, 1).unwrap());
+        inserted(db.insert(&task("b", 0), &limits, 1).unwrap());
+        inserted(db.insert(&task("c", 0), &limits, 1).unwrap());
+        assert_eq!(
+            db.insert(&task("d", 0), &limits, 1).unwrap(),
+            Inserted::LimitReached,
+            "the total still holds"
+        );
+        assert_eq!(db.list("a", 0).unwrap().len(), 2, "nothing stored");
+    }
+
+    #[test]
+    fn tasks_ended_but_not_written_do_not_count() {
+        let mut db = Db::open(&Location::Memory).unwrap();
+        let limits = |ended: Vec<String>| Limits {
+            total: 2,
+            owner: 1,
+            ended,
+        };
+        let a = inserted(db.insert(&task("a", 0), &limits(vec![]), 1).unwrap());
+        db.claim(&a.id, 2).unwrap().unwrap();
+        assert_eq!(
+            db.insert(&task("a", 0), &limits(vec![]), 3).unwrap(),
+            Inserted::ShareReached
+        );
+        inserted(
+            db.insert(&task("a", 0), &limits(vec![a.id.clone()]), 3)
+                .unwrap(),
+        );
+        assert_eq!(
+            db.insert(&task("b", 0), &limits(vec![]), 3).unwrap(),
+            Inserted::LimitReached
+        );
+        inserted(
+            db.insert(&task("b", 0), &limits(vec![a.id.clone()]), 3)
+                .unwrap(),
+        );
+    }
+
+    #[test]
+    fn the_share_count_reads_the_owners_unfinished_index() {
+        let db = Db::open(&Location::Memory).unwrap();
+        let plan: Vec<String> = db
+            .conn
+            .prepare(
+                "EXPLAIN QUERY PLAN SELECT count(*) FROM tasks
+                 WHERE owner = ?1 AND status IN ('pending', 'running')",
+            )
+            .unwrap()
+            .query_map(["a"], |r| r.get::<_, String>(3))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert!(
+            plan.iter().any(|p| p.contains("tasks_unfinished_by_owner")),
+            "{plan:?}"
+        );
+    }
+
+    #[test]
+    fn a_locked_database_fails_the_final_write_until_the_lock_goes() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut db = Db::open(&Location::Dir(dir.path().to_path_buf())).unwrap();
+        db.set_busy_timeout(std::time::Duration::from_millis(20))
+            .unwrap();
+        let t = inserted(db.insert(&task("o", 0), &Limits::total(10), 1).unwrap());
+        db.claim(&t.id, 2).unwrap().unwrap();
+        let done = Finish {
+            status: TaskStatus::Completed,
+            result: Some("answer".into()),
+            error: None,
+            progress_chars: 6,
+            last_activity_at: None,
+            at: 3,
+        };
+        // Another process holds the write lock.
+        let holder = rusqlite::Connection::open(dir.path().join(DB_FILE)).unwrap();
+        holder.execute_batch("BEGIN EXCLUSIVE").unwrap();
+        let err = db.finish(&t.id, &done).unwrap_err().to_string();
+        assert!(err.contains("locked"), "{err}");
+        assert_eq!(
+            db.get(&t.id, "o", 0).unwrap().unwrap().status,
+            TaskStatus::Running
+        );
+        holder.execute_batch("COMMIT").unwrap();
+        assert!(db.finish(&t.id, &done).unwrap());
+        let stored = db.get(&t.id, "o", 0).unwrap().unwrap();
+        assert_eq!(stored.status, TaskStatus::Completed);
+        assert_eq!(stored.result.as_deref(), Some("answer"));
     }
 }

@@ -59,6 +59,10 @@ impl TaskStatus {
 /// The error of a task that was running when its bridge process died.
 pub const INTERRUPTED: &str = "interrupted: the bridge stopped before the gateway answered";
 
+/// The start of the error of a task whose answer arrived but could not be written to the task
+/// store, however often it was tried (the store's own error follows).
+pub const UNRECORDED: &str = "the gateway answered, but the bridge could not record the answer";
+
 /// A task as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TaskRecord {
