@@ -1,7 +1,10 @@
 //! Async tasks through an MCP client against the fake gateway: priority order, parallelism,
 //! cancelling pending and running tasks (the gateway sees the connection close), ownership,
 //! the limit, expiry, progress of a slow stream, an idle gateway, an in-band stream error, a
-//! restarted actor, and durability across SIGKILL, also with two processes on one data dir.
+//! restarted actor, and durability across SIGKILL, also with two processes on one data dir;
+//! fairness between callers (each caller's share of the limit and of the slots, turns between
+//! callers, priority within one caller), and a final write that the store refuses (injected
+//! failures, and a real "database is locked" from another connection holding the file).
 
 #![allow(clippy::unwrap_used)]
 
@@ -16,7 +19,15 @@ use common::{
 };
 use openclaw_mcp::{
     gateway::actor::{FaultPoint, InjectPanic},
-    tasks::Owner,
+    tasks::{
+        Owner, Tasks,
+        store::{
+            CancelOutcome, Finish, Inserted, Limits, Location, Maintenance, SqliteBackend,
+            StoreError, StoreFuture, TaskBackend,
+        },
+        supervisor::WriteRetry,
+        task::{NewTask, TaskRecord},
+    },
 };
 use rmcp::{RoleClient, service::RunningService};
 use serde_json::{Value, json};
@@ -738,4 +749,322 @@ async fn native_tasks_work_in_the_2026_era_over_stdio() {
     }
     assert!(status.is_some(), "completed in the 2026 era too");
     let _ = client.cancel().await;
+}
+
+#[actix_rt::test]
+async fn a_caller_over_its_share_is_refused_while_another_caller_still_queues_and_runs() {
+    let gw = FakeGateway::start();
+    // Each caller's share: 8 / 4 = 2 unfinished tasks, and 2 - 1 = 1 of the 2 slots.
+    let app = InProcess::start(&settings(
+        &["--task-concurrency", "2", "--max-tasks", "8"],
+        &app_env(&gw, &[]),
+    ))
+    .await;
+    let alice = app.connect(Owner::Session("alice".into())).await;
+    let bob = app.connect(Owner::Session("bob".into())).await;
+    let a1 = queue(&alice, json!({"message": "[[hang]] a1"})).await;
+    wait_for(&alice, &a1, "running").await;
+    let a2 = queue(&alice, json!({"message": "[[hang]] a2"})).await;
+    let refused = tool(&alice, "openclaw_chat_async", json!({"message": "a3"})).await;
+    assert!(is_error(&refused));
+    assert_eq!(
+        text(&refused),
+        "Error: Task limit reached for this caller (2, its share of 8). Wait for tasks to complete or cancel pending ones."
+    );
+    let b = queue(&bob, json!({"message": "bob's"})).await;
+    let done = wait_for(&bob, &b, "completed").await;
+    assert_eq!(done["result"], "echo: bob's");
+    assert_eq!(
+        status(&alice, &a2).await["status"],
+        "pending",
+        "alice runs one task at a time while the other slot is kept for others"
+    );
+    assert!(!gw.messages().contains(&"a3".to_string()));
+    tool(&alice, "openclaw_task_cancel", json!({"task_id": a1})).await;
+    wait_for(&alice, &a2, "running").await;
+    queue(&alice, json!({"message": "a3 again"})).await;
+    tool(&alice, "openclaw_task_cancel", json!({"task_id": a2})).await;
+}
+
+#[actix_rt::test]
+async fn callers_take_turns_and_priority_orders_only_a_callers_own_tasks() {
+    let gw = FakeGateway::start();
+    let app = InProcess::start(&settings(&["--task-concurrency", "1"], &app_env(&gw, &[]))).await;
+    let alice = app.connect(Owner::Session("alice".into())).await;
+    let bob = app.connect(Owner::Session("bob".into())).await;
+    let blocker = queue(&alice, json!({"message": "[[hang]] blocker"})).await;
+    wait_for(&alice, &blocker, "running").await;
+    let mut ids = Vec::new();
+    for (message, priority) in [("a1", 9), ("a2", 9), ("a3", 5), ("a4", 9)] {
+        ids.push((
+            alice.peer().clone(),
+            queue(&alice, json!({"message": message, "priority": priority})).await,
+        ));
+    }
+    for (message, priority) in [("b1", -5), ("b2", 0)] {
+        ids.push((
+            bob.peer().clone(),
+            queue(&bob, json!({"message": message, "priority": priority})).await,
+        ));
+    }
+    // Cancelling the blocker frees the only slot; from then on the order is the scheduler's.
+    tool(&alice, "openclaw_task_cancel", json!({"task_id": blocker})).await;
+    for (peer, id) in &ids {
+        let mut done = false;
+        for _ in 0..400 {
+            let r = tool(peer, "openclaw_task_status", json!({"task_id": id})).await;
+            if json_of(&r)["status"] == "completed" {
+                done = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        assert!(done, "{id} completes");
+    }
+    assert_eq!(
+        gw.messages(),
+        ["[[hang]] blocker", "a1", "b2", "a2", "b1", "a4", "a3"],
+        "bob's low-priority tasks wait for one of alice's at a time, not all of them; \
+         each caller's own tasks run in its priority order"
+    );
+}
+
+/// The real SQLite store, whose final writes fail on demand (a disk that is full, say).
+struct FailingFinish {
+    inner: SqliteBackend,
+    /// Final writes still to fail; `usize::MAX`: every one, until set to 0.
+    failures: std::sync::atomic::AtomicUsize,
+    /// Final writes tried.
+    tries: std::sync::atomic::AtomicUsize,
+}
+
+impl TaskBackend for FailingFinish {
+    fn runner(&self) -> &str {
+        self.inner.runner()
+    }
+    fn insert(&self, task: NewTask, limits: Limits, now: i64) -> StoreFuture<Inserted> {
+        self.inner.insert(task, limits, now)
+    }
+    fn claim(&self, id: String, now: i64) -> StoreFuture<Option<TaskRecord>> {
+        self.inner.claim(id, now)
+    }
+    fn finish(&self, id: String, finish: Finish) -> StoreFuture<bool> {
+        use std::sync::atomic::Ordering::SeqCst;
+        self.tries.fetch_add(1, SeqCst);
+        let fail = self
+            .failures
+            .fetch_update(SeqCst, SeqCst, |left| match left {
+                0 => None,
+                usize::MAX => Some(usize::MAX),
+                n => Some(n - 1),
+            })
+            .is_ok();
+        if fail {
+            Box::pin(async { Err(StoreError::Db("database or disk is full (injected)".into())) })
+        } else {
+            self.inner.finish(id, finish)
+        }
+    }
+    fn cancel(
+        &self,
+        id: String,
+        owner: String,
+        now: i64,
+        cutoff: i64,
+    ) -> StoreFuture<CancelOutcome> {
+        self.inner.cancel(id, owner, now, cutoff)
+    }
+    fn get(&self, id: String, owner: String, cutoff: i64) -> StoreFuture<Option<TaskRecord>> {
+        self.inner.get(id, owner, cutoff)
+    }
+    fn list(&self, owner: String, cutoff: i64) -> StoreFuture<Vec<TaskRecord>> {
+        self.inner.list(owner, cutoff)
+    }
+    fn pending(&self) -> StoreFuture<Vec<TaskRecord>> {
+        self.inner.pending()
+    }
+    fn maintain(&self, cutoff: i64, now: i64) -> StoreFuture<Maintenance> {
+        self.inner.maintain(cutoff, now)
+    }
+    fn interrupt_mine(&self, now: i64) -> StoreFuture<u64> {
+        self.inner.interrupt_mine(now)
+    }
+}
+
+/// The status a caller sees, polled (bounded) until `done`; a task once seen finished must
+/// never be shown running again.
+async fn watch_until(client: &Client, id: &str, done: impl Fn(&Value) -> bool) -> Value {
+    let mut finished = false;
+    for _ in 0..400 {
+        let s = status(client, id).await;
+        let st = s["status"].as_str().unwrap().to_string();
+        finished |= ["completed", "failed", "cancelled"].contains(&st.as_str());
+        assert!(!(finished && st == "running"), "back to running: {s}");
+        if done(&s) {
+            return s;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("{id} never got there: {}", status(client, id).await);
+}
+
+/// The task as the store has it, once the store no longer shows it running (bounded).
+async fn written(store: &SqliteBackend, id: &str, owner: &str) -> TaskRecord {
+    for _ in 0..400 {
+        let t = store
+            .get(id.to_string(), owner.to_string(), 0)
+            .await
+            .unwrap()
+            .unwrap();
+        if t.status.as_str() != "running" {
+            return t;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("{id} stays running in the store");
+}
+
+#[actix_rt::test]
+async fn a_final_write_that_fails_is_retried_and_a_task_never_stays_running() {
+    use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+    let gw = FakeGateway::start();
+    // Concurrency 1, and alice's share 4 / 4 = 1 task.
+    let settings = settings(
+        &["--task-concurrency", "1", "--max-tasks", "4"],
+        &app_env(&gw, &[]),
+    );
+    let mut app = InProcess::start(&settings).await;
+    let store = std::sync::Arc::new(FailingFinish {
+        inner: SqliteBackend::start(&Location::Memory).unwrap(),
+        failures: AtomicUsize::new(2),
+        tries: AtomicUsize::new(0),
+    });
+    let fast = WriteRetry {
+        first_delay: Duration::from_millis(1),
+        max_delay: Duration::from_millis(20),
+        attempts: 3,
+    };
+    app.services.tasks =
+        Tasks::start_with_retry(store.clone(), app.registry.clone(), &settings.tasks, fast);
+    let alice = app.connect(Owner::Session("alice".into())).await;
+
+    // Fails twice, then the write goes through: completed, with the answer.
+    let first = queue(&alice, json!({"message": "first"})).await;
+    let done = watch_until(&alice, &first, |s| s["status"] == "completed").await;
+    assert_eq!(done["result"], "echo: first");
+    let kept = written(&store.inner, &first, "session:alice").await;
+    assert_eq!(kept.status.as_str(), "completed");
+    assert_eq!(kept.result.as_deref(), Some("echo: first"));
+    assert_eq!(store.tries.load(SeqCst), 3);
+
+    // Never goes through while the store is broken.
+    store.failures.store(usize::MAX, SeqCst);
+    let second = queue(&alice, json!({"message": "second"})).await;
+    let shown = watch_until(&alice, &second, |s| {
+        s["status"] != "pending" && s["status"] != "running"
+    })
+    .await;
+    assert!(
+        shown["status"] == "failed" || shown["result"] == "echo: second",
+        "the answer while it is held: {shown}"
+    );
+    // Its end is not in the store, yet it holds neither alice's share nor the only slot.
+    let third = queue(&alice, json!({"message": "[[hang]] third"})).await;
+    wait_for(&alice, &third, "running").await;
+    let failed = watch_until(&alice, &second, |s| s["status"] == "failed").await;
+    let reason = failed["error"].as_str().unwrap().to_string();
+    assert!(
+        reason.starts_with("the gateway answered, but the bridge could not record the answer (3 tries; last error: database: database or disk is full (injected))"),
+        "{reason}"
+    );
+    assert!(failed.get("result").is_none());
+    assert_eq!(
+        store
+            .inner
+            .get(second.clone(), "session:alice".into(), 0)
+            .await
+            .unwrap()
+            .unwrap()
+            .status
+            .as_str(),
+        "running",
+        "not written yet"
+    );
+    let list = json_of(&tool(&alice, "openclaw_task_list", json!({})).await);
+    assert_eq!(
+        list["stats"]["byStatus"]["running"], 1,
+        "only the third: {list}"
+    );
+
+    // The store works again: the failure is recorded, not the stale `running`.
+    store.failures.store(0, SeqCst);
+    let kept = written(&store.inner, &second, "session:alice").await;
+    assert_eq!(kept.status.as_str(), "failed");
+    assert_eq!(kept.error.as_deref(), Some(reason.as_str()));
+    assert_eq!(kept.result, None);
+    tool(&alice, "openclaw_task_cancel", json!({"task_id": third})).await;
+}
+
+#[tokio::test]
+async fn a_database_locked_by_another_process_delays_the_end_of_a_task_but_loses_nothing() {
+    let gw = FakeGateway::start();
+    let dir = tempfile::tempdir().unwrap();
+    let dir_s = dir.path().to_str().unwrap();
+    let bridge = Bridge::spawn(&data_env(&gw, dir_s)).await;
+    let id = queue(
+        &bridge.client,
+        json!({"message": "[[stream:4:200]] locked"}),
+    )
+    .await;
+    wait_for(&bridge.client, &id, "running").await;
+    // Another process takes the write lock, and keeps it past SQLite's 5 s busy wait.
+    let holder = rusqlite::Connection::open(dir.path().join("tasks.db")).unwrap();
+    holder.execute_batch("BEGIN EXCLUSIVE").unwrap();
+    let in_file = |conn: &rusqlite::Connection| -> String {
+        conn.query_row("SELECT status FROM tasks WHERE id = ?1", [&id], |r| {
+            r.get(0)
+        })
+        .unwrap()
+    };
+    let shown = watch_until(&bridge.client, &id, |s| s["status"] == "completed").await;
+    assert!(shown["result"].as_str().unwrap().starts_with("part0"));
+    assert_eq!(in_file(&holder), "running");
+    // Bounded: the first try gives up after SQLite's 5 s busy wait.
+    let mut refused = false;
+    for _ in 0..800 {
+        let logs = bridge.logs();
+        if logs.contains("could not record the end of a task") && logs.contains("locked") {
+            refused = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert!(
+        refused,
+        "a write fails with the database locked: {}",
+        bridge.logs()
+    );
+    assert_eq!(
+        status(&bridge.client, &id).await["status"],
+        "completed",
+        "still the answer"
+    );
+    holder.execute_batch("COMMIT").unwrap();
+    let mut recorded = in_file(&holder);
+    for _ in 0..400 {
+        if recorded != "running" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+        recorded = in_file(&holder);
+    }
+    assert_eq!(recorded, "completed");
+    let result: String = holder
+        .query_row("SELECT result FROM tasks WHERE id = ?1", [&id], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert!(result.starts_with("part0"), "{result}");
+    let next = queue(&bridge.client, json!({"message": "after the lock"})).await;
+    wait_for(&bridge.client, &next, "completed").await;
 }
