@@ -4,9 +4,11 @@
 //! connection starts:
 //! - stdio: the local user — one owner, the same after a restart, so a restarted Claude Desktop
 //!   still sees its tasks; it is the only principal a stdio bridge ever has;
-//! - HTTP without auth: the MCP session, as in 1.7.0;
-//! - HTTP with OAuth or a static bearer token: the token's subject, so a client that reconnects
-//!   with the same grant keeps its tasks.
+//! - HTTP without auth: the MCP session, as in 1.7.0 (every 2026-07-28 request without auth
+//!   shares one, `session:anonymous`);
+//! - HTTP with OAuth: the grant (`subject:grant:<id>`), so a person who reconnects or refreshes
+//!   keeps their tasks and two people on one client are two principals;
+//! - HTTP with a static bearer token: the token's name (`subject:token:<name>`).
 
 use std::fmt;
 
