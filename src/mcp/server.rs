@@ -24,6 +24,7 @@ use crate::{
     config::ToolSettings,
     gateway::{client::ChatProgress, registry::InstanceRegistry},
     tasks::{Owner, Tasks},
+    tool_names as names,
 };
 
 /// How long clients may cache the tool list: it changes only with the configuration.
@@ -187,14 +188,14 @@ impl ServerHandler for OpenClawServer {
         let args = request.arguments.as_ref();
         let name: Cow<'_, str> = request.name.clone();
         tracing::info!(tool = %name, owner = %self.owner, rpc_id = ?context.id, "tool call");
-        if tools::ALL_TOOLS.contains(&name.as_ref()) && !self.services.tools.enabled(&name) {
+        if names::is_tool(&name) && !self.services.tools.enabled(&name) {
             return Err(McpError::invalid_params(
                 format!("Tool {name} is disabled on this server"),
                 None,
             ));
         }
         let result = match name.as_ref() {
-            tools::CHAT if client_wants_tasks(&context) => {
+            names::CHAT if client_wants_tasks(&context) => {
                 return Ok(
                     match native::create(&self.services, &self.owner, args).await {
                         Ok(task) => task.into(),
@@ -202,16 +203,16 @@ impl ServerHandler for OpenClawServer {
                     },
                 );
             }
-            tools::CHAT => output::finish(self.chat(args, &context).await),
-            tools::STATUS => tools::status(&self.services.registry, args).await,
-            tools::INSTANCES => tools::instances(&self.services.registry).await,
-            tools::CHAT_ASYNC => tools::chat_async(&self.services, &self.owner, args).await,
-            tools::TASK_STATUS => tools::task_status(&self.services.tasks, &self.owner, args).await,
-            tools::TASK_LIST => tools::task_list(&self.services.tasks, &self.owner, args).await,
-            tools::TASK_CANCEL => tools::task_cancel(&self.services.tasks, &self.owner, args).await,
-            tools::AGENTS => tools::agents(&self.services.registry, args).await,
-            tools::SESSIONS => tools::sessions(&self.services.registry, args).await,
-            tools::SESSION_HISTORY => tools::session_history(&self.services.registry, args).await,
+            names::CHAT => output::finish(self.chat(args, &context).await),
+            names::STATUS => tools::status(&self.services.registry, args).await,
+            names::INSTANCES => tools::instances(&self.services.registry).await,
+            names::CHAT_ASYNC => tools::chat_async(&self.services, &self.owner, args).await,
+            names::TASK_STATUS => tools::task_status(&self.services.tasks, &self.owner, args).await,
+            names::TASK_LIST => tools::task_list(&self.services.tasks, &self.owner, args).await,
+            names::TASK_CANCEL => tools::task_cancel(&self.services.tasks, &self.owner, args).await,
+            names::AGENTS => tools::agents(&self.services.registry, args).await,
+            names::SESSIONS => tools::sessions(&self.services.registry, args).await,
+            names::SESSION_HISTORY => tools::session_history(&self.services.registry, args).await,
             #[cfg(feature = "conformance")]
             other if other.starts_with("test_") || other == "json_schema_2020_12_tool" => {
                 return match super::conformance::call(other, args, &context).await {

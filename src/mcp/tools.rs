@@ -24,53 +24,11 @@ use crate::{
         Owner, Tasks,
         task::{NewTask, TaskFilter, TaskStatus, TaskView},
     },
+    tool_names::{
+        AGENTS, CHAT, CHAT_ASYNC, INSTANCES, SESSION_HISTORY, SESSIONS, STATUS, TASK_CANCEL,
+        TASK_LIST, TASK_STATUS,
+    },
 };
-
-/// Tool names, in 1.7.0's listing order.
-pub const CHAT: &str = "openclaw_chat";
-/// See [`CHAT`].
-pub const STATUS: &str = "openclaw_status";
-/// See [`CHAT`].
-pub const CHAT_ASYNC: &str = "openclaw_chat_async";
-/// See [`CHAT`].
-pub const TASK_STATUS: &str = "openclaw_task_status";
-/// See [`CHAT`].
-pub const TASK_LIST: &str = "openclaw_task_list";
-/// See [`CHAT`].
-pub const TASK_CANCEL: &str = "openclaw_task_cancel";
-/// See [`CHAT`].
-pub const INSTANCES: &str = "openclaw_instances";
-/// An instance's agents (from `GET /v1/models`).
-pub const AGENTS: &str = "openclaw_agents";
-/// An instance's sessions (`sessions_list` through `/tools/invoke`).
-pub const SESSIONS: &str = "openclaw_sessions";
-/// A session's recent turns (`sessions_history` through `/tools/invoke`).
-pub const SESSION_HISTORY: &str = "openclaw_session_history";
-
-/// Every tool, in listing order: 1.7.0's seven, then this bridge's.
-pub const ALL_TOOLS: [&str; 10] = [
-    CHAT,
-    STATUS,
-    CHAT_ASYNC,
-    TASK_STATUS,
-    TASK_LIST,
-    TASK_CANCEL,
-    INSTANCES,
-    AGENTS,
-    SESSIONS,
-    SESSION_HISTORY,
-];
-
-/// The tools that change nothing, kept by `--read-only`.
-pub const READ_ONLY_TOOLS: [&str; 7] = [
-    STATUS,
-    INSTANCES,
-    AGENTS,
-    SESSIONS,
-    SESSION_HISTORY,
-    TASK_STATUS,
-    TASK_LIST,
-];
 
 fn schema(v: Value) -> Arc<JsonObject> {
     match v {
