@@ -9,8 +9,9 @@ use rmcp::{
     ErrorData as McpError, RoleServer, ServerHandler,
     model::{
         CacheScope, CallToolRequestParams, CallToolResponse, CallToolResult, CancelTaskParams,
-        GetTaskParams, GetTaskResult, Implementation, ListToolsResult, PaginatedRequestParams,
-        ProgressNotificationParam, ServerCapabilities, ServerConfig,
+        GetTaskParams, GetTaskResult, Implementation, InitializeRequestParams, InitializeResult,
+        ListToolsResult, PaginatedRequestParams, ProgressNotificationParam, ServerCapabilities,
+        ServerConfig, TASKS_EXTENSION_ID,
     },
     service::RequestContext,
 };
@@ -134,8 +135,9 @@ impl ServerHandler for OpenClawServer {
         #[cfg_attr(not(feature = "conformance"), allow(unused_mut))]
         let mut capabilities = ServerCapabilities::builder()
             .enable_tools()
-            // The tasks extension (SEP-2663): `openclaw_chat` becomes a task for clients that
-            // declare it, run by the same TaskSupervisor as `openclaw_chat_async`.
+            // The tasks extension (SEP-2663): `openclaw_chat` becomes a task for 2026-07-28
+            // requests that declare it, run by the same TaskSupervisor as `openclaw_chat_async`.
+            // Offered by `server/discover` only: `initialize` takes it out (see `initialize`).
             .enable_tasks()
             .build();
         // The conformance suite's logging scenarios need `logging`; the real server sends no logs.
@@ -160,6 +162,17 @@ impl ServerHandler for OpenClawServer {
         _context: RequestContext<RoleServer>,
     ) -> Result<(), McpError> {
         Ok(())
+    }
+
+    async fn initialize(
+        &self,
+        request: InitializeRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<InitializeResult, McpError> {
+        context.peer.set_peer_info(request.clone());
+        let mut result = self.negotiate_initialize(&request)?;
+        without_tasks_extension(&mut result.capabilities);
+        Ok(result)
     }
 
     async fn list_tools(
@@ -195,7 +208,7 @@ impl ServerHandler for OpenClawServer {
             ));
         }
         let result = match name.as_ref() {
-            names::CHAT if client_wants_tasks(&context) => {
+            names::CHAT if wants_a_task(&context) => {
                 return Ok(
                     match native::create(&self.services, &self.owner, args).await {
                         Ok(task) => task.into(),
@@ -261,11 +274,31 @@ impl ServerHandler for OpenClawServer {
     }
 }
 
-/// Whether this request's client declared the tasks extension.
-fn client_wants_tasks(context: &RequestContext<RoleServer>) -> bool {
-    context
-        .client_capabilities()
-        .is_some_and(|caps| caps.supports_tasks())
+/// Whether this `tools/call` asks for a task: only a request of the 2026-07-28 era (or later)
+/// whose own `_meta` client capabilities declare the tasks extension. The extension exists only
+/// in that era; rmcp 3.11 cannot offer the 2025-11-25 era's tasks, so a client that negotiated
+/// 2025-11-25 at `initialize` cannot read a `resultType: "task"` answer even if it declared the
+/// extension there (the TypeScript SDK and the Inspector do), and gets the plain answer.
+fn wants_a_task(context: &RequestContext<RoleServer>) -> bool {
+    let modern = context
+        .protocol_version()
+        .is_some_and(|version| !version.has_initialize());
+    modern
+        && context
+            .meta
+            .client_capabilities()
+            .is_some_and(|caps| caps.supports_tasks())
+}
+
+/// Takes the tasks extension out of the capabilities an `initialize` answer offers: a session of
+/// the initialize era never gets a task (see [`wants_a_task`]).
+fn without_tasks_extension(capabilities: &mut ServerCapabilities) {
+    if let Some(extensions) = capabilities.extensions.as_mut() {
+        extensions.remove(TASKS_EXTENSION_ID);
+        if extensions.is_empty() {
+            capabilities.extensions = None;
+        }
+    }
 }
 
 /// Native MCP tasks (the `io.modelcontextprotocol/tasks` extension, SEP-2663, as rmcp 3.11

@@ -1,0 +1,464 @@
+//! Edges of the MCP layer that real clients (the official TypeScript SDK, the MCP Inspector, the
+//! official Python SDK) tripped on, each checked on the wire:
+//!
+//! - a client that negotiates 2025-11-25 at `initialize` and declares the 2026-07-28 tasks
+//!   extension there gets a plain tool result with the answer, never a `resultType: "task"` it
+//!   cannot read; a 2026-07-28 request that asks for a task still gets one.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::{process::Stdio, time::Duration};
+
+use common::{
+    FakeGateway, call,
+    http::{ACCEPT_BOTH, HttpBridge, SseReader, borrowed, json_body, post, sse_messages},
+    text,
+};
+use rmcp::{
+    ServiceExt,
+    model::{CallToolResponse, GetTaskParams, ProtocolVersion, TaskPayload, TaskStatus},
+    service::{ClientLifecycleMode, ClientServiceExt},
+    transport::{ConfigureCommandExt, StreamableHttpClientTransport, TokioChildProcess},
+};
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+
+/// The tasks extension's id, as clients declare it.
+const TASKS: &str = "io.modelcontextprotocol/tasks";
+
+const JSON: (&str, &str) = ("Content-Type", "application/json");
+const ACCEPT: (&str, &str) = ("Accept", ACCEPT_BOTH);
+
+async fn http_bridge(gw: &FakeGateway) -> HttpBridge {
+    HttpBridge::spawn(&[], &[("OPENCLAW_URL", gw.url.as_str())]).await
+}
+
+/// A client that declares the tasks extension in its capabilities, as the TypeScript SDK and
+/// the Inspector do whatever era they end up speaking.
+#[derive(Clone, Default)]
+struct TaskAwareClient;
+
+impl rmcp::ClientHandler for TaskAwareClient {
+    fn get_info(&self) -> rmcp::model::ClientConfig {
+        rmcp::model::ClientConfig::new(
+            rmcp::model::ClientCapabilities::builder()
+                .enable_tasks()
+                .build(),
+            rmcp::model::Implementation::new("task-aware", "1"),
+        )
+    }
+}
+
+/// `initialize` of the 2025-11-25 era with the tasks extension among the client's capabilities.
+fn initialize_declaring_tasks(id: u64) -> String {
+    json!({"jsonrpc": "2.0", "id": id, "method": "initialize", "params": {
+        "protocolVersion": "2025-11-25",
+        "capabilities": {"extensions": {TASKS: {}}},
+        "clientInfo": {"name": "inspector-like", "version": "1"}}})
+    .to_string()
+}
+
+/// The `_meta` of a 2026-07-28 request, with `capabilities` and an optional progress token.
+fn modern_meta(capabilities: Value, progress: Option<&str>) -> Value {
+    let mut meta = json!({
+        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+        "io.modelcontextprotocol/clientInfo": {"name": "raw-test", "version": "1"},
+        "io.modelcontextprotocol/clientCapabilities": capabilities});
+    if let Some(token) = progress {
+        meta["progressToken"] = json!(token);
+    }
+    meta
+}
+
+/// A 2026-07-28 `tools/call` of `openclaw_chat` and its headers.
+fn modern_chat(id: u64, message: &str, meta: Value) -> (Vec<(&'static str, String)>, String) {
+    let body = json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": {
+        "name": "openclaw_chat", "arguments": {"message": message}, "_meta": meta}})
+    .to_string();
+    let headers = vec![
+        ("Content-Type", "application/json".to_string()),
+        ("Accept", ACCEPT_BOTH.to_string()),
+        ("MCP-Protocol-Version", "2026-07-28".to_string()),
+        ("Mcp-Method", "tools/call".to_string()),
+        ("Mcp-Name", "openclaw_chat".to_string()),
+    ];
+    (headers, body)
+}
+
+/// A `tools/call` of `openclaw_chat` in the initialize era, with an optional progress token.
+fn legacy_chat(id: u64, message: &str, progress: Option<&str>) -> String {
+    let mut params = json!({"name": "openclaw_chat", "arguments": {"message": message}});
+    if let Some(token) = progress {
+        params["_meta"] = json!({"progressToken": token});
+    }
+    json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": params}).to_string()
+}
+
+/// The JSON-RPC messages of a Streamable HTTP answer, in order (one JSON body, or SSE events).
+fn messages_of(headers: &awc::http::header::HeaderMap, body: &[u8]) -> Vec<Value> {
+    let sse = headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/event-stream"));
+    if sse {
+        sse_messages(body)
+    } else {
+        vec![json_body(body)]
+    }
+}
+
+/// Opens an initialize-era session on `/mcp` with `init` and the 2025-11-25 header; the session id
+/// and the `initialize` result.
+async fn open_session_with(bridge: &HttpBridge, init: &str) -> (String, Value) {
+    let (status, headers, body) = post(&bridge.url("/mcp"), &[JSON, ACCEPT], init).await;
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    let id = headers
+        .get("mcp-session-id")
+        .expect("a session id")
+        .to_str()
+        .unwrap()
+        .to_string();
+    let result = messages_of(&headers, &body)
+        .into_iter()
+        .find(|m| m["id"] == 1)
+        .expect("the initialize answer")["result"]
+        .clone();
+    let (status, _, _) = post(
+        &bridge.url("/mcp"),
+        &[
+            JSON,
+            ACCEPT,
+            ("Mcp-Session-Id", &id),
+            ("MCP-Protocol-Version", "2025-11-25"),
+        ],
+        r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
+    )
+    .await;
+    assert_eq!(status, 202);
+    (id, result)
+}
+
+/// Posts `body` in session `session`; the answer's messages.
+async fn in_session(bridge: &HttpBridge, session: &str, body: &str) -> Vec<Value> {
+    let (status, headers, answer) = post(
+        &bridge.url("/mcp"),
+        &[
+            JSON,
+            ACCEPT,
+            ("Mcp-Session-Id", session),
+            ("MCP-Protocol-Version", "2025-11-25"),
+        ],
+        body,
+    )
+    .await;
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&answer));
+    messages_of(&headers, &answer)
+}
+
+/// The real binary over stdio, spoken to line by line.
+struct RawStdio {
+    child: tokio::process::Child,
+    stdin: tokio::process::ChildStdin,
+    lines: tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>,
+}
+
+impl RawStdio {
+    async fn spawn(gw: &FakeGateway) -> RawStdio {
+        let mut child = tokio::process::Command::new(common::bridge::binary())
+            .env_clear()
+            .env("OPENCLAW_URL", &gw.url)
+            .env("OPENCLAW_MCP_DATA_DIR", ":memory:")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("spawn the bridge");
+        let stdin = child.stdin.take().unwrap();
+        let lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+        RawStdio {
+            child,
+            stdin,
+            lines,
+        }
+    }
+
+    async fn send(&mut self, line: &str) {
+        self.stdin.write_all(line.as_bytes()).await.unwrap();
+        self.stdin.write_all(b"\n").await.unwrap();
+        self.stdin.flush().await.unwrap();
+    }
+
+    /// The next message (bounded wait).
+    async fn next(&mut self) -> Value {
+        let line = tokio::time::timeout(Duration::from_secs(30), self.lines.next_line())
+            .await
+            .expect("a message in time")
+            .unwrap()
+            .expect("stdout is open");
+        serde_json::from_str(&line).unwrap()
+    }
+
+    /// The messages up to and including the response to `id`.
+    async fn until_response(&mut self, id: u64) -> Vec<Value> {
+        let mut seen = Vec::new();
+        loop {
+            let message = self.next().await;
+            let done = message["id"] == id;
+            seen.push(message);
+            if done {
+                return seen;
+            }
+        }
+    }
+
+    /// `initialize` (with `init`) and `notifications/initialized`; the initialize result.
+    async fn initialize(&mut self, init: &str) -> Value {
+        self.send(init).await;
+        let answer = self.until_response(1).await.pop().unwrap();
+        self.send(r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#)
+            .await;
+        answer["result"].clone()
+    }
+}
+
+impl Drop for RawStdio {
+    fn drop(&mut self) {
+        let _ = self.child.start_kill();
+    }
+}
+
+/// The legacy HTTP+SSE transport, opened and initialized with `init`: the stream, the URL to post
+/// to, and the initialize result.
+async fn legacy_sse(bridge: &HttpBridge, init: &str) -> (SseReader, String, Value) {
+    let (status, mut sse) = SseReader::open(&bridge.url("/sse")).await;
+    assert_eq!(status, 200);
+    let endpoint = sse.next(Duration::from_secs(10)).await.unwrap();
+    assert_eq!(endpoint.event, "endpoint");
+    let messages = bridge.url(&endpoint.data);
+    let (status, _, _) = post(&messages, &[JSON], init).await;
+    assert_eq!(status, 202);
+    let answer = sse.next_message(Duration::from_secs(10)).await;
+    assert_eq!(answer["id"], 1);
+    let (status, _, _) = post(
+        &messages,
+        &[JSON],
+        r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
+    )
+    .await;
+    assert_eq!(status, 202);
+    (sse, messages, answer["result"].clone())
+}
+
+/// The messages on the legacy SSE stream up to and including the response to `id`.
+async fn sse_until_response(sse: &mut SseReader, id: u64) -> Vec<Value> {
+    let mut seen = Vec::new();
+    loop {
+        let message = sse.next_message(Duration::from_secs(30)).await;
+        let done = message["id"] == id;
+        seen.push(message);
+        if done {
+            return seen;
+        }
+    }
+}
+
+/// Asserts that a `tools/call` result is the plain answer `expected`.
+fn assert_plain_answer(result: &Value, expected: &str, what: &str) {
+    assert_ne!(
+        result["resultType"], "task",
+        "{what}: a task handle: {result}"
+    );
+    assert!(result.get("taskId").is_none(), "{what}: {result}");
+    assert_eq!(result["content"][0]["type"], "text", "{what}: {result}");
+    assert_eq!(result["content"][0]["text"], expected, "{what}: {result}");
+    assert_ne!(result["isError"], true, "{what}: {result}");
+}
+// ---------------------------------------------------------------------------------------------
+// 1. Tasks only for 2026-07-28 requests that ask for them.
+
+#[actix_rt::test]
+async fn a_2025_11_25_session_declaring_the_tasks_extension_gets_the_answer_over_raw_http() {
+    let gw = FakeGateway::start();
+    let bridge = http_bridge(&gw).await;
+    let (session, init) = open_session_with(&bridge, &initialize_declaring_tasks(1)).await;
+    assert_eq!(init["protocolVersion"], "2025-11-25");
+    // Without a progress token (the Inspector's call), and with one (the TS SDK's with onprogress).
+    for (id, progress) in [(2, None), (3, Some("p-3"))] {
+        let messages = in_session(
+            &bridge,
+            &session,
+            &legacy_chat(id, "plain please", progress),
+        )
+        .await;
+        let answer = messages.iter().find(|m| m["id"] == id).unwrap();
+        assert_plain_answer(
+            &answer["result"],
+            "echo: plain please",
+            "2025-11-25 session",
+        );
+    }
+    // Nothing was queued as a task.
+    let listed = in_session(
+        &bridge,
+        &session,
+        r#"{"jsonrpc":"2.0","id":4,"method":"tools/call","params":{"name":"openclaw_task_list","arguments":{}}}"#,
+    )
+    .await;
+    let listed = listed.iter().find(|m| m["id"] == 4).unwrap();
+    assert_eq!(listed["result"]["structuredContent"]["stats"]["total"], 0);
+    assert!(
+        init["capabilities"]["extensions"].get(TASKS).is_none(),
+        "an initialize-era session is not offered 2026-07-28 tasks: {init}"
+    );
+}
+
+#[tokio::test]
+async fn a_2025_11_25_client_declaring_the_tasks_extension_gets_the_answer_over_raw_stdio() {
+    let gw = FakeGateway::start();
+    let mut stdio = RawStdio::spawn(&gw).await;
+    let init = stdio.initialize(&initialize_declaring_tasks(1)).await;
+    assert_eq!(init["protocolVersion"], "2025-11-25");
+    stdio
+        .send(&legacy_chat(2, "plain over stdio", Some("p-2")))
+        .await;
+    let answer = stdio.until_response(2).await.pop().unwrap();
+    assert_plain_answer(
+        &answer["result"],
+        "echo: plain over stdio",
+        "2025-11-25 over stdio",
+    );
+    assert!(
+        init["capabilities"]["extensions"].get(TASKS).is_none(),
+        "{init}"
+    );
+}
+
+#[actix_rt::test]
+async fn a_2025_11_25_client_declaring_the_tasks_extension_gets_the_answer_over_legacy_sse() {
+    let gw = FakeGateway::start();
+    let bridge = http_bridge(&gw).await;
+    let (mut sse, messages, init) = legacy_sse(&bridge, &initialize_declaring_tasks(1)).await;
+    let (status, _, _) = post(&messages, &[JSON], &legacy_chat(2, "plain over sse", None)).await;
+    assert_eq!(status, 202);
+    let answer = sse_until_response(&mut sse, 2).await.pop().unwrap();
+    assert_plain_answer(
+        &answer["result"],
+        "echo: plain over sse",
+        "2025-11-25 over legacy SSE",
+    );
+    assert!(
+        init["capabilities"]["extensions"].get(TASKS).is_none(),
+        "{init}"
+    );
+}
+
+#[actix_rt::test]
+async fn rmcp_clients_declaring_tasks_at_initialize_get_plain_results() {
+    let gw = FakeGateway::start();
+    // Over stdio.
+    let url = gw.url.clone();
+    let command = tokio::process::Command::new(common::bridge::binary()).configure(move |cmd| {
+        cmd.env_clear()
+            .env("OPENCLAW_URL", &url)
+            .env("OPENCLAW_MCP_DATA_DIR", ":memory:");
+    });
+    let stdio = TaskAwareClient
+        .serve(TokioChildProcess::new(command).unwrap())
+        .await
+        .unwrap();
+    // Over Streamable HTTP, in a session.
+    let bridge = http_bridge(&gw).await;
+    openclaw_mcp::app::install_crypto_provider();
+    let http = TaskAwareClient
+        .serve(StreamableHttpClientTransport::from_uri(bridge.url("/mcp")))
+        .await
+        .unwrap();
+    for (name, client) in [("stdio", &stdio), ("Streamable HTTP", &http)] {
+        let info = client.peer_info().unwrap();
+        assert!(info.protocol_version.has_initialize(), "{name}: {info:?}");
+        let answer = client
+            .call_tool_once(call("openclaw_chat", json!({"message": name})))
+            .await
+            .unwrap();
+        let CallToolResponse::Complete(result) = answer else {
+            panic!("{name}: expected a plain result, got {answer:?}");
+        };
+        assert_eq!(text(&result), format!("echo: {name}"), "{name}");
+        assert!(!info.capabilities.supports_tasks(), "{name}");
+    }
+    let _ = stdio.cancel().await;
+    let _ = http.cancel().await;
+}
+
+#[actix_rt::test]
+async fn a_2026_07_28_request_asking_for_a_task_gets_a_task() {
+    let gw = FakeGateway::start();
+    let bridge = http_bridge(&gw).await;
+    // Raw: the request's own capabilities declare the extension.
+    let (headers, body) = modern_chat(
+        7,
+        "as a task",
+        modern_meta(json!({"extensions": {TASKS: {}}}), None),
+    );
+    let (status, h, answer) = post(&bridge.url("/mcp"), &borrowed(&headers), &body).await;
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&answer));
+    let created = messages_of(&h, &answer).pop().unwrap();
+    assert_eq!(created["result"]["resultType"], "task", "{created}");
+    assert!(
+        created["result"]["taskId"]
+            .as_str()
+            .unwrap()
+            .starts_with("task_")
+    );
+    // The same request without the extension gets the answer.
+    let (headers, body) = modern_chat(8, "not a task", modern_meta(json!({}), None));
+    let (_, h, answer) = post(&bridge.url("/mcp"), &borrowed(&headers), &body).await;
+    let plain = messages_of(&h, &answer).pop().unwrap();
+    assert_eq!(plain["result"]["resultType"], "complete", "{plain}");
+    assert_plain_answer(
+        &plain["result"],
+        "echo: not a task",
+        "2026-07-28 without tasks",
+    );
+
+    // rmcp's client in the 2026-07-28 era: a task, whose result is the answer with its metadata.
+    openclaw_mcp::app::install_crypto_provider();
+    let client = TaskAwareClient
+        .serve_with_lifecycle(
+            StreamableHttpClientTransport::from_uri(bridge.url("/mcp")),
+            ClientLifecycleMode::Discover {
+                preferred_versions: vec![ProtocolVersion::V_2026_07_28],
+            },
+        )
+        .await
+        .unwrap();
+    let created = client
+        .call_tool_once(call("openclaw_chat", json!({"message": "modern task"})))
+        .await
+        .unwrap();
+    let CallToolResponse::Task(created) = created else {
+        panic!("expected a task handle, got {created:?}");
+    };
+    let mut done = None;
+    for _ in 0..400 {
+        let got = client
+            .get_task(GetTaskParams::new(created.task.task_id.clone()))
+            .await
+            .unwrap();
+        if got.task.status() == TaskStatus::Completed {
+            done = Some(got);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let done = done.expect("the task completes");
+    let TaskPayload::Completed { result } = &done.task.payload else {
+        panic!("no result: {done:?}");
+    };
+    let result = Value::Object(result.clone());
+    assert_eq!(result["content"][0]["text"], "echo: modern task");
+    let _ = client.cancel().await;
+}
