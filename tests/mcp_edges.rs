@@ -3,7 +3,9 @@
 //!
 //! - a client that negotiates 2025-11-25 at `initialize` and declares the 2026-07-28 tasks
 //!   extension there gets a plain tool result with the answer, never a `resultType: "task"` it
-//!   cannot read; a 2026-07-28 request that asks for a task still gets one.
+//!   cannot read; a 2026-07-28 request that asks for a task still gets one;
+//! - no progress notification for a call is written after that call's response, on any transport
+//!   (50 calls against a streamed answer each, to catch the race).
 
 #![allow(clippy::unwrap_used)]
 
@@ -16,6 +18,7 @@ use common::{
     http::{ACCEPT_BOTH, HttpBridge, SseReader, borrowed, json_body, post, sse_messages},
     text,
 };
+use futures_util::StreamExt;
 use rmcp::{
     ServiceExt,
     model::{CallToolResponse, GetTaskParams, ProtocolVersion, TaskPayload, TaskStatus},
@@ -27,6 +30,11 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
 
 /// The tasks extension's id, as clients declare it.
 const TASKS: &str = "io.modelcontextprotocol/tasks";
+/// Calls per transport in the progress-ordering tests: the late notification was a race.
+const CALLS: u64 = 50;
+/// A streamed answer: two chunks a millisecond apart, then the end at once, so the last progress
+/// update and the end of the answer arrive together.
+const STREAMED: &str = "[[stream:2:1]]";
 
 const JSON: (&str, &str) = ("Content-Type", "application/json");
 const ACCEPT: (&str, &str) = ("Accept", ACCEPT_BOTH);
@@ -57,6 +65,14 @@ fn initialize_declaring_tasks(id: u64) -> String {
         "protocolVersion": "2025-11-25",
         "capabilities": {"extensions": {TASKS: {}}},
         "clientInfo": {"name": "inspector-like", "version": "1"}}})
+    .to_string()
+}
+
+/// `initialize` of the 2025-11-25 era without capabilities.
+fn initialize_2025_11_25(id: u64) -> String {
+    json!({"jsonrpc": "2.0", "id": id, "method": "initialize", "params": {
+        "protocolVersion": "2025-11-25", "capabilities": {},
+        "clientInfo": {"name": "raw-test", "version": "1"}}})
     .to_string()
 }
 
@@ -107,6 +123,27 @@ fn messages_of(headers: &awc::http::header::HeaderMap, body: &[u8]) -> Vec<Value
     } else {
         vec![json_body(body)]
     }
+}
+
+fn is_progress_for(message: &Value, token: &str) -> bool {
+    message["method"] == "notifications/progress" && message["params"]["progressToken"] == token
+}
+
+/// Checks the order of one call's messages: its progress notifications (if any) come before its
+/// response. Returns how many progress notifications came first.
+fn progress_before_response(messages: &[Value], id: u64, token: &str, what: &str) -> usize {
+    let at = messages
+        .iter()
+        .position(|m| m["id"] == id)
+        .unwrap_or_else(|| panic!("{what}: no response to call {id} in {messages:?}"));
+    assert!(
+        !messages[at + 1..].iter().any(|m| is_progress_for(m, token)),
+        "{what}: a progress notification for {token} came after the response to call {id}: {messages:?}"
+    );
+    messages[..at]
+        .iter()
+        .filter(|m| is_progress_for(m, token))
+        .count()
 }
 
 /// Opens an initialize-era session on `/mcp` with `init` and the 2025-11-25 header; the session id
@@ -461,4 +498,134 @@ async fn a_2026_07_28_request_asking_for_a_task_gets_a_task() {
     let result = Value::Object(result.clone());
     assert_eq!(result["content"][0]["text"], "echo: modern task");
     let _ = client.cancel().await;
+}
+// ---------------------------------------------------------------------------------------------
+// 2. Progress notifications never follow their call's response.
+
+#[actix_rt::test]
+async fn progress_never_follows_the_response_over_streamable_http_2026() {
+    let gw = FakeGateway::start();
+    let bridge = http_bridge(&gw).await;
+    let mut progressed = 0;
+    for id in 1..=CALLS {
+        let token = format!("p-{id}");
+        let (headers, body) = modern_chat(id, STREAMED, modern_meta(json!({}), Some(&token)));
+        let (status, h, answer) = post(&bridge.url("/mcp"), &borrowed(&headers), &body).await;
+        assert_eq!(status, 200, "{}", String::from_utf8_lossy(&answer));
+        let messages = messages_of(&h, &answer);
+        progressed += progress_before_response(&messages, id, &token, "2026-07-28");
+        let response = messages.iter().find(|m| m["id"] == id).unwrap();
+        assert_eq!(response["result"]["content"][0]["text"], "part0 part1 ");
+    }
+    assert!(progressed > 0, "no call reported progress");
+}
+
+#[actix_rt::test]
+async fn progress_never_follows_the_response_over_streamable_http_sessions() {
+    let gw = FakeGateway::start();
+    let bridge = http_bridge(&gw).await;
+    let (session, _) = open_session_with(&bridge, &initialize_2025_11_25(1)).await;
+    // The session's standalone stream, open from the start as the TypeScript SDK keeps it: a
+    // notification that misses its call's stream (sent after the response) would land here.
+    let mut standalone = awc::Client::new()
+        .get(bridge.url("/mcp"))
+        .insert_header(("Accept", "text/event-stream"))
+        .insert_header(("Mcp-Session-Id", session.as_str()))
+        .insert_header(("MCP-Protocol-Version", "2025-11-25"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(standalone.status().as_u16(), 200);
+    let mut progressed = 0;
+    for id in 2..2 + CALLS {
+        let token = format!("p-{id}");
+        let messages =
+            in_session(&bridge, &session, &legacy_chat(id, STREAMED, Some(&token))).await;
+        progressed += progress_before_response(&messages, id, &token, "2025-11-25 session");
+    }
+    assert!(progressed > 0, "no call reported progress");
+    // Whatever reached the standalone stream by now (and a moment more for a straggler).
+    let mut late = String::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+    while let Ok(Some(Ok(chunk))) = tokio::time::timeout_at(deadline, standalone.next()).await {
+        late.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    assert!(
+        !late.contains("notifications/progress"),
+        "progress notifications after their responses, on the standalone stream: {late}"
+    );
+}
+
+#[tokio::test]
+async fn progress_never_follows_the_response_over_stdio() {
+    let gw = FakeGateway::start();
+    let mut stdio = RawStdio::spawn(&gw).await;
+    stdio.initialize(&initialize_2025_11_25(1)).await;
+    let mut progressed = 0;
+    let mut after: Vec<Value> = Vec::new();
+    for id in 2..2 + CALLS {
+        let token = format!("p-{id}");
+        stdio.send(&legacy_chat(id, STREAMED, Some(&token))).await;
+        let messages = stdio.until_response(id).await;
+        // What came before this response must not be progress of an earlier, answered call.
+        for earlier in 2..id {
+            let token = format!("p-{earlier}");
+            assert!(
+                !messages.iter().any(|m| is_progress_for(m, &token)),
+                "stdio: progress for call {earlier} after its response: {messages:?}"
+            );
+        }
+        progressed += progress_before_response(&messages, id, &token, "stdio");
+        after = messages;
+    }
+    // A last request flushes anything still on its way.
+    stdio
+        .send(r#"{"jsonrpc":"2.0","id":9999,"method":"ping"}"#)
+        .await;
+    let tail = stdio.until_response(9999).await;
+    assert!(
+        !tail.iter().any(|m| m["method"] == "notifications/progress"),
+        "stdio: progress after the last response: {tail:?} (before: {after:?})"
+    );
+    assert!(progressed > 0, "no call reported progress");
+}
+
+#[actix_rt::test]
+async fn progress_never_follows_the_response_over_legacy_sse() {
+    let gw = FakeGateway::start();
+    let bridge = http_bridge(&gw).await;
+    let (mut sse, messages_url, _) = legacy_sse(&bridge, &initialize_2025_11_25(1)).await;
+    let mut progressed = 0;
+    for id in 2..2 + CALLS {
+        let token = format!("p-{id}");
+        let (status, _, _) = post(
+            &messages_url,
+            &[JSON],
+            &legacy_chat(id, STREAMED, Some(&token)),
+        )
+        .await;
+        assert_eq!(status, 202);
+        let messages = sse_until_response(&mut sse, id).await;
+        for earlier in 2..id {
+            let token = format!("p-{earlier}");
+            assert!(
+                !messages.iter().any(|m| is_progress_for(m, &token)),
+                "legacy SSE: progress for call {earlier} after its response: {messages:?}"
+            );
+        }
+        progressed += progress_before_response(&messages, id, &token, "legacy SSE");
+    }
+    let (status, _, _) = post(
+        &messages_url,
+        &[JSON],
+        r#"{"jsonrpc":"2.0","id":9999,"method":"ping"}"#,
+    )
+    .await;
+    assert_eq!(status, 202);
+    let tail = sse_until_response(&mut sse, 9999).await;
+    assert!(
+        !tail.iter().any(|m| m["method"] == "notifications/progress"),
+        "legacy SSE: progress after the last response: {tail:?}"
+    );
+    assert!(progressed > 0, "no call reported progress");
 }

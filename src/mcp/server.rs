@@ -3,7 +3,7 @@
 //! identity ([`Owner`]), so the same handler serves stdio, Streamable HTTP and legacy SSE, and
 //! both protocol eras that rmcp speaks.
 
-use std::borrow::Cow;
+use std::{borrow::Cow, sync::Arc};
 
 use rmcp::{
     ErrorData as McpError, RoleServer, ServerHandler,
@@ -16,6 +16,7 @@ use rmcp::{
     service::RequestContext,
 };
 use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 
 use super::{
     output::{self, ToolError},
@@ -75,25 +76,27 @@ impl OpenClawServer {
         // dropped (a closed connection): either way the gateway request is aborted.
         let cancel = context.ct.child_token();
         let _abort_on_drop = cancel.clone().drop_guard();
-        let progress_token = context.meta.get_progress_token();
         // A streamed answer only when the client wants progress; otherwise 1.7.0's plain request.
-        let stream = progress_token.is_some();
-        let (progress, forwarder) = match progress_token {
+        let reply = match context.meta.get_progress_token() {
+            None => instance.chat(args.request(false), None, cancel).await,
             Some(token) => {
                 let (tx, rx) = watch::channel(ChatProgress::default());
-                let peer = context.peer.clone();
-                let fwd = tokio::spawn(forward_progress(rx, peer, token));
-                (Some(std::sync::Arc::new(tx)), Some(fwd))
+                let answered = CancellationToken::new();
+                let forward = forward_progress(rx, context.peer.clone(), token, answered.clone());
+                let chat = async {
+                    let reply = instance
+                        .chat(args.request(true), Some(Arc::new(tx)), cancel)
+                        .await;
+                    answered.cancel();
+                    reply
+                };
+                // Both in this one future: it returns (and rmcp writes the response) only once
+                // the forwarder has finished the notification it was sending, so no progress
+                // notification of this call is ever written after the call's response.
+                let (reply, ()) = tokio::join!(chat, forward);
+                reply
             }
-            None => (None, None),
-        };
-        let reply = instance
-            .chat(args.request(stream), progress, cancel.clone())
-            .await;
-        if let Some(fwd) = forwarder {
-            fwd.abort();
-        }
-        let reply = reply?;
+        }?;
         // The text is the assistant's text, as in 1.7.0; the rest goes in structuredContent.
         let structured = serde_json::to_value(tools::ChatOutput {
             response: &reply.content,
@@ -110,14 +113,31 @@ impl OpenClawServer {
     }
 }
 
-/// Sends `notifications/progress` (characters received so far) while a streamed answer arrives.
+/// Sends `notifications/progress` (characters received so far) while a streamed answer arrives,
+/// and stops once `answered` is cancelled (the answer is complete, or failed).
+///
+/// A notification handed to rmcp is written when rmcp's send of it completes, which is when
+/// `notify_progress` returns. So a send is never raced against `answered`: the one under way
+/// when the answer completes is awaited to its end, and later updates are dropped. The caller
+/// returns its result only after this returns, so every notification of a call is written
+/// before the call's response, on every transport.
 async fn forward_progress(
     mut rx: watch::Receiver<ChatProgress>,
     peer: rmcp::Peer<RoleServer>,
     token: rmcp::model::ProgressToken,
+    answered: CancellationToken,
 ) {
     let mut last = 0u64;
-    while rx.changed().await.is_ok() {
+    loop {
+        tokio::select! {
+            biased;
+            () = answered.cancelled() => return,
+            changed = rx.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+            }
+        }
         let chars = rx.borrow_and_update().chars;
         if chars > last {
             last = chars;
