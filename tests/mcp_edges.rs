@@ -5,7 +5,8 @@
 //!   extension there gets a plain tool result with the answer, never a `resultType: "task"` it
 //!   cannot read; a 2026-07-28 request that asks for a task still gets one;
 //! - no progress notification for a call is written after that call's response, on any transport
-//!   (50 calls against a streamed answer each, to catch the race).
+//!   (50 calls against a streamed answer each, to catch the race);
+//! - no input or output schema uses a `type` array (`["string", "null"]`).
 
 #![allow(clippy::unwrap_used)]
 
@@ -628,4 +629,87 @@ async fn progress_never_follows_the_response_over_legacy_sse() {
         "legacy SSE: progress after the last response: {tail:?}"
     );
     assert!(progressed > 0, "no call reported progress");
+}
+// ---------------------------------------------------------------------------------------------
+// 3. Schemas without `type` arrays.
+
+/// Paths of every `type` keyword in `schema` whose value is an array.
+fn type_arrays(schema: &Value, path: &str, found: &mut Vec<String>) {
+    match schema {
+        Value::Object(map) => {
+            for (key, value) in map {
+                let here = format!("{path}/{key}");
+                if key == "type" && value.is_array() {
+                    found.push(format!("{here} = {value}"));
+                }
+                type_arrays(value, &here, found);
+            }
+        }
+        Value::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                type_arrays(item, &format!("{path}/{i}"), found);
+            }
+        }
+        _ => {}
+    }
+}
+
+#[tokio::test]
+async fn no_input_or_output_schema_uses_a_type_array() {
+    let gw = FakeGateway::start();
+    let bridge = common::bridge::Bridge::spawn(&[("OPENCLAW_URL", gw.url.as_str())]).await;
+    let tools = bridge.client.list_all_tools().await.unwrap();
+    assert_eq!(tools.len(), openclaw_mcp::tool_names::ALL_TOOLS.len());
+    let mut found = Vec::new();
+    let mut outputs = 0;
+    for tool in &tools {
+        let input = Value::Object((*tool.input_schema).clone());
+        type_arrays(&input, &format!("{}/inputSchema", tool.name), &mut found);
+        if let Some(output) = &tool.output_schema {
+            outputs += 1;
+            let output = Value::Object((**output).clone());
+            type_arrays(&output, &format!("{}/outputSchema", tool.name), &mut found);
+        }
+    }
+    assert!(outputs >= 8, "the JSON tools have output schemas");
+    assert!(found.is_empty(), "type arrays: {found:#?}");
+    // The walk finds one where there is one.
+    let mut probe = Vec::new();
+    type_arrays(
+        &json!({"properties": {"a": {"anyOf": [{"type": ["string", "null"]}]}}}),
+        "",
+        &mut probe,
+    );
+    assert_eq!(probe.len(), 1);
+
+    // The nullable health fields still accept the values the tools return.
+    let instances = bridge
+        .client
+        .call_tool(call("openclaw_instances", json!({})))
+        .await
+        .unwrap();
+    let health = &instances.structured_content.unwrap()["instances"][0]["health"];
+    let schema = tools
+        .iter()
+        .find(|t| t.name == "openclaw_instances")
+        .unwrap()
+        .output_schema
+        .clone()
+        .unwrap();
+    let fields = &schema["properties"]["instances"]["items"]["properties"]["health"]["properties"];
+    for field in ["last_check", "last_ok", "latency_ms", "last_error"] {
+        let kinds: Vec<&str> = fields[field]["anyOf"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{field}: {}", fields[field]))
+            .iter()
+            .map(|k| k["type"].as_str().unwrap())
+            .collect();
+        let kind = match &health[field] {
+            Value::Null => "null",
+            Value::String(_) => "string",
+            Value::Number(_) => "number",
+            other => panic!("{field}: {other}"),
+        };
+        assert!(kinds.contains(&kind), "{field}: {kind} not in {kinds:?}");
+    }
 }

@@ -58,6 +58,13 @@ fn images_property() -> Value {
     })
 }
 
+/// A value of JSON type `kind`, or `null`. Spelt with `anyOf`, not `"type": [kind, "null"]`:
+/// type arrays are flagged by the Inspector's `--strict` lint and refused by some model
+/// providers' schema subsets.
+fn nullable(kind: &str) -> Value {
+    json!({"anyOf": [{"type": kind}, {"type": "null"}]})
+}
+
 fn health_schema() -> Value {
     json!({
         "type": "object",
@@ -66,10 +73,10 @@ fn health_schema() -> Value {
             "message": {"type": "string"},
             "http_status": {"type": "integer"},
             "ready": {"type": "boolean"},
-            "last_check": {"type": ["string", "null"]},
-            "last_ok": {"type": ["string", "null"]},
-            "latency_ms": {"type": ["number", "null"]},
-            "last_error": {"type": ["string", "null"]},
+            "last_check": nullable("string"),
+            "last_ok": nullable("string"),
+            "latency_ms": nullable("number"),
+            "last_error": nullable("string"),
             "consecutive_failures": {"type": "integer"},
             "restarts": {"type": "integer"}
         },
@@ -839,4 +846,50 @@ pub async fn session_history(
         }
         .await,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every `type` keyword whose value is an array, with its path.
+    fn type_arrays(value: &Value, path: &str, found: &mut Vec<String>) {
+        match value {
+            Value::Object(map) => {
+                for (key, child) in map {
+                    let here = format!("{path}/{key}");
+                    if key == "type" && child.is_array() {
+                        found.push(here.clone());
+                    }
+                    type_arrays(child, &here, found);
+                }
+            }
+            Value::Array(items) => {
+                for (i, item) in items.iter().enumerate() {
+                    type_arrays(item, &format!("{path}/{i}"), found);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    #[test]
+    fn no_schema_uses_a_type_array() {
+        let mut found = Vec::new();
+        for tool in definitions() {
+            let input = Value::Object((*tool.input_schema).clone());
+            type_arrays(&input, &format!("{}/inputSchema", tool.name), &mut found);
+            if let Some(output) = &tool.output_schema {
+                let output = Value::Object((**output).clone());
+                type_arrays(&output, &format!("{}/outputSchema", tool.name), &mut found);
+            }
+        }
+        assert!(found.is_empty(), "{found:#?}");
+    }
+
+    #[test]
+    fn every_tool_has_a_definition_in_listing_order() {
+        let names: Vec<&str> = definitions().iter().map(|t| t.name.as_ref()).collect();
+        assert_eq!(names, crate::tool_names::ALL_TOOLS);
+    }
 }
