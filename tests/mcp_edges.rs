@@ -6,7 +6,9 @@
 //!   cannot read; a 2026-07-28 request that asks for a task still gets one;
 //! - no progress notification for a call is written after that call's response, on any transport
 //!   (50 calls against a streamed answer each, to catch the race);
-//! - no input or output schema uses a `type` array (`["string", "null"]`).
+//! - no input or output schema uses a `type` array (`["string", "null"]`);
+//! - an 800 kB answer is sent once (as the text), not again in `structuredContent`, and arrives
+//!   whole over every transport.
 
 #![allow(clippy::unwrap_used)]
 
@@ -36,6 +38,8 @@ const CALLS: u64 = 50;
 /// A streamed answer: two chunks a millisecond apart, then the end at once, so the last progress
 /// update and the end of the answer arrive together.
 const STREAMED: &str = "[[stream:2:1]]";
+/// The size of the large answer (the fake gateway's `[[huge:BYTES]]`: that many `x`).
+const HUGE: usize = 800_000;
 
 const JSON: (&str, &str) = ("Content-Type", "application/json");
 const ACCEPT: (&str, &str) = ("Accept", ACCEPT_BOTH);
@@ -314,6 +318,7 @@ fn assert_plain_answer(result: &Value, expected: &str, what: &str) {
     assert_eq!(result["content"][0]["text"], expected, "{what}: {result}");
     assert_ne!(result["isError"], true, "{what}: {result}");
 }
+
 // ---------------------------------------------------------------------------------------------
 // 1. Tasks only for 2026-07-28 requests that ask for them.
 
@@ -498,8 +503,11 @@ async fn a_2026_07_28_request_asking_for_a_task_gets_a_task() {
     };
     let result = Value::Object(result.clone());
     assert_eq!(result["content"][0]["text"], "echo: modern task");
+    assert_eq!(result["structuredContent"]["instance"], "default");
+    assert!(result["structuredContent"].get("response").is_none());
     let _ = client.cancel().await;
 }
+
 // ---------------------------------------------------------------------------------------------
 // 2. Progress notifications never follow their call's response.
 
@@ -630,6 +638,7 @@ async fn progress_never_follows_the_response_over_legacy_sse() {
     );
     assert!(progressed > 0, "no call reported progress");
 }
+
 // ---------------------------------------------------------------------------------------------
 // 3. Schemas without `type` arrays.
 
@@ -712,4 +721,95 @@ async fn no_input_or_output_schema_uses_a_type_array() {
         };
         assert!(kinds.contains(&kind), "{field}: {kind} not in {kinds:?}");
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// 4. A large answer is sent once and arrives whole.
+
+/// Asserts that `result` (a `tools/call` result) carries the huge answer once, as its text.
+fn assert_huge_once(result: &Value, raw_len: usize, what: &str) {
+    let text = result["content"][0]["text"].as_str().unwrap();
+    assert_eq!(text.len(), HUGE, "{what}: the whole answer");
+    assert!(text.bytes().all(|b| b == b'x'), "{what}");
+    let serialized = result.to_string();
+    assert_eq!(
+        serialized.matches(&"x".repeat(HUGE)).count(),
+        1,
+        "{what}: the answer once"
+    );
+    assert!(
+        serialized.len() < HUGE + 4096,
+        "{what}: {} bytes for an answer of {HUGE}",
+        serialized.len()
+    );
+    assert!(raw_len < HUGE + 8192, "{what}: {raw_len} bytes on the wire");
+    let structured = &result["structuredContent"];
+    assert!(structured.get("response").is_none(), "{what}: {structured}");
+    assert_eq!(structured["instance"], "default", "{what}: {structured}");
+}
+
+#[tokio::test]
+async fn an_800_kb_answer_is_sent_once_over_stdio() {
+    let gw = FakeGateway::start();
+    let mut stdio = RawStdio::spawn(&gw).await;
+    stdio.initialize(&initialize_2025_11_25(1)).await;
+    for (id, progress) in [(2, None), (3, Some("p-3"))] {
+        stdio
+            .send(&legacy_chat(id, &format!("[[huge:{HUGE}]]"), progress))
+            .await;
+        let answer = stdio.until_response(id).await.pop().unwrap();
+        let raw = answer.to_string().len();
+        assert_huge_once(&answer["result"], raw, "stdio");
+    }
+}
+
+#[actix_rt::test]
+async fn an_800_kb_answer_is_sent_once_over_every_http_transport() {
+    let gw = FakeGateway::start();
+    let bridge = http_bridge(&gw).await;
+    let message = format!("[[huge:{HUGE}]]");
+
+    // Streamable HTTP, 2026-07-28 (plain JSON without a progress token, SSE with one).
+    for (id, progress) in [(1, None), (2, Some("p-2"))] {
+        let (headers, body) = modern_chat(id, &message, modern_meta(json!({}), progress));
+        let (status, h, answer) = post(&bridge.url("/mcp"), &borrowed(&headers), &body).await;
+        assert_eq!(status, 200);
+        let response = messages_of(&h, &answer)
+            .into_iter()
+            .find(|m| m["id"] == id)
+            .unwrap();
+        assert_huge_once(
+            &response["result"],
+            answer.len(),
+            "Streamable HTTP 2026-07-28",
+        );
+    }
+
+    // Streamable HTTP, a 2025-11-25 session (SSE).
+    let (session, _) = open_session_with(&bridge, &initialize_2025_11_25(1)).await;
+    let (status, _, answer) = post(
+        &bridge.url("/mcp"),
+        &[
+            JSON,
+            ACCEPT,
+            ("Mcp-Session-Id", &session),
+            ("MCP-Protocol-Version", "2025-11-25"),
+        ],
+        &legacy_chat(3, &message, None),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let response = sse_messages(&answer)
+        .into_iter()
+        .find(|m| m["id"] == 3)
+        .unwrap();
+    assert_huge_once(&response["result"], answer.len(), "Streamable HTTP session");
+
+    // Legacy HTTP+SSE: one `message` event.
+    let (mut sse, messages_url, _) = legacy_sse(&bridge, &initialize_2025_11_25(1)).await;
+    let (status, _, _) = post(&messages_url, &[JSON], &legacy_chat(4, &message, None)).await;
+    assert_eq!(status, 202);
+    let response = sse_until_response(&mut sse, 4).await.pop().unwrap();
+    let raw = response.to_string().len();
+    assert_huge_once(&response["result"], raw, "legacy SSE");
 }

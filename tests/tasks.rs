@@ -667,6 +667,7 @@ async fn task_aware_2026_requests_get_native_mcp_tasks_for_openclaw_chat() {
         panic!("no result");
     };
     assert_eq!(result["content"][0]["text"], "echo: as a task");
+    assert_eq!(result["structuredContent"]["instance"], "default");
     // The same task is visible to the async tools of the same owner.
     let through_tools = tool(
         &client_as_plain(&client),

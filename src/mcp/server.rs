@@ -97,9 +97,9 @@ impl OpenClawServer {
                 reply
             }
         }?;
-        // The text is the assistant's text, as in 1.7.0; the rest goes in structuredContent.
+        // The text is the assistant's text, as in 1.7.0, and only there: an answer of hundreds of
+        // kilobytes is sent once. structuredContent carries what the text does not say.
         let structured = serde_json::to_value(tools::ChatOutput {
-            response: &reply.content,
             instance: &instance.name,
             session_key: args.session_id.as_deref(),
             agent: args.agent.as_deref(),
@@ -411,7 +411,18 @@ mod native {
             TaskStatus::Cancelled => TaskPayload::Cancelled,
             TaskStatus::Completed | TaskStatus::Failed => {
                 let result = if task.status == TaskStatus::Completed {
-                    output::text(task.result.clone().unwrap_or_default())
+                    // The answer as the text, with the metadata the task knows, as the
+                    // synchronous call gives it.
+                    let mut result = output::text(task.result.clone().unwrap_or_default());
+                    result.structured_content = serde_json::to_value(tools::ChatOutput {
+                        instance: &task.instance,
+                        session_key: task.session_id.as_deref(),
+                        agent: task.agent_id.as_deref(),
+                        model: None,
+                        usage: None,
+                    })
+                    .ok();
+                    result
                 } else {
                     output::error(task.error.clone().unwrap_or_default())
                 };

@@ -447,11 +447,11 @@ impl ChatArgs {
     }
 }
 
-/// `structuredContent` of `openclaw_chat` (its text stays the assistant's text, as in 1.7.0).
+/// `structuredContent` of `openclaw_chat`: what the call used and what the gateway reported
+/// about the answer. The answer itself is the result's text, as in 1.7.0, and only there, so a
+/// large answer is sent once.
 #[derive(Serialize)]
 pub struct ChatOutput<'a> {
-    /// The assistant's text.
-    pub response: &'a str,
     /// The instance that answered.
     pub instance: &'a str,
     /// The session key the call used (send it as `session_id` to continue), if any.
