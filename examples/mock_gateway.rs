@@ -11,6 +11,8 @@
 //! `GET /v1/models` lists the default agent. A chat with an `x-openclaw-session-key` is kept as
 //! session `agent:<agent>:<key>`, which `POST /tools/invoke` lists (`sessions_list`) and replays
 //! (`sessions_history`) in the real gateway's shapes. `--delay-ms` delays every chat answer.
+//! A message containing `[[huge:BYTES]]` is answered with BYTES `x` characters instead of the
+//! echo (at most [`MAX_HUGE_BYTES`]), for checking that a large answer reaches a client whole.
 
 use std::{
     collections::BTreeMap,
@@ -21,6 +23,9 @@ use std::{
 
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 use serde_json::{Value, json};
+
+/// The largest answer `[[huge:BYTES]]` asks for (the bridge reads at most 10 MiB).
+const MAX_HUGE_BYTES: usize = 8 * 1024 * 1024;
 
 /// Session key → (user, assistant) turns, oldest first.
 type Sessions = BTreeMap<String, Vec<(String, String)>>;
@@ -78,6 +83,13 @@ fn authorized(req: &HttpRequest, options: &Options) -> bool {
         .is_some_and(|given| given == token)
 }
 
+/// The BYTES of a `[[huge:BYTES]]` marker in `text`, capped at [`MAX_HUGE_BYTES`].
+fn huge_size(text: &str) -> Option<usize> {
+    let rest = &text[text.find("[[huge:")? + "[[huge:".len()..];
+    let bytes: usize = rest[..rest.find("]]")?].parse().ok()?;
+    Some(bytes.min(MAX_HUGE_BYTES))
+}
+
 fn last_user_text(body: &Value) -> Option<String> {
     let messages = body.get("messages")?.as_array()?;
     let last = messages
@@ -119,7 +131,10 @@ async fn chat(req: HttpRequest, body: web::Bytes, options: web::Data<Options>) -
         .and_then(Value::as_str)
         .unwrap_or("openclaw")
         .to_string();
-    let reply = format!("echo: {text}");
+    let reply = match huge_size(&text) {
+        Some(bytes) => "x".repeat(bytes),
+        None => format!("echo: {text}"),
+    };
     let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
     if let Some(key) = header("x-openclaw-session-key") {
         let agent = header("x-openclaw-agent-id").unwrap_or("main");

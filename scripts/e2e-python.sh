@@ -10,7 +10,9 @@
 #    and answers chats after ${E2E_B_DELAY_MS:-1000} ms (so a task on it can be cancelled in flight);
 # 4. runs scripts/e2e_client.py, which drives the bridge and asserts its seven tools over stdio,
 #    Streamable HTTP in both eras (the client's default mode, which speaks 2026-07-28, and
-#    mode="legacy", which opens an initialize session) and the legacy HTTP+SSE transport;
+#    mode="legacy", which opens an initialize session) and the legacy HTTP+SSE transport,
+#    each including an 800 kB answer that must arrive whole (sent once, it stays under the
+#    SDK's 1 MiB SSE event limit);
 #    and the OAuth run (`oauth`): a bridge with AUTH_ENABLED=true, a configured client with a
 #    random 64-hex secret and a loopback MCP_REDIRECT_URIS, its own data directory; a request
 #    without a token must get 401 with `resource_metadata`; the SDK's OAuthClientProvider

@@ -8,7 +8,8 @@ scripts/e2e-python.sh, which starts them and runs this file):
   b  a gateway without a token, which answers chats after --b-delay-ms
 
 and asserts the seven tools, printing `ok  <check>` per check, over each transport of
---transports (default: all five):
+--transports (default: all five), and, except in the OAuth run, that an 800 kB answer (the mock
+gateway's `[[huge:BYTES]]`) arrives whole and is sent once:
 
   stdio        the bridge as Claude Desktop starts it;
   http         Streamable HTTP (`--transport http` on a free loopback port), the client's default
@@ -87,6 +88,9 @@ TASK_ID_RE = re.compile(r"^task_[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a
 STATUSES = ["pending", "running", "completed", "failed", "cancelled"]
 TERMINAL = {"completed", "failed", "cancelled"}
 MAX_MESSAGE_CHARS = 100_000
+# An answer this large (the mock gateway's `[[huge:BYTES]]`) must reach the client whole: sent
+# twice (text and structuredContent) it would pass the SDK's 1 MiB limit on an SSE event.
+LARGE_ANSWER_BYTES = 800_000
 TRANSPORTS = ["stdio", "http", "http-legacy", "sse", "oauth"]
 MODERN = "2026-07-28"
 LISTENING_RE = re.compile(r"listening address=127\.0\.0\.1:(\d+)")
@@ -199,6 +203,18 @@ async def check_chat(run: Run, client: Client) -> None:
         {"message": "x" * (MAX_MESSAGE_CHARS + 1)},
         f"Error: message exceeds maximum length of {MAX_MESSAGE_CHARS} characters",
     )
+    run.ok()
+
+
+async def check_large_answer(run: Run, client: Client) -> None:
+    run.begin(f"openclaw_chat: a {LARGE_ANSWER_BYTES // 1000} kB answer arrives whole, once (the text; structuredContent has the metadata)")
+    text, structured = await call_ok(run, client, "openclaw_chat", {"message": f"[[huge:{LARGE_ANSWER_BYTES}]]"})
+    run.expect(text == "x" * LARGE_ANSWER_BYTES, f"answer of {len(text)} chars: {short(text, 80)}")
+    run.expect(isinstance(structured, dict), f"structuredContent: {short(structured)}")
+    run.expect("response" not in structured, "the answer is in structuredContent too")
+    size = len(json.dumps(structured))
+    run.expect(size < 4096, f"structuredContent of {size} bytes: {short(structured)}")
+    run.expect_eq(structured.get("instance"), "a", "structuredContent.instance")
     run.ok()
 
 
@@ -469,6 +485,7 @@ async def transport_checks(run: Run, args: argparse.Namespace, tmp: str, transpo
             run.ok(f"connect to the bridge over {transport} (protocol {version})")
             await check_tools(run, client)
             await check_chat(run, client)
+            await check_large_answer(run, client)
             await check_additions(run, client)
             await check_status(run, client, ["a", "b"], "a")
             await check_instances(run, client, [("a", args.url_a), ("b", args.url_b)])

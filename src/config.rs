@@ -437,8 +437,7 @@ pub struct ToolSettings {
 impl ToolSettings {
     /// Whether `tool` is offered.
     pub fn enabled(&self, tool: &str) -> bool {
-        !self.disabled.contains(tool)
-            && (!self.read_only || crate::mcp::tools::READ_ONLY_TOOLS.contains(&tool))
+        !self.disabled.contains(tool) && (!self.read_only || crate::tool_names::is_read_only(tool))
     }
 }
 
@@ -1103,11 +1102,11 @@ impl Layers {
     fn tools(&self) -> Result<ToolSettings, ConfigError> {
         let mut disabled = std::collections::BTreeSet::new();
         for name in self.list("disabled_tools")? {
-            if !crate::mcp::tools::ALL_TOOLS.contains(&name.as_str()) {
+            if !crate::tool_names::is_tool(&name) {
                 return Err(ConfigError::Invalid(format!(
                     "{} names an unknown tool {name:?}; the tools are {}",
                     self.origin("disabled_tools"),
-                    crate::mcp::tools::ALL_TOOLS.join(", ")
+                    crate::tool_names::ALL_TOOLS.join(", ")
                 )));
             }
             disabled.insert(name);

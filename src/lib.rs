@@ -30,5 +30,6 @@ pub mod net;
 pub mod sqlite;
 pub mod tasks;
 pub mod telemetry;
+pub mod tool_names;
 pub mod transport;
 pub mod util;

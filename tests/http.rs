@@ -20,7 +20,7 @@ use rmcp::model::ProtocolVersion;
 use serde_json::{Value, json};
 
 /// 1.7.0's seven tools, then this bridge's additions.
-const SEVEN_TOOLS: [&str; 10] = openclaw_mcp::mcp::tools::ALL_TOOLS;
+const SEVEN_TOOLS: [&str; 10] = openclaw_mcp::tool_names::ALL_TOOLS;
 
 const JSON: (&str, &str) = ("Content-Type", "application/json");
 const ACCEPT: (&str, &str) = ("Accept", ACCEPT_BOTH);

@@ -153,7 +153,7 @@ async fn serves_the_2026_era_with_server_discover() {
         .unwrap();
     assert_eq!(text(&result), "echo: modern");
     let tools = client.list_all_tools().await.unwrap();
-    assert_eq!(tools.len(), openclaw_mcp::mcp::tools::ALL_TOOLS.len());
+    assert_eq!(tools.len(), openclaw_mcp::tool_names::ALL_TOOLS.len());
     let _ = client.cancel().await;
 }
 

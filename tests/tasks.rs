@@ -600,29 +600,57 @@ impl rmcp::ClientHandler for TaskAwareClient {
 }
 
 #[actix_rt::test]
-async fn task_aware_clients_get_native_mcp_tasks_for_openclaw_chat() {
+async fn task_aware_2026_requests_get_native_mcp_tasks_for_openclaw_chat() {
     use rmcp::{
         ServiceExt,
-        model::{CallToolResponse, CancelTaskParams, GetTaskParams, TaskPayload, TaskStatus},
+        model::{
+            CallToolResponse, CancelTaskParams, GetTaskParams, ProtocolVersion, TaskPayload,
+            TaskStatus,
+        },
+        service::{ClientLifecycleMode, ClientServiceExt},
     };
     let gw = FakeGateway::start();
     let app = InProcess::start(&settings(&[], &app_env(&gw, &[]))).await;
-    let server = openclaw_mcp::mcp::server::OpenClawServer::new(
-        app.services.clone(),
-        Owner::Session("task-aware".into()),
-    );
-    let (server_io, client_io) = tokio::io::duplex(1 << 20);
-    tokio::spawn(async move {
-        if let Ok(running) = server.serve(server_io).await {
-            let _ = running.waiting().await;
-        }
-    });
-    let client = TaskAwareClient.serve(client_io).await.unwrap();
-    let caps = client.peer_info().unwrap().capabilities.clone();
+    let connect = || {
+        let server = openclaw_mcp::mcp::server::OpenClawServer::new(
+            app.services.clone(),
+            Owner::Session("task-aware".into()),
+        );
+        let (server_io, client_io) = tokio::io::duplex(1 << 20);
+        tokio::spawn(async move {
+            if let Ok(running) = server.serve(server_io).await {
+                let _ = running.waiting().await;
+            }
+        });
+        client_io
+    };
+
+    // Declared at `initialize` (the 2025-11-25 era): not offered, and never given, a task.
+    let legacy = TaskAwareClient.serve(connect()).await.unwrap();
     assert!(
-        caps.supports_tasks(),
-        "the server advertises the tasks extension"
+        !legacy.peer_info().unwrap().capabilities.supports_tasks(),
+        "initialize does not offer the 2026-07-28 tasks extension"
     );
+    let plain = legacy
+        .call_tool_once(call("openclaw_chat", json!({"message": "plain"})))
+        .await
+        .unwrap();
+    let CallToolResponse::Complete(plain) = plain else {
+        panic!("expected a plain result in the 2025-11-25 era, got {plain:?}");
+    };
+    assert_eq!(text(&plain), "echo: plain");
+    let _ = legacy.cancel().await;
+
+    // Declared on each 2026-07-28 request: tasks.
+    let client = TaskAwareClient
+        .serve_with_lifecycle(
+            connect(),
+            ClientLifecycleMode::Discover {
+                preferred_versions: vec![ProtocolVersion::V_2026_07_28],
+            },
+        )
+        .await
+        .unwrap();
 
     let created = client
         .call_tool_once(call("openclaw_chat", json!({"message": "as a task"})))
@@ -650,6 +678,7 @@ async fn task_aware_clients_get_native_mcp_tasks_for_openclaw_chat() {
         panic!("no result");
     };
     assert_eq!(result["content"][0]["text"], "echo: as a task");
+    assert_eq!(result["structuredContent"]["instance"], "default");
     // The same task is visible to the async tools of the same owner.
     let through_tools = tool(
         &client_as_plain(&client),
@@ -670,7 +699,7 @@ async fn task_aware_clients_get_native_mcp_tasks_for_openclaw_chat() {
         panic!("task")
     };
     common::eventually("the long task reaches the gateway", || {
-        gw.messages().len() == 2
+        gw.messages().len() == 3
     })
     .await;
     client

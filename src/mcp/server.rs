@@ -3,18 +3,20 @@
 //! identity ([`Owner`]), so the same handler serves stdio, Streamable HTTP and legacy SSE, and
 //! both protocol eras that rmcp speaks.
 
-use std::borrow::Cow;
+use std::{borrow::Cow, sync::Arc};
 
 use rmcp::{
     ErrorData as McpError, RoleServer, ServerHandler,
     model::{
         CacheScope, CallToolRequestParams, CallToolResponse, CallToolResult, CancelTaskParams,
-        GetTaskParams, GetTaskResult, Implementation, ListToolsResult, PaginatedRequestParams,
-        ProgressNotificationParam, ServerCapabilities, ServerConfig,
+        GetTaskParams, GetTaskResult, Implementation, InitializeRequestParams, InitializeResult,
+        ListToolsResult, PaginatedRequestParams, ProgressNotificationParam, ServerCapabilities,
+        ServerConfig, TASKS_EXTENSION_ID,
     },
     service::RequestContext,
 };
 use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 
 use super::{
     output::{self, ToolError},
@@ -24,6 +26,7 @@ use crate::{
     config::ToolSettings,
     gateway::{client::ChatProgress, registry::InstanceRegistry},
     tasks::{Owner, Tasks},
+    tool_names as names,
 };
 
 /// How long clients may cache the tool list: it changes only with the configuration.
@@ -73,28 +76,30 @@ impl OpenClawServer {
         // dropped (a closed connection): either way the gateway request is aborted.
         let cancel = context.ct.child_token();
         let _abort_on_drop = cancel.clone().drop_guard();
-        let progress_token = context.meta.get_progress_token();
         // A streamed answer only when the client wants progress; otherwise 1.7.0's plain request.
-        let stream = progress_token.is_some();
-        let (progress, forwarder) = match progress_token {
+        let reply = match context.meta.get_progress_token() {
+            None => instance.chat(args.request(false), None, cancel).await,
             Some(token) => {
                 let (tx, rx) = watch::channel(ChatProgress::default());
-                let peer = context.peer.clone();
-                let fwd = tokio::spawn(forward_progress(rx, peer, token));
-                (Some(std::sync::Arc::new(tx)), Some(fwd))
+                let answered = CancellationToken::new();
+                let forward = forward_progress(rx, context.peer.clone(), token, answered.clone());
+                let chat = async {
+                    let reply = instance
+                        .chat(args.request(true), Some(Arc::new(tx)), cancel)
+                        .await;
+                    answered.cancel();
+                    reply
+                };
+                // Both in this one future: it returns (and rmcp writes the response) only once
+                // the forwarder has finished the notification it was sending, so no progress
+                // notification of this call is ever written after the call's response.
+                let (reply, ()) = tokio::join!(chat, forward);
+                reply
             }
-            None => (None, None),
-        };
-        let reply = instance
-            .chat(args.request(stream), progress, cancel.clone())
-            .await;
-        if let Some(fwd) = forwarder {
-            fwd.abort();
-        }
-        let reply = reply?;
-        // The text is the assistant's text, as in 1.7.0; the rest goes in structuredContent.
+        }?;
+        // The text is the assistant's text, as in 1.7.0, and only there: an answer of hundreds of
+        // kilobytes is sent once. structuredContent carries what the text does not say.
         let structured = serde_json::to_value(tools::ChatOutput {
-            response: &reply.content,
             instance: &instance.name,
             session_key: args.session_id.as_deref(),
             agent: args.agent.as_deref(),
@@ -108,14 +113,31 @@ impl OpenClawServer {
     }
 }
 
-/// Sends `notifications/progress` (characters received so far) while a streamed answer arrives.
+/// Sends `notifications/progress` (characters received so far) while a streamed answer arrives,
+/// and stops once `answered` is cancelled (the answer is complete, or failed).
+///
+/// A notification handed to rmcp is written when rmcp's send of it completes, which is when
+/// `notify_progress` returns. So a send is never raced against `answered`: the one under way
+/// when the answer completes is awaited to its end, and later updates are dropped. The caller
+/// returns its result only after this returns, so every notification of a call is written
+/// before the call's response, on every transport.
 async fn forward_progress(
     mut rx: watch::Receiver<ChatProgress>,
     peer: rmcp::Peer<RoleServer>,
     token: rmcp::model::ProgressToken,
+    answered: CancellationToken,
 ) {
     let mut last = 0u64;
-    while rx.changed().await.is_ok() {
+    loop {
+        tokio::select! {
+            biased;
+            () = answered.cancelled() => return,
+            changed = rx.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+            }
+        }
         let chars = rx.borrow_and_update().chars;
         if chars > last {
             last = chars;
@@ -133,8 +155,9 @@ impl ServerHandler for OpenClawServer {
         #[cfg_attr(not(feature = "conformance"), allow(unused_mut))]
         let mut capabilities = ServerCapabilities::builder()
             .enable_tools()
-            // The tasks extension (SEP-2663): `openclaw_chat` becomes a task for clients that
-            // declare it, run by the same TaskSupervisor as `openclaw_chat_async`.
+            // The tasks extension (SEP-2663): `openclaw_chat` becomes a task for 2026-07-28
+            // requests that declare it, run by the same TaskSupervisor as `openclaw_chat_async`.
+            // Offered by `server/discover` only: `initialize` takes it out (see `initialize`).
             .enable_tasks()
             .build();
         // The conformance suite's logging scenarios need `logging`; the real server sends no logs.
@@ -159,6 +182,17 @@ impl ServerHandler for OpenClawServer {
         _context: RequestContext<RoleServer>,
     ) -> Result<(), McpError> {
         Ok(())
+    }
+
+    async fn initialize(
+        &self,
+        request: InitializeRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<InitializeResult, McpError> {
+        context.peer.set_peer_info(request.clone());
+        let mut result = self.negotiate_initialize(&request)?;
+        without_tasks_extension(&mut result.capabilities);
+        Ok(result)
     }
 
     async fn list_tools(
@@ -187,14 +221,14 @@ impl ServerHandler for OpenClawServer {
         let args = request.arguments.as_ref();
         let name: Cow<'_, str> = request.name.clone();
         tracing::info!(tool = %name, owner = %self.owner, rpc_id = ?context.id, "tool call");
-        if tools::ALL_TOOLS.contains(&name.as_ref()) && !self.services.tools.enabled(&name) {
+        if names::is_tool(&name) && !self.services.tools.enabled(&name) {
             return Err(McpError::invalid_params(
                 format!("Tool {name} is disabled on this server"),
                 None,
             ));
         }
         let result = match name.as_ref() {
-            tools::CHAT if client_wants_tasks(&context) => {
+            names::CHAT if wants_a_task(&context) => {
                 return Ok(
                     match native::create(&self.services, &self.owner, args).await {
                         Ok(task) => task.into(),
@@ -202,16 +236,16 @@ impl ServerHandler for OpenClawServer {
                     },
                 );
             }
-            tools::CHAT => output::finish(self.chat(args, &context).await),
-            tools::STATUS => tools::status(&self.services.registry, args).await,
-            tools::INSTANCES => tools::instances(&self.services.registry).await,
-            tools::CHAT_ASYNC => tools::chat_async(&self.services, &self.owner, args).await,
-            tools::TASK_STATUS => tools::task_status(&self.services.tasks, &self.owner, args).await,
-            tools::TASK_LIST => tools::task_list(&self.services.tasks, &self.owner, args).await,
-            tools::TASK_CANCEL => tools::task_cancel(&self.services.tasks, &self.owner, args).await,
-            tools::AGENTS => tools::agents(&self.services.registry, args).await,
-            tools::SESSIONS => tools::sessions(&self.services.registry, args).await,
-            tools::SESSION_HISTORY => tools::session_history(&self.services.registry, args).await,
+            names::CHAT => output::finish(self.chat(args, &context).await),
+            names::STATUS => tools::status(&self.services.registry, args).await,
+            names::INSTANCES => tools::instances(&self.services.registry).await,
+            names::CHAT_ASYNC => tools::chat_async(&self.services, &self.owner, args).await,
+            names::TASK_STATUS => tools::task_status(&self.services.tasks, &self.owner, args).await,
+            names::TASK_LIST => tools::task_list(&self.services.tasks, &self.owner, args).await,
+            names::TASK_CANCEL => tools::task_cancel(&self.services.tasks, &self.owner, args).await,
+            names::AGENTS => tools::agents(&self.services.registry, args).await,
+            names::SESSIONS => tools::sessions(&self.services.registry, args).await,
+            names::SESSION_HISTORY => tools::session_history(&self.services.registry, args).await,
             #[cfg(feature = "conformance")]
             other if other.starts_with("test_") || other == "json_schema_2020_12_tool" => {
                 return match super::conformance::call(other, args, &context).await {
@@ -260,11 +294,31 @@ impl ServerHandler for OpenClawServer {
     }
 }
 
-/// Whether this request's client declared the tasks extension.
-fn client_wants_tasks(context: &RequestContext<RoleServer>) -> bool {
-    context
-        .client_capabilities()
-        .is_some_and(|caps| caps.supports_tasks())
+/// Whether this `tools/call` asks for a task: only a request of the 2026-07-28 era (or later)
+/// whose own `_meta` client capabilities declare the tasks extension. The extension exists only
+/// in that era; rmcp 3.11 cannot offer the 2025-11-25 era's tasks, so a client that negotiated
+/// 2025-11-25 at `initialize` cannot read a `resultType: "task"` answer even if it declared the
+/// extension there (the TypeScript SDK and the Inspector do), and gets the plain answer.
+fn wants_a_task(context: &RequestContext<RoleServer>) -> bool {
+    let modern = context
+        .protocol_version()
+        .is_some_and(|version| !version.has_initialize());
+    modern
+        && context
+            .meta
+            .client_capabilities()
+            .is_some_and(|caps| caps.supports_tasks())
+}
+
+/// Takes the tasks extension out of the capabilities an `initialize` answer offers: a session of
+/// the initialize era never gets a task (see [`wants_a_task`]).
+fn without_tasks_extension(capabilities: &mut ServerCapabilities) {
+    if let Some(extensions) = capabilities.extensions.as_mut() {
+        extensions.remove(TASKS_EXTENSION_ID);
+        if extensions.is_empty() {
+            capabilities.extensions = None;
+        }
+    }
 }
 
 /// Native MCP tasks (the `io.modelcontextprotocol/tasks` extension, SEP-2663, as rmcp 3.11
@@ -357,7 +411,18 @@ mod native {
             TaskStatus::Cancelled => TaskPayload::Cancelled,
             TaskStatus::Completed | TaskStatus::Failed => {
                 let result = if task.status == TaskStatus::Completed {
-                    output::text(task.result.clone().unwrap_or_default())
+                    // The answer as the text, with the metadata the task knows, as the
+                    // synchronous call gives it.
+                    let mut result = output::text(task.result.clone().unwrap_or_default());
+                    result.structured_content = serde_json::to_value(tools::ChatOutput {
+                        instance: &task.instance,
+                        session_key: task.session_id.as_deref(),
+                        agent: task.agent_id.as_deref(),
+                        model: None,
+                        usage: None,
+                    })
+                    .ok();
+                    result
                 } else {
                     output::error(task.error.clone().unwrap_or_default())
                 };

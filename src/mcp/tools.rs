@@ -24,53 +24,11 @@ use crate::{
         Owner, Tasks,
         task::{NewTask, TaskFilter, TaskStatus, TaskView},
     },
+    tool_names::{
+        AGENTS, CHAT, CHAT_ASYNC, INSTANCES, SESSION_HISTORY, SESSIONS, STATUS, TASK_CANCEL,
+        TASK_LIST, TASK_STATUS,
+    },
 };
-
-/// Tool names, in 1.7.0's listing order.
-pub const CHAT: &str = "openclaw_chat";
-/// See [`CHAT`].
-pub const STATUS: &str = "openclaw_status";
-/// See [`CHAT`].
-pub const CHAT_ASYNC: &str = "openclaw_chat_async";
-/// See [`CHAT`].
-pub const TASK_STATUS: &str = "openclaw_task_status";
-/// See [`CHAT`].
-pub const TASK_LIST: &str = "openclaw_task_list";
-/// See [`CHAT`].
-pub const TASK_CANCEL: &str = "openclaw_task_cancel";
-/// See [`CHAT`].
-pub const INSTANCES: &str = "openclaw_instances";
-/// An instance's agents (from `GET /v1/models`).
-pub const AGENTS: &str = "openclaw_agents";
-/// An instance's sessions (`sessions_list` through `/tools/invoke`).
-pub const SESSIONS: &str = "openclaw_sessions";
-/// A session's recent turns (`sessions_history` through `/tools/invoke`).
-pub const SESSION_HISTORY: &str = "openclaw_session_history";
-
-/// Every tool, in listing order: 1.7.0's seven, then this bridge's.
-pub const ALL_TOOLS: [&str; 10] = [
-    CHAT,
-    STATUS,
-    CHAT_ASYNC,
-    TASK_STATUS,
-    TASK_LIST,
-    TASK_CANCEL,
-    INSTANCES,
-    AGENTS,
-    SESSIONS,
-    SESSION_HISTORY,
-];
-
-/// The tools that change nothing, kept by `--read-only`.
-pub const READ_ONLY_TOOLS: [&str; 7] = [
-    STATUS,
-    INSTANCES,
-    AGENTS,
-    SESSIONS,
-    SESSION_HISTORY,
-    TASK_STATUS,
-    TASK_LIST,
-];
 
 fn schema(v: Value) -> Arc<JsonObject> {
     match v {
@@ -100,6 +58,13 @@ fn images_property() -> Value {
     })
 }
 
+/// A value of JSON type `kind`, or `null`. Spelt with `anyOf`, not `"type": [kind, "null"]`:
+/// type arrays are flagged by the Inspector's `--strict` lint and refused by some model
+/// providers' schema subsets.
+fn nullable(kind: &str) -> Value {
+    json!({"anyOf": [{"type": kind}, {"type": "null"}]})
+}
+
 fn health_schema() -> Value {
     json!({
         "type": "object",
@@ -108,10 +73,10 @@ fn health_schema() -> Value {
             "message": {"type": "string"},
             "http_status": {"type": "integer"},
             "ready": {"type": "boolean"},
-            "last_check": {"type": ["string", "null"]},
-            "last_ok": {"type": ["string", "null"]},
-            "latency_ms": {"type": ["number", "null"]},
-            "last_error": {"type": ["string", "null"]},
+            "last_check": nullable("string"),
+            "last_ok": nullable("string"),
+            "latency_ms": nullable("number"),
+            "last_error": nullable("string"),
             "consecutive_failures": {"type": "integer"},
             "restarts": {"type": "integer"}
         },
@@ -482,11 +447,11 @@ impl ChatArgs {
     }
 }
 
-/// `structuredContent` of `openclaw_chat` (its text stays the assistant's text, as in 1.7.0).
+/// `structuredContent` of `openclaw_chat`: what the call used and what the gateway reported
+/// about the answer. The answer itself is the result's text, as in 1.7.0, and only there, so a
+/// large answer is sent once.
 #[derive(Serialize)]
 pub struct ChatOutput<'a> {
-    /// The assistant's text.
-    pub response: &'a str,
     /// The instance that answered.
     pub instance: &'a str,
     /// The session key the call used (send it as `session_id` to continue), if any.
@@ -881,4 +846,50 @@ pub async fn session_history(
         }
         .await,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every `type` keyword whose value is an array, with its path.
+    fn type_arrays(value: &Value, path: &str, found: &mut Vec<String>) {
+        match value {
+            Value::Object(map) => {
+                for (key, child) in map {
+                    let here = format!("{path}/{key}");
+                    if key == "type" && child.is_array() {
+                        found.push(here.clone());
+                    }
+                    type_arrays(child, &here, found);
+                }
+            }
+            Value::Array(items) => {
+                for (i, item) in items.iter().enumerate() {
+                    type_arrays(item, &format!("{path}/{i}"), found);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    #[test]
+    fn no_schema_uses_a_type_array() {
+        let mut found = Vec::new();
+        for tool in definitions() {
+            let input = Value::Object((*tool.input_schema).clone());
+            type_arrays(&input, &format!("{}/inputSchema", tool.name), &mut found);
+            if let Some(output) = &tool.output_schema {
+                let output = Value::Object((**output).clone());
+                type_arrays(&output, &format!("{}/outputSchema", tool.name), &mut found);
+            }
+        }
+        assert!(found.is_empty(), "{found:#?}");
+    }
+
+    #[test]
+    fn every_tool_has_a_definition_in_listing_order() {
+        let names: Vec<&str> = definitions().iter().map(|t| t.name.as_ref()).collect();
+        assert_eq!(names, crate::tool_names::ALL_TOOLS);
+    }
 }
