@@ -1092,6 +1092,7 @@ async function inspectorChecks(bearer) {
                 const result = out.result ?? out;
                 expect(result.isError !== true, `isError result: ${short(result)}`);
                 expectEq(result.content?.[0]?.text, `echo: ${message}`, `the answer (result ${short(result, 300)})`);
+                if (era === 'modern') expectEq(result.resultType, 'complete', `resultType (2026-07-28 results carry it; result ${short(result, 300)})`);
             }, { log, limitMs: 70000 });
         }
     }
