@@ -13,15 +13,24 @@
 //! (`sessions_history`) in the real gateway's shapes. `--delay-ms` delays every chat answer.
 //! A message containing `[[huge:BYTES]]` is answered with BYTES `x` characters instead of the
 //! echo (at most [`MAX_HUGE_BYTES`]), for checking that a large answer reaches a client whole.
+//! `GET /stats` counts the chats started, answered and aborted (the client closed the connection
+//! while the answer was held back by `--delay-ms`, as the bridge does when a call is cancelled);
+//! each abort also logs `mock gateway: chat aborted by the client` on stderr. A message holding
+//! `[[drip:MS]]` gets its streamed answer one chunk every MS milliseconds, as a model produces it
+//! (for progress notifications).
 
 use std::{
     collections::BTreeMap,
     net::TcpListener,
-    sync::{Arc, Mutex},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU64, Ordering},
+    },
     time::Duration,
 };
 
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
+use futures_util::StreamExt;
 use serde_json::{Value, json};
 
 /// The largest answer `[[huge:BYTES]]` asks for (the bridge reads at most 10 MiB).
@@ -35,6 +44,40 @@ struct Options {
     token: Option<String>,
     delay: Duration,
     sessions: Arc<Mutex<Sessions>>,
+    stats: Arc<Stats>,
+}
+
+/// What `GET /stats` reports: chats with a user message, started / answered / aborted.
+#[derive(Default)]
+struct Stats {
+    started: AtomicU64,
+    completed: AtomicU64,
+    aborted: AtomicU64,
+}
+
+/// Counts a chat as aborted when dropped before [`InFlight::answered`]: when the client closes
+/// the connection while the answer is held back ([`peer_closed`]).
+struct InFlight(Arc<Stats>, bool);
+
+impl InFlight {
+    fn start(stats: &Arc<Stats>) -> Self {
+        stats.started.fetch_add(1, Ordering::SeqCst);
+        InFlight(stats.clone(), false)
+    }
+
+    fn answered(mut self) {
+        self.1 = true;
+        self.0.completed.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        if !self.1 {
+            self.0.aborted.fetch_add(1, Ordering::SeqCst);
+            eprintln!("mock gateway: chat aborted by the client");
+        }
+    }
 }
 
 fn usage() -> ! {
@@ -49,6 +92,7 @@ fn parse_args() -> (String, u16, Options) {
         token: None,
         delay: Duration::ZERO,
         sessions: Arc::default(),
+        stats: Arc::default(),
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -65,6 +109,47 @@ fn parse_args() -> (String, u16, Options) {
         }
     }
     (host, port, options)
+}
+
+/// A second handle on a connection's socket, taken when it is accepted ([`on_connect`]), so that
+/// a handler can see the client close the connection: actix-web does not drop a handler's future
+/// when that happens.
+struct PeerSocket(std::net::TcpStream);
+
+fn on_connect(conn: &dyn std::any::Any, data: &mut actix_web::dev::Extensions) {
+    use std::os::fd::AsFd;
+    if let Some(sock) = conn.downcast_ref::<actix_web::rt::net::TcpStream>()
+        && let Ok(fd) = sock.as_fd().try_clone_to_owned()
+    {
+        data.insert(PeerSocket(std::net::TcpStream::from(fd)));
+    }
+}
+
+/// Resolves once the client has closed the connection of `req` (end of stream on a peek); never
+/// when there is no socket to watch.
+async fn peer_closed(req: &HttpRequest) {
+    let watched = req
+        .conn_data::<PeerSocket>()
+        .and_then(|p| p.0.try_clone().ok())
+        .and_then(|s| tokio::net::TcpStream::from_std(s).ok());
+    let Some(sock) = watched else {
+        return std::future::pending().await;
+    };
+    let mut byte = [0u8; 1];
+    loop {
+        match sock.peek(&mut byte).await {
+            Ok(0) | Err(_) => return,
+            // A next request already sent on the connection: not a close; look again later.
+            Ok(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    }
+}
+
+/// The `[[drip:MS]]` marker of a message: the pause before each chunk of its streamed answer.
+fn drip(text: &str) -> Option<Duration> {
+    let rest = &text[text.find("[[drip:")? + "[[drip:".len()..];
+    let ms = rest[..rest.find("]]")?].parse().ok()?;
+    Some(Duration::from_millis(ms))
 }
 
 fn error(status: u16, message: &str, kind: &str) -> HttpResponse {
@@ -123,9 +208,17 @@ async fn chat(req: HttpRequest, body: web::Bytes, options: web::Data<Options>) -
             "invalid_request_error",
         );
     };
+    let in_flight = InFlight::start(&options.stats);
     if !options.delay.is_zero() {
-        tokio::time::sleep(options.delay).await;
+        tokio::select! {
+            _ = tokio::time::sleep(options.delay) => {}
+            _ = peer_closed(&req) => {
+                drop(in_flight); // counted as aborted
+                return error(499, "Client closed request", "aborted");
+            }
+        }
     }
+    in_flight.answered();
     let model = body
         .get("model")
         .and_then(Value::as_str)
@@ -160,6 +253,16 @@ async fn chat(req: HttpRequest, body: web::Bytes, options: web::Data<Options>) -
         }
         out.push_str(&chunk(json!({}), json!("stop")));
         out.push_str("data: [DONE]\n\n");
+        if let Some(every) = drip(&text) {
+            let events: Vec<String> = out.split_inclusive("\n\n").map(str::to_string).collect();
+            let stream = futures_util::stream::iter(events).then(move |event| async move {
+                tokio::time::sleep(every).await;
+                Ok::<_, std::convert::Infallible>(web::Bytes::from(event))
+            });
+            return HttpResponse::Ok()
+                .content_type("text/event-stream; charset=utf-8")
+                .streaming(stream);
+        }
         return HttpResponse::Ok()
             .content_type("text/event-stream; charset=utf-8")
             .body(out);
@@ -234,6 +337,16 @@ async fn tools_invoke(
     }
 }
 
+/// `GET /stats`: `{"chats": {"started": n, "completed": n, "aborted": n}}`.
+async fn stats(options: web::Data<Options>) -> HttpResponse {
+    let s = &options.stats;
+    HttpResponse::Ok().json(json!({"chats": {
+        "started": s.started.load(Ordering::SeqCst),
+        "completed": s.completed.load(Ordering::SeqCst),
+        "aborted": s.aborted.load(Ordering::SeqCst),
+    }}))
+}
+
 #[actix_web::main]
 async fn main() -> std::io::Result<()> {
     let (host, port, options) = parse_args();
@@ -248,6 +361,7 @@ async fn main() -> std::io::Result<()> {
             .route("/v1/chat/completions", web::post().to(chat))
             .route("/v1/models", web::get().to(models))
             .route("/tools/invoke", web::post().to(tools_invoke))
+            .route("/stats", web::get().to(stats))
             .route(
                 "/readyz",
                 web::get().to(|| async { HttpResponse::Ok().json(json!({"ready": true})) }),
@@ -259,6 +373,7 @@ async fn main() -> std::io::Result<()> {
                 }),
             )
     })
+    .on_connect(on_connect)
     .workers(2)
     // Stop at once on SIGTERM even with an answer in flight (scripts kill it when done).
     .shutdown_timeout(1)
