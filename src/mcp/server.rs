@@ -3,7 +3,7 @@
 //! identity ([`Owner`]), so the same handler serves stdio, Streamable HTTP and legacy SSE, and
 //! both protocol eras that rmcp speaks.
 
-use std::{borrow::Cow, sync::Arc};
+use std::{borrow::Cow, sync::Arc, time::Duration};
 
 use rmcp::{
     ErrorData as McpError, RoleServer, ServerHandler,
@@ -93,7 +93,16 @@ impl OpenClawServer {
                 // Both in this one future: it returns (and rmcp writes the response) only once
                 // the forwarder has finished the notification it was sending, so no progress
                 // notification of this call is ever written after the call's response.
-                let (reply, ()) = tokio::join!(chat, forward);
+                let (reply, last_progress) = tokio::join!(chat, forward);
+                // The official TypeScript SDK (1.32) runs a notification's handler in a later
+                // microtask but a response's at once: a progress notification that reaches it in
+                // the same read as the response is handled after the response has dropped the
+                // progress handler ("unknown progress token"). A short gap after the last one
+                // puts them in separate reads; it costs at most PROGRESS_SETTLE, on calls that
+                // asked for progress and whose answer ended right after a notification.
+                if let Some(sent) = last_progress {
+                    tokio::time::sleep_until(sent + PROGRESS_SETTLE).await;
+                }
                 reply
             }
         }?;
@@ -113,6 +122,10 @@ impl OpenClawServer {
     }
 }
 
+/// The least time between a call's last progress notification and its response (see
+/// `chat`): enough for a client to read them apart on loopback and over a network.
+const PROGRESS_SETTLE: Duration = Duration::from_millis(20);
+
 /// Sends `notifications/progress` (characters received so far) while a streamed answer arrives,
 /// and stops once `answered` is cancelled (the answer is complete, or failed).
 ///
@@ -121,20 +134,22 @@ impl OpenClawServer {
 /// when the answer completes is awaited to its end, and later updates are dropped. The caller
 /// returns its result only after this returns, so every notification of a call is written
 /// before the call's response, on every transport.
+/// Returns when the last notification was written, if any was.
 async fn forward_progress(
     mut rx: watch::Receiver<ChatProgress>,
     peer: rmcp::Peer<RoleServer>,
     token: rmcp::model::ProgressToken,
     answered: CancellationToken,
-) {
+) -> Option<tokio::time::Instant> {
     let mut last = 0u64;
+    let mut sent = None;
     loop {
         tokio::select! {
             biased;
-            () = answered.cancelled() => return,
+            () = answered.cancelled() => return sent,
             changed = rx.changed() => {
                 if changed.is_err() {
-                    return;
+                    return sent;
                 }
             }
         }
@@ -144,8 +159,9 @@ async fn forward_progress(
             let note = ProgressNotificationParam::new(token.clone(), chars as f64)
                 .with_message(format!("received {chars} characters"));
             if peer.notify_progress(note).await.is_err() {
-                return;
+                return sent;
             }
+            sent = Some(tokio::time::Instant::now());
         }
     }
 }
