@@ -6,22 +6,26 @@
 //! - Resumption (initialize era): an answer reaches a stream resumed before it was produced, and
 //!   one produced while the stream was down is replayed on resume; a 2026-07-28 request whose
 //!   stream the client closes is still cancelled (its gateway request aborted).
-//! - Duplicate request ids in one Streamable HTTP session: the duplicate gets `-32600` at once
-//!   and never reaches the gateway; the first call completes.
+//! - Duplicate request ids in one session (Streamable HTTP, legacy SSE, stdio): the duplicate
+//!   gets `-32600` at once and never reaches the gateway; the first call completes.
 
 #![allow(clippy::unwrap_used)]
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::{
+    process::Stdio,
+    time::{Duration, Instant},
+};
 
 use common::{
     FakeGateway,
-    http::{ACCEPT_BOTH, HttpBridge, open_session},
+    bridge::binary,
+    http::{ACCEPT_BOTH, HttpBridge, SseReader, initialize_body, open_session, post},
 };
 use serde_json::{Value, json};
 use tokio::{
-    io::{AsyncReadExt, AsyncWriteExt},
+    io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader},
     net::TcpStream,
 };
 
@@ -344,4 +348,92 @@ async fn a_duplicate_id_in_a_streamable_http_session_is_refused_and_the_first_ca
         result_text(&again.answer(&json!(9)).unwrap()),
         "echo: again"
     );
+}
+
+#[actix_rt::test]
+async fn a_duplicate_id_on_legacy_sse_gets_an_error_on_the_stream_and_the_first_call_completes() {
+    let gw = FakeGateway::start();
+    let bridge = bridge_for(&gw).await;
+    let (status, mut sse) = SseReader::open(&bridge.url("/sse")).await;
+    assert_eq!(status, 200);
+    let endpoint = sse.next(WAIT).await.unwrap();
+    let messages = bridge.url(&endpoint.data);
+    let json = ("Content-Type", "application/json");
+    assert_eq!(post(&messages, &[json], &initialize_body(1)).await.0, 202);
+    assert_eq!(sse.next_message(WAIT).await["id"], 1);
+    let initialized = r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#;
+    assert_eq!(post(&messages, &[json], initialized).await.0, 202);
+
+    let (status, _, _) = post(&messages, &[json], &chat(5, "[[delay:1500]] first")).await;
+    assert_eq!(status, 202);
+    // The duplicate is accepted like any message (202); its answer, an error, comes on the
+    // stream where every answer of this transport comes, before the first call's answer.
+    let (status, _, _) = post(&messages, &[json], &chat(5, "second")).await;
+    assert_eq!(status, 202);
+    let refused = sse.next_message(WAIT).await;
+    assert_eq!(refused["id"], 5, "{refused}");
+    assert_eq!(refused["error"]["code"], -32600, "{refused}");
+    let answer = sse.next_message(WAIT).await;
+    assert_eq!(answer["id"], 5, "{answer}");
+    assert_eq!(result_text(&answer), "echo: [[delay:1500]] first");
+    assert_eq!(gw.messages(), ["[[delay:1500]] first"]);
+    // Once answered, the id may be used again.
+    let (status, _, _) = post(&messages, &[json], &chat(5, "again")).await;
+    assert_eq!(status, 202);
+    assert_eq!(result_text(&sse.next_message(WAIT).await), "echo: again");
+}
+
+#[tokio::test]
+async fn a_duplicate_id_over_stdio_is_answered_by_the_bridge_and_the_first_call_completes() {
+    let gw = FakeGateway::start();
+    let mut child = tokio::process::Command::new(binary())
+        .env_clear()
+        .env("OPENCLAW_URL", &gw.url)
+        .env("OPENCLAW_MCP_DATA_DIR", ":memory:")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut send = async |line: String| {
+        stdin
+            .write_all(format!("{line}\n").as_bytes())
+            .await
+            .unwrap();
+        stdin.flush().await.unwrap();
+    };
+    send(initialize_body(1)).await;
+    let init: Value = serde_json::from_str(
+        &tokio::time::timeout(WAIT, lines.next_line())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(init["id"], 1);
+    send(r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#.to_string()).await;
+    send(chat(3, "[[delay:1500]] first")).await;
+    send(chat(3, "second")).await;
+    let mut next = async || -> Value {
+        let line = tokio::time::timeout(WAIT, lines.next_line())
+            .await
+            .expect("a line in time")
+            .unwrap()
+            .expect("stdout is open");
+        serde_json::from_str(&line).unwrap()
+    };
+    let refused = next().await;
+    assert_eq!(refused["id"], 3, "{refused}");
+    assert_eq!(refused["error"]["code"], -32600, "{refused}");
+    let answer = next().await;
+    assert_eq!(answer["id"], 3, "{answer}");
+    assert_eq!(result_text(&answer), "echo: [[delay:1500]] first");
+    assert_eq!(gw.messages(), ["[[delay:1500]] first"]);
+    // Once answered, the id may be used again.
+    send(chat(3, "again")).await;
+    assert_eq!(result_text(&next().await), "echo: again");
 }
