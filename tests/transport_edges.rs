@@ -8,6 +8,7 @@
 //!   stream the client closes is still cancelled (its gateway request aborted).
 //! - Duplicate request ids in one session (Streamable HTTP, legacy SSE, stdio): the duplicate
 //!   gets `-32600` at once and never reaches the gateway; the first call completes.
+//! - A legacy SSE session ends as soon as its stream closes.
 
 #![allow(clippy::unwrap_used)]
 
@@ -436,4 +437,34 @@ async fn a_duplicate_id_over_stdio_is_answered_by_the_bridge_and_the_first_call_
     // Once answered, the id may be used again.
     send(chat(3, "again")).await;
     assert_eq!(result_text(&next().await), "echo: again");
+}
+
+// ------------------------------------------------------------------------------------------------
+// Legacy SSE streams that close
+
+#[actix_rt::test]
+async fn a_legacy_session_ends_within_5_s_of_its_stream_closing() {
+    let gw = FakeGateway::start();
+    let bridge = bridge_for(&gw).await;
+    let mut stream = Raw::send(
+        bridge.port,
+        "GET /sse HTTP/1.1\r\nAccept: text/event-stream",
+        "",
+    )
+    .await;
+    stream
+        .until("the endpoint event", |r| r.text.contains("event: endpoint"))
+        .await;
+    assert_eq!(bridge.health().await["sessions"]["legacySse"], 1);
+    drop(stream);
+    let closed = Instant::now();
+    health_until(&bridge, "the legacy session to end", |h| {
+        h["sessions"]["legacySse"] == 0
+    })
+    .await;
+    assert!(
+        closed.elapsed() < Duration::from_secs(5),
+        "the session ended {:?} after its stream closed",
+        closed.elapsed()
+    );
 }

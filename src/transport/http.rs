@@ -578,6 +578,12 @@ pub async fn serve(
     // SSE answers are several small writes; without this, Nagle and the client's delayed ACK
     // add ~40 ms to every streamed answer.
     .tcp_nodelay(true)
+    // A client that closes its connection is noticed at once (actix reads the socket while a
+    // response streams, and ends the connection at its EOF), not at the next write that fails:
+    // a legacy SSE session ends and frees its slot as soon as its stream closes, and a
+    // 2026-07-28 request whose stream closes is cancelled at once. No MCP client half-closes
+    // (shuts down its sending side and still waits for the answer); one that did would lose it.
+    .h1_allow_half_closed(false)
     .disable_signals()
     .shutdown_timeout(STOP_TIMEOUT_SECS);
     let bind_host = http.host.trim_start_matches('[').trim_end_matches(']');

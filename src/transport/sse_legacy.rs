@@ -6,8 +6,10 @@
 //!
 //! Each stream is one MCP connection with its own [`OpenClawServer`] and task owner. The
 //! session ends — and its handler, its calls and its slot in `MCP_MAX_SESSIONS` are freed — when
-//! the client closes the stream (or stops reading: keep-alive comments every 15 s find a dead
-//! connection), after `MCP_SESSION_IDLE_SECS` without a message, or at shutdown.
+//! the client closes the stream (actix sees the connection's EOF at once: half-closed
+//! connections are not kept, see [`super::http`]; a connection that vanishes without a FIN is
+//! found by the keep-alive comments every 15 s), after `MCP_SESSION_IDLE_SECS` without a
+//! message, or at shutdown.
 //!
 //! A request whose id is already in flight in its session (a client bug) is accepted like any
 //! message (`202`: the POST only acknowledges receipt in this transport) and answered at once on
