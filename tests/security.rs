@@ -1,7 +1,8 @@
 //! The bridge as an attacker sees it, and what its legitimate users see meanwhile: the real
 //! binary in HTTP mode on a loopback port 0, with static bearer tokens and with OAuth, probed with
-//! hand-written HTTP (every spelling of a protected path), other principals' session ids, bodies
-//! that trickle, floods of failed tokens and of sessions, and a shutdown under load.
+//! hand-written HTTP (every spelling of a protected path), other principals' session ids, request
+//! ids and `Last-Event-ID`s, bodies that trickle, floods of failed tokens and of sessions, and a
+//! shutdown under load.
 
 #![allow(clippy::unwrap_used)]
 
@@ -740,4 +741,188 @@ async fn shutdown_answers_new_connections_503_and_cut_off_calls_with_an_error() 
     assert_eq!(legacy["id"], 44);
     assert_eq!(legacy["error"]["code"], -32000, "{legacy}");
     assert_eq!(b.wait_exit(Duration::from_secs(20)).await, Some(0));
+}
+
+/// Opens an initialize-era session with `token` (raw requests); its id.
+async fn open_session_as(port: u16, token: &str) -> String {
+    let opened = initialize_at(port, "/mcp", Some(token)).await;
+    assert_eq!(opened.status, 200, "{}", opened.text());
+    let session = opened.header("mcp-session-id").unwrap().to_string();
+    let initialized = r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#;
+    let reply = in_session(port, "POST", &session, token, Some(initialized)).await;
+    assert_eq!(reply.status, 202);
+    session
+}
+
+/// An `openclaw_chat` call with id `id`.
+fn chat_call(id: u64, message: &str) -> String {
+    json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
+           "params": {"name": "openclaw_chat", "arguments": {"message": message}}})
+    .to_string()
+}
+
+/// POSTs `body` in `session` with `token` and reads the response until `done` holds for what
+/// arrived (bounded); the open connection (dropping it closes it) and the text so far.
+async fn post_until(
+    port: u16,
+    session: &str,
+    token: &str,
+    body: &str,
+    done: impl Fn(&str) -> bool,
+) -> (tokio::net::TcpStream, String) {
+    use tokio::io::AsyncReadExt;
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    let request = format!(
+        "POST /mcp HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\nAccept: {ACCEPT_BOTH}\r\nMcp-Session-Id: {session}\r\nMCP-Protocol-Version: 2025-06-18\r\nAuthorization: Bearer {token}\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut text = String::new();
+    let mut buf = [0u8; 8192];
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !done(&text) {
+        match tokio::time::timeout_at(deadline, stream.read(&mut buf)).await {
+            Ok(Ok(n)) if n > 0 => text.push_str(&String::from_utf8_lossy(&buf[..n])),
+            other => panic!("no more of the response ({other:?}):\n{text}"),
+        }
+    }
+    (stream, text)
+}
+
+/// The JSON of the SSE `data:` lines of a response.
+fn sse_data(text: &str) -> Vec<serde_json::Value> {
+    text.lines()
+        .filter_map(|l| l.trim().strip_prefix("data:"))
+        .map(str::trim)
+        .filter(|d| !d.is_empty())
+        .filter_map(|d| serde_json::from_str(d).ok())
+        .collect()
+}
+
+/// The last SSE event id in a response.
+fn last_event_id(text: &str) -> Option<String> {
+    text.lines()
+        .filter_map(|l| l.trim().strip_prefix("id:"))
+        .map(|id| id.trim().to_string())
+        .next_back()
+}
+
+#[actix_rt::test]
+async fn a_duplicate_request_id_in_another_principals_session_does_not_interfere() {
+    let gw = FakeGateway::start();
+    let b = bridge(&gw, Mode::StaticTokens, &[]).await;
+    let alice = open_session_as(b.port, ALICE).await;
+    let bob = open_session_as(b.port, BOB).await;
+    // Alice's call 9 is in flight.
+    let (alice_stream, _) = post_until(
+        b.port,
+        &alice,
+        ALICE,
+        &chat_call(9, "[[delay:1500]] alice's"),
+        |t| last_event_id(t).is_some(),
+    )
+    .await;
+    // Bob's own call 9 is his own business: answered, not refused as a duplicate.
+    let (_, text) = post_until(b.port, &bob, BOB, &chat_call(9, "bob's"), |t| {
+        sse_data(t).iter().any(|m| m["id"] == 9)
+    })
+    .await;
+    let answer = sse_data(&text).into_iter().find(|m| m["id"] == 9).unwrap();
+    assert_eq!(
+        answer["result"]["content"][0]["text"], "echo: bob's",
+        "{answer}"
+    );
+    // Bob cannot post into Alice's session at all, duplicate or not.
+    let reply = in_session(
+        b.port,
+        "POST",
+        &alice,
+        BOB,
+        Some(chat_call(9, "bob in alice's").as_str()),
+    )
+    .await;
+    assert_eq!(reply.status, 404, "{}", reply.text());
+    // Alice's call completes unharmed.
+    let mut alice_stream = alice_stream;
+    let mut text = String::new();
+    let mut buf = [0u8; 8192];
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !sse_data(&text).iter().any(|m| m["id"] == 9) {
+        use tokio::io::AsyncReadExt;
+        match tokio::time::timeout_at(deadline, alice_stream.read(&mut buf)).await {
+            Ok(Ok(n)) if n > 0 => text.push_str(&String::from_utf8_lossy(&buf[..n])),
+            other => panic!("alice's answer did not come ({other:?}):\n{text}"),
+        }
+    }
+    let answer = sse_data(&text).into_iter().find(|m| m["id"] == 9).unwrap();
+    assert_eq!(
+        answer["result"]["content"][0]["text"], "echo: [[delay:1500]] alice's",
+        "{answer}"
+    );
+    let mut sent = gw.messages();
+    sent.sort();
+    assert_eq!(sent, ["[[delay:1500]] alice's", "bob's"]);
+}
+
+#[actix_rt::test]
+async fn a_last_event_id_of_another_session_replays_nothing() {
+    let gw = FakeGateway::start();
+    let b = bridge(&gw, Mode::StaticTokens, &[]).await;
+    let alice = open_session_as(b.port, ALICE).await;
+    let bob = open_session_as(b.port, BOB).await;
+    // Alice's call is answered while her stream is down: the answer is held for her resume.
+    let (stream, text) = post_until(
+        b.port,
+        &alice,
+        ALICE,
+        &chat_call(4, "[[delay:200]] alice's secret"),
+        |t| last_event_id(t).is_some(),
+    )
+    .await;
+    drop(stream);
+    let last = last_event_id(&text).unwrap();
+    let held = |b: &HttpBridge| {
+        let port = b.port;
+        async move {
+            let head = format!("GET /health HTTP/1.1\r\nAuthorization: Bearer {ALICE}");
+            let reply = raw::request(port, &head, b"", WAIT).await;
+            json_body(&reply.body)["sessions"]["heldAnswers"]
+                .as_u64()
+                .unwrap()
+        }
+    };
+    let deadline = Instant::now() + WAIT;
+    while held(&b).await != 1 {
+        assert!(Instant::now() < deadline, "the answer was not held");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let resume = |session: &str, token: &str| {
+        format!(
+            "GET /mcp HTTP/1.1\r\nAccept: text/event-stream\r\nMcp-Session-Id: {session}\r\nMCP-Protocol-Version: 2025-06-18\r\nAuthorization: Bearer {token}\r\nLast-Event-ID: {last}"
+        )
+    };
+    // Bob, in his own session, with Alice's event id: an empty stream.
+    let reply = raw::request(b.port, &resume(&bob, BOB), b"", WAIT).await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert!(reply.closed, "the stream ends at once");
+    assert!(sse_data(&reply.text()).is_empty(), "{}", reply.text());
+    assert!(!reply.text().contains("secret"));
+    // Bob in Alice's session: as unknown.
+    let reply = raw::request(b.port, &resume(&alice, BOB), b"", WAIT).await;
+    assert_eq!(reply.status, 404, "{}", reply.text());
+    assert!(!reply.text().contains("secret"));
+    assert_eq!(held(&b).await, 1, "still held for alice");
+    // Alice gets it.
+    let reply = raw::request(b.port, &resume(&alice, ALICE), b"", WAIT).await;
+    assert_eq!(reply.status, 200);
+    let answer = sse_data(&reply.text())
+        .into_iter()
+        .find(|m| m["id"] == 4)
+        .unwrap_or_else(|| panic!("alice's answer: {}", reply.text()));
+    assert_eq!(
+        answer["result"]["content"][0]["text"],
+        "echo: [[delay:200]] alice's secret"
+    );
 }

@@ -52,6 +52,7 @@ use super::{
         self, BoundedSessions, SessionKind, SessionLimit, SessionTable, owner_for_new_handler,
     },
     sse_legacy,
+    streams::RequestStreams,
 };
 use crate::{
     auth::{self, Auth, middleware::RateLimiter},
@@ -65,8 +66,9 @@ use crate::{
 /// SSE keep-alive comment interval on every stream (rmcp's default, and 1.7.0's SDK's).
 pub(crate) const SSE_KEEP_ALIVE: Duration = Duration::from_secs(15);
 
-/// How long a finished request's stream is kept for a late resume (`Last-Event-ID`).
-const COMPLETED_STREAM_TTL: Duration = Duration::from_secs(10);
+/// How long a finished request's stream is kept for a late resume (`Last-Event-ID`): by rmcp
+/// (a cancelled request's) and by [`RequestStreams`] (an answer no client took yet).
+pub(crate) const COMPLETED_STREAM_TTL: Duration = Duration::from_secs(10);
 
 /// After the drain, how long actix-web waits for connections to close before dropping them.
 const STOP_TIMEOUT_SECS: u64 = 2;
@@ -279,6 +281,8 @@ pub(crate) struct Shared {
     pub limit: Arc<SessionLimit>,
     /// Who opened each session, and each caller's share.
     pub sessions: Arc<SessionTable>,
+    /// The request streams of the Streamable HTTP sessions (answers kept for a resume).
+    pub streams: Arc<RequestStreams>,
     /// Calls in flight; draining.
     pub lifecycle: Arc<Lifecycle>,
     /// The open legacy SSE sessions.
@@ -337,13 +341,20 @@ fn session_manager(shared: &Shared) -> Manager {
     let mut local = LocalSessionManager::default();
     let mut config = SessionConfig::default();
     config.keep_alive = Some(shared.session_idle);
-    // rmcp keeps every finished request's stream (a few KiB) for a late `Last-Event-ID` resume,
-    // 60 s by default: at one call every two seconds that is ~120 KiB per busy session, 1000
-    // sessions ~120 MiB (scripts/soak.sh). A client resumes within the 3 s SSE retry hint, so
-    // 10 s keeps resumption working at a sixth of the memory.
+    // rmcp keeps a finished request's stream (a few KiB) for a late `Last-Event-ID` resume, 60 s
+    // by default: at one call every two seconds that is ~120 KiB per busy session, 1000 sessions
+    // ~120 MiB (scripts/soak.sh). A client resumes within the 3 s SSE retry hint, so 10 s keeps
+    // resumption working at a sixth of the memory. rmcp 3.11 keeps only cancelled requests'
+    // streams that way (it drops an answered one at once); the answers are kept by
+    // `RequestStreams`, for as long, and only when no client took them.
     config.completed_cache_ttl = COMPLETED_STREAM_TTL;
     local.session_config = config;
-    BoundedSessions::new(local, shared.limit.clone(), shared.sessions.clone())
+    BoundedSessions::new(
+        local,
+        shared.limit.clone(),
+        shared.sessions.clone(),
+        shared.streams.clone(),
+    )
 }
 
 /// A gateway URL never leaves through `/health`: where a health message quotes it, it is
@@ -390,6 +401,7 @@ async fn health(req: HttpRequest, shared: web::Data<Shared>) -> HttpResponse {
             "legacySse": shared.limit.open(SessionKind::Legacy),
             "max": shared.limit.max(),
             "perCaller": shared.sessions.per_principal(),
+            "heldAnswers": shared.streams.held_answers(),
         },
         "inFlight": shared.lifecycle.in_flight(),
         "instances": instances,
@@ -489,6 +501,7 @@ pub async fn serve(
         session_idle: http.session_idle,
         limit: Arc::new(SessionLimit::new(http.max_sessions)),
         sessions: Arc::new(sessions),
+        streams: Arc::new(RequestStreams::new(COMPLETED_STREAM_TTL)),
         lifecycle: lifecycle.clone(),
         legacy: sse_legacy::LegacySessions::default(),
         auth_enabled: settings.auth.required(),
@@ -565,6 +578,12 @@ pub async fn serve(
     // SSE answers are several small writes; without this, Nagle and the client's delayed ACK
     // add ~40 ms to every streamed answer.
     .tcp_nodelay(true)
+    // A client that closes its connection is noticed at once (actix reads the socket while a
+    // response streams, and ends the connection at its EOF), not at the next write that fails:
+    // a legacy SSE session ends and frees its slot as soon as its stream closes, and a
+    // 2026-07-28 request whose stream closes is cancelled at once. No MCP client half-closes
+    // (shuts down its sending side and still waits for the answer); one that did would lose it.
+    .h1_allow_half_closed(false)
     .disable_signals()
     .shutdown_timeout(STOP_TIMEOUT_SECS);
     let bind_host = http.host.trim_start_matches('[').trim_end_matches(']');

@@ -12,6 +12,10 @@
 //! `MCP_MAX_SESSIONS`): over it, that caller's longest-idle session is closed, so a flood from
 //! one principal (or, without auth, one address; IPv6 by /64) never takes the slots of others.
 //! `MCP_MAX_SESSIONS` itself stays the bound of all sessions together ([`SessionLimit`]).
+//!
+//! The session manager also hands every request stream of a session to
+//! [`RequestStreams`](super::streams::RequestStreams), which keeps answers for a resume and
+//! refuses a second request with the id of one in flight.
 
 use std::{
     collections::{HashMap, HashSet},
@@ -22,6 +26,7 @@ use std::{
     },
 };
 
+use futures_util::future::Either;
 use rmcp::{
     model::{ClientJsonRpcMessage, ServerJsonRpcMessage},
     transport::streamable_http_server::session::{
@@ -31,6 +36,7 @@ use rmcp::{
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use super::streams::{RequestStreams, duplicate_id_error};
 use crate::{net::AddrBucket, tasks::Owner};
 
 /// The task owner of every unauthenticated stateless (2026-07-28) request. Session owners are
@@ -374,23 +380,34 @@ pub enum SessionError<E: std::error::Error + Send + 'static> {
     Inner(E),
 }
 
-/// rmcp's session manager, with a bound on how many sessions are open at once, and every
-/// session recorded in the [`SessionTable`] with the principal of the request that opened it.
+/// rmcp's session manager, with a bound on how many sessions are open at once, every session
+/// recorded in the [`SessionTable`] with the principal of the request that opened it, and every
+/// request stream kept in [`RequestStreams`] (resumption, one request per id).
 pub(crate) struct BoundedSessions<M> {
     inner: M,
+    /// `MCP_MAX_SESSIONS`, shared with the legacy transport.
     limit: Arc<SessionLimit>,
+    /// Who opened each session.
     table: Arc<SessionTable>,
     /// Sessions this manager holds a slot for (so a session closed twice frees it once).
     ids: Mutex<HashSet<SessionId>>,
+    /// The request streams of every session, and the request ids in flight.
+    streams: Arc<RequestStreams>,
 }
 
 impl<M> BoundedSessions<M> {
-    pub fn new(inner: M, limit: Arc<SessionLimit>, table: Arc<SessionTable>) -> Self {
+    pub fn new(
+        inner: M,
+        limit: Arc<SessionLimit>,
+        table: Arc<SessionTable>,
+        streams: Arc<RequestStreams>,
+    ) -> Self {
         BoundedSessions {
             inner,
             limit,
             table,
             ids: Mutex::new(HashSet::new()),
+            streams,
         }
     }
 }
@@ -459,6 +476,7 @@ impl<M: SessionManager> SessionManager for BoundedSessions<M> {
             .lock()
             .map(|mut ids| ids.remove(id))
             .unwrap_or(false);
+        self.streams.close_session(id);
         if held {
             self.table.remove(id);
             self.limit.release(SessionKind::Streamable);
@@ -481,10 +499,32 @@ impl<M: SessionManager> SessionManager for BoundedSessions<M> {
         impl futures_util::Stream<Item = ServerSseMessage> + Send + Sync + 'static,
         Self::Error,
     > {
-        self.inner
-            .create_stream(id, message)
-            .await
-            .map_err(SessionError::Inner)
+        let request = match &message {
+            ClientJsonRpcMessage::Request(r) => Some(r.id.clone()),
+            _ => None,
+        };
+        if let Some(request) = &request
+            && !self.streams.begin(id, request)
+        {
+            tracing::warn!(
+                "a request reused the id of a request in flight in its session; refused with -32600"
+            );
+            let refusal = ServerSseMessage::from_message(duplicate_id_error(request));
+            return Ok(Either::Left(futures_util::stream::iter([refusal])));
+        }
+        match self.inner.create_stream(id, message).await {
+            Ok(stream) => Ok(Either::Right(self.streams.attach(
+                id.clone(),
+                request,
+                stream,
+            ))),
+            Err(e) => {
+                if let Some(request) = &request {
+                    self.streams.end(id, request);
+                }
+                Err(SessionError::Inner(e))
+            }
+        }
     }
 
     async fn accept_message(
@@ -519,9 +559,15 @@ impl<M: SessionManager> SessionManager for BoundedSessions<M> {
         impl futures_util::Stream<Item = ServerSseMessage> + Send + Sync + 'static,
         Self::Error,
     > {
+        // A request stream kept here is resumed from here: rmcp may have dropped its answer
+        // already, and resuming it in rmcp would take its channel away from our pump.
+        if let Some(stream) = self.streams.resume(id, &last_event_id) {
+            return Ok(Either::Left(stream));
+        }
         self.inner
             .resume(id, last_event_id)
             .await
+            .map(Either::Right)
             .map_err(SessionError::Inner)
     }
 

@@ -6,8 +6,15 @@
 //!
 //! Each stream is one MCP connection with its own [`OpenClawServer`] and task owner. The
 //! session ends — and its handler, its calls and its slot in `MCP_MAX_SESSIONS` are freed — when
-//! the client closes the stream (or stops reading: keep-alive comments every 15 s find a dead
-//! connection), after `MCP_SESSION_IDLE_SECS` without a message, or at shutdown.
+//! the client closes the stream (actix sees the connection's EOF at once: half-closed
+//! connections are not kept, see [`super::http`]; a connection that vanishes without a FIN is
+//! found by the keep-alive comments every 15 s), after `MCP_SESSION_IDLE_SECS` without a
+//! message, or at shutdown.
+//!
+//! A request whose id is already in flight in its session (a client bug) is accepted like any
+//! message (`202`: the POST only acknowledges receipt in this transport) and answered at once on
+//! the stream, where every answer of this transport comes, with JSON-RPC `-32600`; it never
+//! reaches the MCP handler, so the first call completes unharmed.
 
 use std::{
     collections::HashMap,
@@ -30,6 +37,7 @@ use super::{
     http::{HttpError, InFlightGuard, Principal, SSE_KEEP_ALIVE, Shared},
     route_guard::{ParsedMessage, cut_off_message, legacy_session_id},
     sessions::{CapKey, SessionKind},
+    streams::duplicate_id_error,
 };
 use crate::{mcp::server::OpenClawServer, net::ClientAddr, tasks::Owner};
 
@@ -40,6 +48,9 @@ const CHANNEL_CAPACITY: usize = 64;
 struct LegacySession {
     /// Client → MCP handler.
     to_server: mpsc::Sender<ClientJsonRpcMessage>,
+    /// Answers of ours straight to the stream, bypassing the handler (a duplicate id's error);
+    /// they are not taken for the answer of the request in flight with that id.
+    to_client: mpsc::Sender<ServerJsonRpcMessage>,
     /// Requests without an answer yet, each counted as a call in flight.
     pending: Mutex<HashMap<RequestId, InFlightGuard>>,
     /// Last message either way, for the idle timeout.
@@ -154,6 +165,8 @@ struct StreamState {
     /// Errors for the calls cut off by the shutdown, sent before the stream ends.
     cut_off: Option<std::vec::IntoIter<RequestId>>,
     outgoing: mpsc::Receiver<ServerJsonRpcMessage>,
+    /// Our own answers (see [`LegacySession::to_client`]).
+    direct: mpsc::Receiver<ServerJsonRpcMessage>,
     session: Arc<LegacySession>,
     idle: Duration,
     closer: Closer,
@@ -188,6 +201,13 @@ async fn next_event(mut st: StreamState) -> Option<(Result<Bytes, actix_web::Err
                     }
                     _ => {}
                 }
+                match serde_json::to_string(&message) {
+                    Ok(data) => return Some((Ok(event("message", &data)), st)),
+                    Err(e) => tracing::error!(error = %e, "cannot serialize an MCP message"),
+                }
+            }
+            Some(message) = st.direct.recv() => {
+                st.session.touch();
                 match serde_json::to_string(&message) {
                     Ok(data) => return Some((Ok(event("message", &data)), st)),
                     Err(e) => tracing::error!(error = %e, "cannot serialize an MCP message"),
@@ -234,9 +254,11 @@ pub(crate) async fn open(
     let id = uuid::Uuid::new_v4().to_string();
     let (to_server, incoming) = mpsc::channel(CHANNEL_CAPACITY);
     let (outgoing_tx, outgoing) = mpsc::channel(CHANNEL_CAPACITY);
+    let (to_client, direct) = mpsc::channel(CHANNEL_CAPACITY);
     let principal = req.extensions().get::<Principal>().map(|p| p.0.clone());
     let session = Arc::new(LegacySession {
         to_server,
+        to_client,
         pending: Mutex::new(HashMap::new()),
         last_activity: Mutex::new(Instant::now()),
         principal: principal.clone(),
@@ -287,6 +309,7 @@ pub(crate) async fn open(
         endpoint: Some(format!("/messages?sessionId={id}")),
         cut_off: None,
         outgoing,
+        direct,
         session,
         idle: shared.session_idle,
         closer,
@@ -318,8 +341,26 @@ pub(crate) async fn post(
         .ok_or_else(|| HttpError::InvalidRequest("empty body".to_string()))?;
     match &message {
         ClientJsonRpcMessage::Request(r) => {
-            if let Ok(mut pending) = session.pending.lock() {
-                pending.insert(r.id.clone(), shared.lifecycle.enter());
+            let fresh = match session.pending.lock() {
+                Ok(mut pending) => match pending.entry(r.id.clone()) {
+                    std::collections::hash_map::Entry::Occupied(_) => false,
+                    std::collections::hash_map::Entry::Vacant(slot) => {
+                        slot.insert(shared.lifecycle.enter());
+                        true
+                    }
+                },
+                Err(_) => true,
+            };
+            if !fresh {
+                tracing::warn!(
+                    "a legacy SSE request reused the id of a request in flight; refused with -32600"
+                );
+                session.touch();
+                let refusal = duplicate_id_error(&r.id);
+                if session.to_client.send(refusal).await.is_err() {
+                    return Err(HttpError::SessionNotFound);
+                }
+                return Ok(HttpResponse::Accepted().finish());
             }
         }
         ClientJsonRpcMessage::Notification(n) => {
