@@ -2,6 +2,9 @@
 # root file system friendly (it writes only to the /data volume), with a HEALTHCHECK that needs
 # no shell. Build: docker build -t openclaw-mcp .   Run: see docker-compose.yml and
 # docs/installation.md. CI builds the same static binary with scripts/static-build.sh.
+# The published image (ghcr.io/openclaw-mcp/openclaw-mcp-rs, linux/amd64 and linux/arm64) is not
+# built from this file but from the release's musl binaries (scripts/package.sh);
+# packaging/Dockerfile.prebuilt does the same with Docker.
 
 FROM rust:1.95-slim-bookworm AS build
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]
@@ -16,6 +19,13 @@ RUN target="$(uname -m)-unknown-linux-gnu" \
  && mkdir -p /data
 
 FROM gcr.io/distroless/static-debian12:nonroot
+# The MCP Registry checks the first label against server.json's name; the version is Cargo.toml's
+# (scripts/packaging.py check-versions keeps them in step).
+LABEL io.modelcontextprotocol.server.name="io.github.openclaw-mcp/openclaw-mcp-rs" \
+      org.opencontainers.image.title="openclaw-mcp" \
+      org.opencontainers.image.version="0.1.0" \
+      org.opencontainers.image.source="https://github.com/openclaw-mcp/openclaw-mcp-rs" \
+      org.opencontainers.image.licenses="MIT"
 COPY --from=build /openclaw-mcp /usr/local/bin/openclaw-mcp
 COPY --from=build --chown=65532:65532 /data /data
 ENV OPENCLAW_URL=http://openclaw:18789 \

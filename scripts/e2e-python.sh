@@ -28,6 +28,7 @@
 # 127.0.0.1; no browser is opened and the OAuth callback port is never listened on.
 #
 # Environment: E2E_VENV, E2E_PYTHON (default python3, >= 3.10), CARGO_PROFILE_ARG, E2E_B_DELAY_MS,
+# E2E_BRIDGE (a binary to test instead of building one, e.g. a release's musl binary),
 # E2E_POLL_TIMEOUT (seconds an async task may take, default 10), E2E_TRANSPORTS (comma-separated
 # subset of stdio,http,http-legacy,sse,oauth; default all; e.g. E2E_TRANSPORTS=oauth for the OAuth
 # run alone).
@@ -82,13 +83,17 @@ ensure_mcp_venv
 
 # --- 2. build ------------------------------------------------------------------------------------
 started=$(now)
-cargo build "${PROFILE_ARGS[@]}" --bin openclaw-mcp --example mock_gateway
+if [ -n "${E2E_BRIDGE:-}" ]; then
+    cargo build "${PROFILE_ARGS[@]}" --example mock_gateway
+else
+    cargo build "${PROFILE_ARGS[@]}" --bin openclaw-mcp --example mock_gateway
+fi
 log "cargo build took $(since "$started") s"
 
 PROFILE_DIR=$(profile_dir "${PROFILE_ARGS[@]}")
 TARGET_DIR=$(cargo metadata --format-version 1 --no-deps |
     "$PYTHON" -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
-BRIDGE=$TARGET_DIR/$PROFILE_DIR/openclaw-mcp
+BRIDGE=${E2E_BRIDGE:-$TARGET_DIR/$PROFILE_DIR/openclaw-mcp}
 GATEWAY=$TARGET_DIR/$PROFILE_DIR/examples/mock_gateway
 [ -x "$BRIDGE" ] || die "no bridge binary at $BRIDGE"
 [ -x "$GATEWAY" ] || die "no mock gateway binary at $GATEWAY"

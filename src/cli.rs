@@ -176,7 +176,7 @@ pub struct Cli {
     #[arg(long, value_name = "SECS")]
     pub task_retention_secs: Option<String>,
 
-    /// Directory of the task database, or :memory: [env: OPENCLAW_MCP_DATA_DIR] [default: ~/.local/state/openclaw-mcp]
+    /// Directory of the task database, or :memory: [env: OPENCLAW_MCP_DATA_DIR] [default: ~/.local/state/openclaw-mcp on Linux, ~/Library/Application Support/openclaw-mcp on macOS, %LOCALAPPDATA%\openclaw-mcp on Windows]
     #[arg(long, value_name = "DIR")]
     pub data_dir: Option<String>,
 }

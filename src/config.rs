@@ -597,7 +597,10 @@ fn file_layer(path: &std::path::Path) -> Result<Layer, ConfigError> {
 fn env_layer(env: &impl Fn(&str) -> Option<String>) -> Result<Layer, ConfigError> {
     let mut dict = Dict::new();
     for setting in SETTINGS {
-        let mut value = setting.env.iter().find_map(|name| env(name));
+        let mut value = setting
+            .env
+            .iter()
+            .find_map(|name| env(name).filter(|v| !is_unfilled_template(v)));
         if setting.secret {
             for name in setting.env {
                 let file_var = format!("{name}{FILE_SUFFIX}");
@@ -623,6 +626,15 @@ fn env_layer(env: &impl Fn(&str) -> Option<String>) -> Result<Layer, ConfigError
         name: ENV_LAYER,
         dict,
     })
+}
+
+/// `${user_config.NAME}` (or any `${…}` alone): a variable of an MCP Bundle manifest that the
+/// host left in place because the user set no value and the manifest gives no default. Such a
+/// value is never a setting, so it counts as unset instead of failing validation (an agent id
+/// `${user_config.agent_id}`) or, worse, being used (a token of that text).
+fn is_unfilled_template(value: &str) -> bool {
+    let v = value.trim();
+    v.starts_with("${") && v.ends_with('}') && !v[2..v.len() - 1].contains(['{', '}'])
 }
 
 fn flag_layer(cli: &Cli) -> Layer {
@@ -1197,15 +1209,38 @@ impl Layers {
     }
 }
 
-/// The platform's state directory for the task database: `$XDG_STATE_HOME/openclaw-mcp`, else
-/// `~/.local/state/openclaw-mcp`; `None` (in memory) when neither can be found.
+/// The platform's directory for the task database (and the OAuth state), where a user's
+/// per-machine application data lives:
+///
+/// - Windows: `%LOCALAPPDATA%\openclaw-mcp` (else `%USERPROFILE%\AppData\Local\openclaw-mcp`);
+/// - macOS: `~/Library/Application Support/openclaw-mcp`;
+/// - Linux and the rest: `$XDG_STATE_HOME/openclaw-mcp`, else `~/.local/state/openclaw-mcp`.
+///
+/// `None` (tasks kept in memory only) when none of those variables is set.
 pub fn default_data_dir() -> Option<PathBuf> {
-    if let Some(state) = std::env::var_os("XDG_STATE_HOME").filter(|v| !v.is_empty()) {
-        return Some(PathBuf::from(state).join("openclaw-mcp"));
+    data_dir_for(std::env::consts::OS, &|name| std::env::var_os(name))
+}
+
+/// [`default_data_dir`] for the operating system `os` (a `std::env::consts::OS` value) and the
+/// environment `env`, so that every platform's rule is tested on any of them.
+fn data_dir_for(
+    os: &str,
+    env: &dyn Fn(&str) -> Option<std::ffi::OsString>,
+) -> Option<PathBuf> {
+    let var = |name: &str| env(name).filter(|v| !v.is_empty()).map(PathBuf::from);
+    match os {
+        "windows" => var("LOCALAPPDATA")
+            .or_else(|| var("USERPROFILE").map(|home| home.join("AppData").join("Local")))
+            .map(|dir| dir.join("openclaw-mcp")),
+        "macos" => var("HOME").map(|home| {
+            home.join("Library")
+                .join("Application Support")
+                .join("openclaw-mcp")
+        }),
+        _ => var("XDG_STATE_HOME")
+            .map(|state| state.join("openclaw-mcp"))
+            .or_else(|| var("HOME").map(|home| home.join(".local/state/openclaw-mcp"))),
     }
-    std::env::var_os("HOME")
-        .filter(|v| !v.is_empty())
-        .map(|home| PathBuf::from(home).join(".local/state/openclaw-mcp"))
 }
 
 const AGENT_ID_RULE: &str =
@@ -1926,6 +1961,91 @@ mod tests {
             e.starts_with("`instances` in ") && e.contains("Invalid instance name"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn default_data_dir_per_platform() {
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |name: &str| {
+                pairs
+                    .iter()
+                    .find(|(k, _)| *k == name)
+                    .map(|(_, v)| std::ffi::OsString::from(v))
+            }
+        };
+        // Windows: %LOCALAPPDATA%, never the roaming %APPDATA%; USERPROFILE as a fallback.
+        let win = env(&[
+            ("LOCALAPPDATA", r"C:\Users\me\AppData\Local"),
+            ("APPDATA", r"C:\Users\me\AppData\Roaming"),
+            ("USERPROFILE", r"C:\Users\me"),
+            ("HOME", "/home/ignored"),
+        ]);
+        assert_eq!(
+            data_dir_for("windows", &win),
+            Some(PathBuf::from(r"C:\Users\me\AppData\Local").join("openclaw-mcp"))
+        );
+        let win_profile_only = env(&[("LOCALAPPDATA", ""), ("USERPROFILE", r"C:\Users\me")]);
+        assert_eq!(
+            data_dir_for("windows", &win_profile_only),
+            Some(
+                PathBuf::from(r"C:\Users\me")
+                    .join("AppData")
+                    .join("Local")
+                    .join("openclaw-mcp")
+            )
+        );
+        assert_eq!(data_dir_for("windows", &env(&[])), None);
+        // macOS: Application Support, whatever XDG_STATE_HOME says.
+        let mac = env(&[("HOME", "/Users/me"), ("XDG_STATE_HOME", "/x")]);
+        assert_eq!(
+            data_dir_for("macos", &mac),
+            Some(PathBuf::from(
+                "/Users/me/Library/Application Support/openclaw-mcp"
+            ))
+        );
+        // Linux (and the rest): $XDG_STATE_HOME, else ~/.local/state, as before.
+        assert_eq!(
+            data_dir_for("linux", &mac),
+            Some(PathBuf::from("/x/openclaw-mcp"))
+        );
+        let linux = env(&[("HOME", "/home/me"), ("XDG_STATE_HOME", "")]);
+        assert_eq!(
+            data_dir_for("linux", &linux),
+            Some(PathBuf::from("/home/me/.local/state/openclaw-mcp"))
+        );
+        assert_eq!(data_dir_for("freebsd", &env(&[])), None);
+        // This machine's rule is the one default_data_dir applies.
+        assert_eq!(
+            default_data_dir(),
+            data_dir_for(std::env::consts::OS, &|k| std::env::var_os(k))
+        );
+    }
+
+    #[test]
+    fn unfilled_bundle_variables_count_as_unset() {
+        // What Claude Desktop passes for a user_config field with no value and no default.
+        let s = load(
+            &[],
+            &[
+                ("OPENCLAW_URL", "${user_config.gateway_url}"),
+                ("OPENCLAW_GATEWAY_TOKEN", "${user_config.gateway_token}"),
+                ("OPENCLAW_AGENT_ID", " ${user_config.agent_id} "),
+                ("OPENCLAW_TIMEOUT_MS", "${user_config.timeout_ms}"),
+                ("OPENCLAW_MCP_READ_ONLY", "${user_config.read_only}"),
+            ],
+        )
+        .unwrap();
+        let defaults = load(&[], &[]).unwrap();
+        assert_eq!(s.instances[0].url, defaults.instances[0].url);
+        assert!(s.instances[0].token.is_none());
+        assert!(s.instances[0].agent_id.is_none());
+        assert_eq!(s.instances[0].timeout, defaults.instances[0].timeout);
+        assert!(!s.tools.read_only);
+        // A value that merely contains one is a value (and is validated as such).
+        let e = err(&[], &[("OPENCLAW_AGENT_ID", "a${user_config.agent_id}")]);
+        assert!(e.contains("OPENCLAW_AGENT_ID"), "{e}");
+        assert!(!is_unfilled_template("${a}${b}"));
+        assert!(is_unfilled_template("${user_config.x}"));
     }
 
     #[test]

@@ -10,6 +10,13 @@ use openclaw_mcp::{
     telemetry,
 };
 
+/// On musl (the static Linux builds of the release), mimalloc instead of musl's allocator, which
+/// takes one lock for every allocation and loses a large share of throughput once several
+/// threads allocate at once (the figures are in the README's "Performance" section).
+#[cfg(target_env = "musl")]
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
