@@ -433,32 +433,60 @@ fn parse_completion(inst: &InstanceSettings, body: &[u8]) -> Result<ChatReply, G
 }
 
 /// Incremental parser of `text/event-stream` bodies: yields the `data` of each event.
+///
+/// Linear in its input however the body is cut: each byte is searched for a line end once (a
+/// 4 MB event on one line, arriving in 8 KiB reads, is not searched again on every read), and the
+/// lines a piece completes leave the buffer in one move. Lines end with LF, CRLF or CR, as the
+/// SSE format allows, a CRLF split between two pieces included.
 #[derive(Default)]
 pub struct SseParser {
+    /// Bytes after the last line end seen: the start of a line not yet ended.
     buf: Vec<u8>,
-    data: Vec<String>,
+    /// The previous piece ended with CR: an LF at the start of the next one ends no new line.
+    after_cr: bool,
+    /// The `data` lines of the event being read, joined with LF.
+    data: String,
+    /// Whether the event being read has a `data` line yet (an empty one counts).
+    has_data: bool,
 }
 
 impl SseParser {
     /// Feeds bytes; returns the data of every event completed by them.
     pub fn feed(&mut self, chunk: &[u8]) -> Vec<String> {
+        let mut chunk = chunk;
+        if std::mem::take(&mut self.after_cr)
+            && let [b'\n', rest @ ..] = chunk
+        {
+            chunk = rest;
+        }
+        // Only the new bytes are searched: what the buffer held had no line end.
+        let mut from = self.buf.len();
         self.buf.extend_from_slice(chunk);
         let mut events = Vec::new();
-        while let Some(pos) = self.buf.iter().position(|b| *b == b'\n') {
-            let line: Vec<u8> = self.buf.drain(..=pos).collect();
-            let line = String::from_utf8_lossy(&line);
-            let line = line.trim_end_matches(['\n', '\r']);
-            if line.is_empty() {
-                if !self.data.is_empty() {
-                    events.push(self.data.join("\n"));
-                    self.data.clear();
+        let mut start = 0;
+        while let Some(offset) = self.buf[from..]
+            .iter()
+            .position(|b| *b == b'\n' || *b == b'\r')
+        {
+            let end = from + offset;
+            let mut next = end + 1;
+            if self.buf[end] == b'\r' {
+                match self.buf.get(next) {
+                    Some(b'\n') => next += 1,
+                    Some(_) => {}
+                    None => self.after_cr = true,
                 }
-            } else if let Some(value) = line.strip_prefix("data:") {
-                self.data
-                    .push(value.strip_prefix(' ').unwrap_or(value).to_string());
             }
-            // `event:`, `id:`, `retry:` and `:` comments carry nothing we need.
+            line(
+                &self.buf[start..end],
+                &mut self.data,
+                &mut self.has_data,
+                &mut events,
+            );
+            start = next;
+            from = next;
         }
+        self.buf.drain(..start);
         events
     }
 
@@ -467,6 +495,26 @@ impl SseParser {
         // Terminating the pending line and the pending event yields at most one event.
         self.feed(b"\n\n").pop()
     }
+}
+
+/// Applies one line of an event stream: a `data` field adds to the event, an empty line ends it.
+fn line(line: &[u8], data: &mut String, has_data: &mut bool, events: &mut Vec<String>) {
+    if line.is_empty() {
+        if std::mem::take(has_data) {
+            events.push(std::mem::take(data));
+        }
+        return;
+    }
+    let value = match line.strip_prefix(b"data") {
+        Some([]) => &[][..],
+        Some([b':', value @ ..]) => value.strip_prefix(b" ").unwrap_or(value),
+        // `event:`, `id:`, `retry:`, `:` comments and other fields carry nothing we need.
+        _ => return,
+    };
+    if std::mem::replace(has_data, true) {
+        data.push('\n');
+    }
+    data.push_str(&String::from_utf8_lossy(value));
 }
 
 /// State of a streamed answer being assembled.
@@ -753,6 +801,35 @@ mod tests {
         assert!(p.feed(b": keep-alive\n\n").is_empty());
         assert!(p.feed(b"data: tail").is_empty());
         assert_eq!(p.finish().as_deref(), Some("tail"));
+    }
+
+    #[test]
+    fn sse_parser_takes_every_line_end_and_multi_line_data() {
+        let mut p = SseParser::default();
+        // CR alone, and a CRLF cut between two pieces.
+        assert_eq!(p.feed(b"data: a\r\rdata: b\r"), vec!["a"]);
+        assert_eq!(p.feed(b"\ndata: c\r\n"), Vec::<String>::new());
+        assert_eq!(p.feed(b"\r\n"), vec!["b\nc"]);
+        // `data` without a colon is an empty line of data; other fields are ignored.
+        assert_eq!(
+            p.feed(b"event: x\nid: 1\ndata\ndata:tight\ndatum: no\n\n"),
+            vec!["\ntight"]
+        );
+        // An event without data is no event.
+        assert!(p.feed(b": comment\n\n").is_empty());
+    }
+
+    #[test]
+    fn sse_parser_reads_one_long_line_fed_in_small_pieces() {
+        let mut p = SseParser::default();
+        let line = format!("data: {}\n\n", "y".repeat(1_000_000));
+        let mut events = Vec::new();
+        for piece in line.as_bytes().chunks(4096) {
+            events.extend(p.feed(piece));
+        }
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0].len(), 1_000_000);
+        assert!(p.buf.is_empty());
     }
 
     #[test]
