@@ -1,5 +1,5 @@
 //! One `openclaw_chat` call through the whole bridge but the process boundary: rmcp client →
-//! pipe → rmcp server → MCP layer (validation) → `GatewayActor` → awc → an in-process instant
+//! pipe → rmcp server → MCP layer (validation) → `GatewayActor` → hyper → an in-process instant
 //! gateway (actix-web on loopback) → back; and the streamed-answer parser on a 4 MB answer sent
 //! as one SSE line (one delta of 4 MB of text), fed in the 8 KiB pieces a socket read gives: the
 //! bridge's CPU cost of such an answer, which must stay linear in its size. Run with
