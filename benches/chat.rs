@@ -1,6 +1,9 @@
 //! One `openclaw_chat` call through the whole bridge but the process boundary: rmcp client →
-//! pipe → rmcp server → MCP layer (validation) → `GatewayActor` → awc → an in-process instant
-//! gateway (actix-web on loopback) → back. Run with `cargo bench --bench chat`.
+//! pipe → rmcp server → MCP layer (validation) → `GatewayActor` → hyper → an in-process instant
+//! gateway (actix-web on loopback) → back; and the streamed-answer parser on a 4 MB answer sent
+//! as one SSE line (one delta of 4 MB of text), fed in the 8 KiB pieces a socket read gives: the
+//! bridge's CPU cost of such an answer, which must stay linear in its size. Run with
+//! `cargo bench --bench chat` (`cargo bench --bench chat -- sse` for the parser alone).
 
 #![allow(clippy::unwrap_used)]
 
@@ -9,7 +12,10 @@ use std::{net::TcpListener, time::Duration};
 use actix_web::{App, HttpResponse, HttpServer, web};
 use clap::Parser;
 use criterion::{Criterion, criterion_group, criterion_main};
-use openclaw_mcp::{cli::Cli, config::Settings, mcp::server::OpenClawServer, tasks::Owner};
+use openclaw_mcp::{
+    cli::Cli, config::Settings, gateway::client::SseParser, mcp::server::OpenClawServer,
+    tasks::Owner,
+};
 use rmcp::{RoleClient, ServiceExt, model::CallToolRequestParams, service::RunningService};
 use serde_json::json;
 
@@ -83,9 +89,56 @@ fn bench_chat(c: &mut Criterion) {
     );
 }
 
+/// The body of a streamed answer whose text is `size` bytes in one delta: role chunk, the delta on
+/// one `data:` line, finish chunk, `[DONE]`.
+fn one_line_answer(size: usize) -> Vec<u8> {
+    let chunk = |delta: serde_json::Value, finish: serde_json::Value| {
+        format!(
+            "data: {}\n\n",
+            json!({"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "openclaw",
+                   "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
+        )
+    };
+    let mut body = chunk(json!({"role": "assistant"}), serde_json::Value::Null);
+    body.push_str(&chunk(
+        json!({"content": "x".repeat(size)}),
+        serde_json::Value::Null,
+    ));
+    body.push_str(&chunk(json!({}), json!("stop")));
+    body.push_str("data: [DONE]\n\n");
+    body.into_bytes()
+}
+
+fn bench_sse(c: &mut Criterion) {
+    let body = one_line_answer(4 * 1024 * 1024);
+    let mut group = c.benchmark_group("sse");
+    group.sample_size(10);
+    group.bench_function(
+        "4 MB answer on one SSE line, 8 KiB pieces (parse + JSON)",
+        |b| {
+            b.iter(|| {
+                let mut parser = SseParser::default();
+                let mut text = 0usize;
+                for piece in body.chunks(8 * 1024) {
+                    for event in parser.feed(piece) {
+                        if let Ok(v) = serde_json::from_str::<serde_json::Value>(&event) {
+                            text += v["choices"][0]["delta"]["content"]
+                                .as_str()
+                                .map_or(0, str::len);
+                        }
+                    }
+                }
+                assert_eq!(text, 4 * 1024 * 1024);
+            })
+        },
+    );
+    group.finish();
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default().sample_size(200).measurement_time(Duration::from_secs(5));
     targets = bench_chat
 }
-criterion_main!(benches);
+criterion_group!(parser, bench_sse);
+criterion_main!(benches, parser);

@@ -27,6 +27,7 @@ pub mod gateway;
 pub mod mcp;
 pub mod metrics;
 pub mod net;
+pub mod outbound;
 pub mod sqlite;
 pub mod tasks;
 pub mod telemetry;

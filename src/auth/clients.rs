@@ -8,14 +8,18 @@ use std::{
     time::{Duration, Instant},
 };
 
+use bytes::Bytes;
 use url::Url;
 
 use super::{error::OAuthError, store::RegisteredClient, tokens::ct_eq};
-use crate::config::is_loopback_host;
+use crate::{
+    config::is_loopback_host,
+    outbound::{self, HttpClient},
+};
 
 /// Largest client metadata document accepted.
 const MAX_METADATA_BYTES: usize = 64 * 1024;
-/// How long a metadata document fetch may take.
+/// How long a metadata document fetch may take, from connect to the last byte.
 const METADATA_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long a fetched metadata document is reused.
 const METADATA_CACHE: Duration = Duration::from_secs(300);
@@ -211,24 +215,36 @@ impl MetadataClients {
 async fn fetch_document(url: &Url) -> Result<Client, OAuthError> {
     let bad =
         |why: String| OAuthError::invalid_request(format!("client metadata document {url}: {why}"));
-    let http = awc::Client::builder()
-        .disable_redirects()
-        .timeout(METADATA_TIMEOUT)
-        .finish();
-    let mut response = http
-        .get(url.as_str())
-        .insert_header(("accept", "application/json"))
-        .send()
-        .await
+    // One fetch, one connection, never pooled; a redirect is an answer like any other status
+    // (hyper follows none), so the document is always the one at this very URL.
+    let http = HttpClient::new(outbound::Options {
+        connect_timeout: METADATA_TIMEOUT,
+        idle_timeout: Duration::ZERO,
+        max_connections: 1,
+    });
+    let fetch = async {
+        let request = outbound::request(
+            hyper::Method::GET,
+            url.as_str(),
+            &[("accept", "application/json")],
+            Bytes::new(),
+        )
         .map_err(|e| bad(format!("cannot fetch it ({e})")))?;
-    if !response.status().is_success() {
-        return Err(bad(format!("HTTP {}", response.status().as_u16())));
-    }
-    let body = response
-        .body()
-        .limit(MAX_METADATA_BYTES)
+        let response = http
+            .send(request)
+            .await
+            .map_err(|e| bad(format!("cannot fetch it ({e})")))?;
+        if !response.status().is_success() {
+            return Err(bad(format!("HTTP {}", response.status().as_u16())));
+        }
+        response
+            .bytes(MAX_METADATA_BYTES)
+            .await
+            .map_err(|e| bad(format!("cannot read it ({e})")))
+    };
+    let body = tokio::time::timeout(METADATA_TIMEOUT, fetch)
         .await
-        .map_err(|e| bad(format!("cannot read it ({e})")))?;
+        .map_err(|_| bad("cannot fetch it (timed out)".to_string()))??;
     let doc: serde_json::Value =
         serde_json::from_slice(&body).map_err(|_| bad("it is not JSON".to_string()))?;
     if doc.get("client_id").and_then(|v| v.as_str()) != Some(url.as_str()) {

@@ -1,5 +1,5 @@
 //! `GatewayActor`: one per configured instance, started under `actix::Supervisor`. It owns the
-//! instance's `awc` client, its settings and its health state, and every request to that gateway
+//! instance's HTTP client (`outbound::HttpClient`), its settings and its health state, and every request to that gateway
 //! goes through it. It probes health in the background (faster while the gateway is down) and
 //! answers [`Chat`], [`Probe`] and [`Health`].
 //!
@@ -20,7 +20,6 @@ use actix::{
     Actor, ActorContext, ActorFutureExt, AsyncContext, Context, Handler, Message, MessageResult,
     ResponseActFuture, ResponseFuture, Supervised, WrapFuture, fut,
 };
-use awc::Client;
 use futures_util::FutureExt;
 use tokio_util::sync::CancellationToken;
 
@@ -29,7 +28,7 @@ use super::{
     error::GatewayError,
     health::{HealthSnapshot, HealthState, next_probe_in},
 };
-use crate::config::InstanceSettings;
+use crate::{config::InstanceSettings, outbound::HttpClient};
 
 /// Messages may queue up to this depth before senders wait: tool calls are handed to futures at
 /// once, so the queue only fills under a burst far beyond any real client.
@@ -95,7 +94,7 @@ pub struct GatewayActor {
     /// Probe interval while healthy.
     health_interval: Duration,
     /// Pooled HTTP client; rebuilt on every (re)start.
-    client: Option<Client>,
+    client: Option<HttpClient>,
     /// Health from the last probe or failed request.
     health: HealthState,
     /// Times the supervisor restarted this actor; survives restarts.
@@ -122,7 +121,7 @@ impl GatewayActor {
         }
     }
 
-    fn client(&mut self) -> Client {
+    fn client(&mut self) -> HttpClient {
         self.client
             .get_or_insert_with(|| client::build_client(&self.settings))
             .clone()

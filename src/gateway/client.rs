@@ -3,15 +3,18 @@
 //! `Authorization: Bearer`, `x-openclaw-session-key`, `x-openclaw-agent-id`), the streamed variant
 //! (`"stream": true`, OpenAI chunks over SSE, the gateway's in-band `{"error":…}` chunk), and the
 //! health probe. Only `GatewayActor` calls these; they hold no state of their own.
+//!
+//! The bytes travel through [`crate::outbound`] (hyper): every HTTP/1.1 framing of an answer is
+//! read whole, a body ended by the close of the connection included, and interim `1xx` answers
+//! are skipped.
 
 use std::{
     sync::Arc,
     time::{Duration, Instant, SystemTime},
 };
 
-use awc::{Client, ClientResponse, error::SendRequestError, http::StatusCode};
 use bytes::Bytes;
-use futures_util::StreamExt;
+use hyper::{Method, StatusCode};
 use serde::Serialize;
 use serde_json::Value;
 use tokio::sync::watch;
@@ -20,7 +23,10 @@ use super::{
     error::{GatewayError, gateway_text},
     health::{HealthStatus, ProbeResult, classify},
 };
-use crate::config::{InstanceSettings, display_url};
+use crate::{
+    config::{InstanceSettings, display_url},
+    outbound::{self, HttpClient, OutboundError, Response},
+};
 
 /// 1.7.0's cap on a gateway answer: 10 MiB.
 pub const MAX_RESPONSE_BYTES: usize = 10 * 1024 * 1024;
@@ -36,6 +42,9 @@ const STREAM_TOTAL_CAP: Duration = Duration::from_secs(30 * 60);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long an idle pooled connection is kept: less than the 5 s the gateway keeps it.
 const IDLE_KEEP_ALIVE: Duration = Duration::from_secs(4);
+/// Most requests in flight to one gateway at once (each on its own connection); more wait for a
+/// free one within their own deadline.
+const MAX_CONNECTIONS: usize = 512;
 /// `User-Agent` of every gateway request.
 const USER_AGENT: &str = concat!("openclaw-mcp/", env!("CARGO_PKG_VERSION"));
 
@@ -131,77 +140,79 @@ struct ChatBody<'a> {
 
 /// Builds the HTTP client of one instance: pooled keep-alive connections, no redirects (a token
 /// must never follow one), rustls with the webpki roots for `https` gateways.
-pub fn build_client(inst: &InstanceSettings) -> Client {
-    let connector = awc::Connector::new()
-        .timeout(CONNECT_TIMEOUT.min(inst.timeout))
-        .limit(512)
+pub fn build_client(inst: &InstanceSettings) -> HttpClient {
+    HttpClient::new(outbound::Options {
+        connect_timeout: CONNECT_TIMEOUT.min(inst.timeout),
         // Below the real gateway's `Keep-Alive: timeout=5`: a pooled connection is never reused
         // just as the gateway closes it (seen as an intermittent "connection reset").
-        .conn_keep_alive(IDLE_KEEP_ALIVE);
-    Client::builder()
-        .connector(connector)
-        .disable_timeout()
-        .disable_redirects()
-        .no_default_headers()
-        .add_default_header(("user-agent", USER_AGENT))
-        .finish()
+        idle_timeout: IDLE_KEEP_ALIVE,
+        max_connections: MAX_CONNECTIONS,
+    })
 }
 
 fn base(inst: &InstanceSettings) -> String {
     display_url(&inst.base_url)
 }
 
-fn authorized(inst: &InstanceSettings, req: awc::ClientRequest) -> awc::ClientRequest {
-    match &inst.token {
-        Some(token) => req.insert_header(("authorization", format!("Bearer {}", token.expose()))),
-        None => req,
+/// The URL of `path` (`/v1/models`) on the gateway: `{base_url}{path}`, a query of the base URL
+/// kept after the path (`http://gw:1?k=v` gives `http://gw:1/v1/models?k=v`; awc sent the
+/// request target `?k=v/v1/models`, which no server routes).
+fn endpoint(base_url: &str, path: &str) -> String {
+    match base_url.split_once('?') {
+        Some((base, query)) => format!("{}{path}?{query}", base.trim_end_matches('/')),
+        None => format!("{base_url}{path}"),
     }
 }
 
-fn map_send_error(inst: &InstanceSettings, err: SendRequestError) -> GatewayError {
-    use awc::error::ConnectError;
+/// A request to `{base_url}{path}` with the bridge's `User-Agent`, the instance's bearer token
+/// when `authorized` and it has one, and `headers`.
+fn gateway_request(
+    inst: &InstanceSettings,
+    method: Method,
+    path: &str,
+    authorized: bool,
+    headers: &[(&str, &str)],
+    body: impl Into<Bytes>,
+) -> Result<hyper::Request<http_body_util::Full<Bytes>>, GatewayError> {
+    let bearer = match (&inst.token, authorized) {
+        (Some(token), true) => Some(format!("Bearer {}", token.expose())),
+        _ => None,
+    };
+    let mut all: Vec<(&str, &str)> = Vec::with_capacity(headers.len() + 2);
+    all.push(("user-agent", USER_AGENT));
+    if let Some(bearer) = &bearer {
+        all.push(("authorization", bearer.as_str()));
+    }
+    all.extend_from_slice(headers);
+    outbound::request(method, &endpoint(&inst.base_url, path), &all, body.into())
+        .map_err(|e| map_error(inst, e))
+}
+
+/// Sends `request`; the failures in the gateway's words.
+async fn send(
+    client: &HttpClient,
+    inst: &InstanceSettings,
+    request: hyper::Request<http_body_util::Full<Bytes>>,
+) -> Result<Response, GatewayError> {
+    client.send(request).await.map_err(|e| map_error(inst, e))
+}
+
+fn map_error(inst: &InstanceSettings, err: OutboundError) -> GatewayError {
     let url = base(inst);
     match err {
-        SendRequestError::Timeout => GatewayError::Timeout(inst.timeout.as_millis() as u64),
-        SendRequestError::Connect(ConnectError::Io(io)) => GatewayError::Connect {
+        // Nothing was sent.
+        OutboundError::Url(_) | OutboundError::Request(_) => GatewayError::Connect {
             url,
-            cause: match io.kind() {
-                std::io::ErrorKind::ConnectionRefused => "connection refused".to_string(),
-                std::io::ErrorKind::ConnectionReset => "connection reset".to_string(),
-                _ => io.to_string(),
-            },
+            cause: err.to_string(),
         },
-        SendRequestError::Connect(ConnectError::Timeout) => GatewayError::Connect {
+        OutboundError::Connect(cause) => GatewayError::Connect { url, cause },
+        // A connection that broke, before the response head or in its body.
+        OutboundError::Broken(cause) => GatewayError::Interrupted { url, cause },
+        OutboundError::Malformed(_) => GatewayError::InvalidResponse {
             url,
-            cause: "connection timed out".to_string(),
+            reason: err.to_string(),
         },
-        SendRequestError::Connect(other) => GatewayError::Connect {
-            url,
-            cause: other.to_string(),
-        },
-        SendRequestError::Url(e) => GatewayError::Connect {
-            url,
-            cause: format!("invalid URL: {e}"),
-        },
-        // An I/O error while reading the response head is a broken connection, not garbage.
-        SendRequestError::Response(actix_web::error::ParseError::Io(io)) => {
-            GatewayError::Interrupted {
-                url,
-                cause: match io.kind() {
-                    std::io::ErrorKind::ConnectionReset => "connection reset".to_string(),
-                    std::io::ErrorKind::UnexpectedEof => "connection closed".to_string(),
-                    _ => io.to_string(),
-                },
-            }
-        }
-        SendRequestError::Response(e) => GatewayError::InvalidResponse {
-            url,
-            reason: format!("not an HTTP response ({e})"),
-        },
-        other => GatewayError::Interrupted {
-            url,
-            cause: other.to_string(),
-        },
+        OutboundError::TooLarge(_) => GatewayError::TooLarge,
     }
 }
 
@@ -209,7 +220,7 @@ fn map_send_error(inst: &InstanceSettings, err: SendRequestError) -> GatewayErro
 ///
 /// Dropping the returned future drops the connection, which makes the gateway abort the run.
 pub async fn chat(
-    client: &Client,
+    client: &HttpClient,
     inst: &InstanceSettings,
     req: &ChatRequest,
     progress: Option<ProgressSender>,
@@ -236,34 +247,40 @@ pub async fn chat(
     };
     // unwrap: serializing a struct of strings and integers cannot fail.
     let json = serde_json::to_vec(&body).expect("chat body serializes");
-    let mut http = authorized(
-        inst,
-        client.post(format!("{}/v1/chat/completions", inst.base_url)),
-    )
-    .insert_header(("content-type", "application/json"))
-    .insert_header((
-        "accept",
-        if req.stream {
-            "text/event-stream, application/json"
-        } else {
-            "application/json"
-        },
-    ));
+    let mut headers = vec![
+        ("content-type", "application/json"),
+        (
+            "accept",
+            if req.stream {
+                "text/event-stream, application/json"
+            } else {
+                "application/json"
+            },
+        ),
+    ];
     if let Some(session) = &req.session_id {
-        http = http.insert_header(("x-openclaw-session-key", session.as_str()));
+        headers.push(("x-openclaw-session-key", session.as_str()));
     }
     if let Some(agent) = req.agent_id.as_ref().or(inst.agent_id.as_ref()) {
-        http = http.insert_header(("x-openclaw-agent-id", agent.as_str()));
+        headers.push(("x-openclaw-agent-id", agent.as_str()));
     }
-    tracing::debug!(instance = %inst.name, url = %base(inst), stream = req.stream, bytes = json.len(), "chat request");
+    let bytes = json.len();
+    let http = gateway_request(
+        inst,
+        Method::POST,
+        "/v1/chat/completions",
+        true,
+        &headers,
+        json,
+    )?;
+    tracing::debug!(instance = %inst.name, url = %base(inst), stream = req.stream, bytes, "chat request");
 
     let deadline = inst.timeout;
     let timed_out = || GatewayError::Timeout(deadline.as_millis() as u64);
     let started = Instant::now();
-    let response = tokio::time::timeout(deadline, http.send_body(json))
+    let response = tokio::time::timeout(deadline, send(client, inst, http))
         .await
-        .map_err(|_| timed_out())?
-        .map_err(|e| map_send_error(inst, e))?;
+        .map_err(|_| timed_out())??;
     touch(&progress, 0);
 
     if !response.status().is_success() {
@@ -271,9 +288,7 @@ pub async fn chat(
         return Err(status_error(inst, response, remaining).await);
     }
     let is_sse = response
-        .headers()
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
+        .header("content-type")
         .is_some_and(|ct| ct.trim_start().starts_with("text/event-stream"));
     if is_sse {
         let cap = STREAM_TOTAL_CAP.max(deadline);
@@ -303,41 +318,21 @@ fn touch(progress: &Option<ProgressSender>, chars: u64) {
     }
 }
 
-async fn read_body<S>(
+async fn read_body(
     inst: &InstanceSettings,
-    mut response: ClientResponse<S>,
+    response: Response,
     limit: usize,
-) -> Result<Bytes, GatewayError>
-where
-    S: futures_util::Stream<Item = Result<Bytes, awc::error::PayloadError>> + Unpin,
-{
-    let declared = response
-        .headers()
-        .get("content-length")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|len| len > limit as u64) {
-        return Err(GatewayError::TooLarge);
-    }
-    response.body().limit(limit).await.map_err(|e| match e {
-        awc::error::PayloadError::Overflow => GatewayError::TooLarge,
-        other => GatewayError::Interrupted {
-            url: base(inst),
-            cause: other.to_string(),
-        },
-    })
+) -> Result<Bytes, GatewayError> {
+    response.bytes(limit).await.map_err(|e| map_error(inst, e))
 }
 
 /// Builds the error for a non-2xx answer: 1.7.0's `API request failed: <status> <reason>`, plus
 /// what the user can do about it or the gateway's own short message.
-async fn status_error<S>(
+async fn status_error(
     inst: &InstanceSettings,
-    response: ClientResponse<S>,
+    response: Response,
     remaining: Duration,
-) -> GatewayError
-where
-    S: futures_util::Stream<Item = Result<Bytes, awc::error::PayloadError>> + Unpin,
-{
+) -> GatewayError {
     let status = response.status();
     let reason = status.canonical_reason().unwrap_or("").to_string();
     let body = tokio::time::timeout(
@@ -433,32 +428,60 @@ fn parse_completion(inst: &InstanceSettings, body: &[u8]) -> Result<ChatReply, G
 }
 
 /// Incremental parser of `text/event-stream` bodies: yields the `data` of each event.
+///
+/// Linear in its input however the body is cut: each byte is searched for a line end once (a
+/// 4 MB event on one line, arriving in 8 KiB reads, is not searched again on every read), and the
+/// lines a piece completes leave the buffer in one move. Lines end with LF, CRLF or CR, as the
+/// SSE format allows, a CRLF split between two pieces included.
 #[derive(Default)]
 pub struct SseParser {
+    /// Bytes after the last line end seen: the start of a line not yet ended.
     buf: Vec<u8>,
-    data: Vec<String>,
+    /// The previous piece ended with CR: an LF at the start of the next one ends no new line.
+    after_cr: bool,
+    /// The `data` lines of the event being read, joined with LF.
+    data: String,
+    /// Whether the event being read has a `data` line yet (an empty one counts).
+    has_data: bool,
 }
 
 impl SseParser {
     /// Feeds bytes; returns the data of every event completed by them.
     pub fn feed(&mut self, chunk: &[u8]) -> Vec<String> {
+        let mut chunk = chunk;
+        if std::mem::take(&mut self.after_cr)
+            && let [b'\n', rest @ ..] = chunk
+        {
+            chunk = rest;
+        }
+        // Only the new bytes are searched: what the buffer held had no line end.
+        let mut from = self.buf.len();
         self.buf.extend_from_slice(chunk);
         let mut events = Vec::new();
-        while let Some(pos) = self.buf.iter().position(|b| *b == b'\n') {
-            let line: Vec<u8> = self.buf.drain(..=pos).collect();
-            let line = String::from_utf8_lossy(&line);
-            let line = line.trim_end_matches(['\n', '\r']);
-            if line.is_empty() {
-                if !self.data.is_empty() {
-                    events.push(self.data.join("\n"));
-                    self.data.clear();
+        let mut start = 0;
+        while let Some(offset) = self.buf[from..]
+            .iter()
+            .position(|b| *b == b'\n' || *b == b'\r')
+        {
+            let end = from + offset;
+            let mut next = end + 1;
+            if self.buf[end] == b'\r' {
+                match self.buf.get(next) {
+                    Some(b'\n') => next += 1,
+                    Some(_) => {}
+                    None => self.after_cr = true,
                 }
-            } else if let Some(value) = line.strip_prefix("data:") {
-                self.data
-                    .push(value.strip_prefix(' ').unwrap_or(value).to_string());
             }
-            // `event:`, `id:`, `retry:` and `:` comments carry nothing we need.
+            line(
+                &self.buf[start..end],
+                &mut self.data,
+                &mut self.has_data,
+                &mut events,
+            );
+            start = next;
+            from = next;
         }
+        self.buf.drain(..start);
         events
     }
 
@@ -467,6 +490,26 @@ impl SseParser {
         // Terminating the pending line and the pending event yields at most one event.
         self.feed(b"\n\n").pop()
     }
+}
+
+/// Applies one line of an event stream: a `data` field adds to the event, an empty line ends it.
+fn line(line: &[u8], data: &mut String, has_data: &mut bool, events: &mut Vec<String>) {
+    if line.is_empty() {
+        if std::mem::take(has_data) {
+            events.push(std::mem::take(data));
+        }
+        return;
+    }
+    let value = match line.strip_prefix(b"data") {
+        Some([]) => &[][..],
+        Some([b':', value @ ..]) => value.strip_prefix(b" ").unwrap_or(value),
+        // `event:`, `id:`, `retry:`, `:` comments and other fields carry nothing we need.
+        _ => return,
+    };
+    if std::mem::replace(has_data, true) {
+        data.push('\n');
+    }
+    data.push_str(&String::from_utf8_lossy(value));
 }
 
 /// State of a streamed answer being assembled.
@@ -520,32 +563,25 @@ impl StreamState {
     }
 }
 
-async fn read_stream<S>(
+async fn read_stream(
     inst: &InstanceSettings,
-    mut response: ClientResponse<S>,
+    mut response: Response,
     progress: Option<ProgressSender>,
-) -> Result<ChatReply, GatewayError>
-where
-    S: futures_util::Stream<Item = Result<Bytes, awc::error::PayloadError>> + Unpin,
-{
+) -> Result<ChatReply, GatewayError> {
     let idle = inst.timeout;
     let mut parser = SseParser::default();
     let mut state = StreamState::default();
     state.reply.streamed = true;
     let mut received = 0usize;
     loop {
-        let next = tokio::time::timeout(idle, response.next())
+        let next = tokio::time::timeout(idle, response.chunk())
             .await
             .map_err(|_| GatewayError::IdleTimeout(idle.as_millis() as u64))?;
         let chunk = match next {
+            // The end of the body, whatever its framing (the close of the connection included).
             None => break,
             Some(Ok(chunk)) => chunk,
-            Some(Err(e)) => {
-                return Err(GatewayError::Interrupted {
-                    url: base(inst),
-                    cause: e.to_string(),
-                });
-            }
+            Some(Err(e)) => return Err(map_error(inst, e)),
         };
         received += chunk.len();
         if received > MAX_RESPONSE_BYTES {
@@ -578,14 +614,21 @@ where
 
 /// `GET /v1/models`: the gateway's agent targets (`openclaw`, `openclaw/default`,
 /// `openclaw/<agentId>`).
-pub async fn models(client: &Client, inst: &InstanceSettings) -> Result<Vec<String>, GatewayError> {
+pub async fn models(
+    client: &HttpClient,
+    inst: &InstanceSettings,
+) -> Result<Vec<String>, GatewayError> {
     let deadline = PROBE_TIMEOUT.min(inst.timeout);
     let work = async {
-        let response = authorized(inst, client.get(format!("{}/v1/models", inst.base_url)))
-            .insert_header(("accept", "application/json"))
-            .send()
-            .await
-            .map_err(|e| map_send_error(inst, e))?;
+        let request = gateway_request(
+            inst,
+            Method::GET,
+            "/v1/models",
+            true,
+            &[("accept", "application/json")],
+            Bytes::new(),
+        )?;
+        let response = send(client, inst, request).await?;
         if !response.status().is_success() {
             return Err(status_error(inst, response, deadline).await);
         }
@@ -609,7 +652,7 @@ pub async fn models(client: &Client, inst: &InstanceSettings) -> Result<Vec<Stri
 /// `POST /tools/invoke`: runs one gateway tool (`sessions_list`, `sessions_history`) and returns
 /// its result: the JSON in its first text block when there is one, else the raw result.
 pub async fn invoke_tool(
-    client: &Client,
+    client: &HttpClient,
     inst: &InstanceSettings,
     tool: &str,
     args: &Value,
@@ -617,11 +660,15 @@ pub async fn invoke_tool(
     let deadline = inst.timeout;
     let body = serde_json::json!({"tool": tool, "args": args});
     let work = async {
-        let response = authorized(inst, client.post(format!("{}/tools/invoke", inst.base_url)))
-            .insert_header(("content-type", "application/json"))
-            .send_body(body.to_string())
-            .await
-            .map_err(|e| map_send_error(inst, e))?;
+        let request = gateway_request(
+            inst,
+            Method::POST,
+            "/tools/invoke",
+            true,
+            &[("content-type", "application/json")],
+            body.to_string(),
+        )?;
+        let response = send(client, inst, request).await?;
         if !response.status().is_success() {
             let status = response.status().as_u16();
             let err = status_error(inst, response, deadline).await;
@@ -663,25 +710,32 @@ pub async fn invoke_tool(
 }
 
 /// Probes the gateway: the session-less chat probe and `/readyz`, concurrently.
-pub async fn probe(client: &Client, inst: &InstanceSettings) -> Result<ProbeResult, GatewayError> {
+pub async fn probe(
+    client: &HttpClient,
+    inst: &InstanceSettings,
+) -> Result<ProbeResult, GatewayError> {
     let timeout = PROBE_TIMEOUT.min(inst.timeout);
     let started = Instant::now();
     let chat = async {
-        let response = authorized(
+        let request = gateway_request(
             inst,
-            client.post(format!("{}/v1/chat/completions", inst.base_url)),
-        )
-        .insert_header(("content-type", "application/json"))
-        .send_body("{}")
-        .await
-        .map_err(|e| map_send_error(inst, e))?;
+            Method::POST,
+            "/v1/chat/completions",
+            true,
+            &[("content-type", "application/json")],
+            Bytes::from_static(b"{}"),
+        )?;
+        let response = send(client, inst, request).await?;
         let status = response.status();
         // Drain the short body so the connection can be reused.
         let _ = read_body(inst, response, MAX_ERROR_BODY_BYTES).await;
         Ok::<StatusCode, GatewayError>(status)
     };
     let ready = async {
-        match client.get(format!("{}/readyz", inst.base_url)).send().await {
+        // No token: /readyz is unauthenticated, and a token goes only where it is needed.
+        let request =
+            gateway_request(inst, Method::GET, "/readyz", false, &[], Bytes::new()).ok()?;
+        match send(client, inst, request).await {
             Ok(response) => {
                 let status = response.status().as_u16();
                 let _ = read_body(inst, response, MAX_ERROR_BODY_BYTES).await;
@@ -753,6 +807,52 @@ mod tests {
         assert!(p.feed(b": keep-alive\n\n").is_empty());
         assert!(p.feed(b"data: tail").is_empty());
         assert_eq!(p.finish().as_deref(), Some("tail"));
+    }
+
+    #[test]
+    fn endpoints_keep_the_query_of_the_base_url_after_their_path() {
+        assert_eq!(endpoint("http://gw:1", "/readyz"), "http://gw:1/readyz");
+        assert_eq!(
+            endpoint("https://gw/openclaw", "/v1/models"),
+            "https://gw/openclaw/v1/models"
+        );
+        assert_eq!(
+            endpoint("http://gw:1?token=x", "/v1/chat/completions"),
+            "http://gw:1/v1/chat/completions?token=x"
+        );
+        assert_eq!(
+            endpoint("http://gw:1/base/?a=1&b=2", "/tools/invoke"),
+            "http://gw:1/base/tools/invoke?a=1&b=2"
+        );
+    }
+
+    #[test]
+    fn sse_parser_takes_every_line_end_and_multi_line_data() {
+        let mut p = SseParser::default();
+        // CR alone, and a CRLF cut between two pieces.
+        assert_eq!(p.feed(b"data: a\r\rdata: b\r"), vec!["a"]);
+        assert_eq!(p.feed(b"\ndata: c\r\n"), Vec::<String>::new());
+        assert_eq!(p.feed(b"\r\n"), vec!["b\nc"]);
+        // `data` without a colon is an empty line of data; other fields are ignored.
+        assert_eq!(
+            p.feed(b"event: x\nid: 1\ndata\ndata:tight\ndatum: no\n\n"),
+            vec!["\ntight"]
+        );
+        // An event without data is no event.
+        assert!(p.feed(b": comment\n\n").is_empty());
+    }
+
+    #[test]
+    fn sse_parser_reads_one_long_line_fed_in_small_pieces() {
+        let mut p = SseParser::default();
+        let line = format!("data: {}\n\n", "y".repeat(1_000_000));
+        let mut events = Vec::new();
+        for piece in line.as_bytes().chunks(4096) {
+            events.extend(p.feed(piece));
+        }
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0].len(), 1_000_000);
+        assert!(p.buf.is_empty());
     }
 
     #[test]
