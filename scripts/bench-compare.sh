@@ -41,7 +41,9 @@
 # BENCH_SESSIONS (1000), BENCH_STARTUP_RUNS (11), BENCH_STDIO_MIN_SECS (2), BENCH_GATEWAY
 # (auto|nginx|mock, default auto), BENCH_QUIET_WAIT (how many times to wait 5 s for the cores to
 # be idle before the run, default 36), PEER_DIR, BENCH_SKIP_BUILD (set: measure the release binary
-# already in target/ without building).
+# already in target/ without building), BENCH_BRIDGE (a binary to measure instead of target/release's,
+# e.g. a musl build of scripts/package.sh: dist/bin/linux-x64/openclaw-mcp; nothing is built then
+# but the mock gateway).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -92,13 +94,18 @@ if [ "$(node "$PEER_BIN" --version 2>/dev/null)" != "$PEER_VERSION" ] ||
 fi
 PEER_BIN=$(cd "$(dirname "$PEER_BIN")" && pwd)/index.js
 
-if [ -z "${BENCH_SKIP_BUILD:-}" ]; then
+if [ -n "${BENCH_BRIDGE:-}" ]; then
+    [ -x "$BENCH_BRIDGE" ] || die "BENCH_BRIDGE=$BENCH_BRIDGE is not an executable"
+    [ -n "${BENCH_SKIP_BUILD:-}" ] || timeout 1200 cargo build --quiet --release --example mock_gateway
+elif [ -z "${BENCH_SKIP_BUILD:-}" ]; then
     log "building the release binary"
     timeout 1200 cargo build --quiet --release --bin openclaw-mcp --example mock_gateway
 fi
 TARGET_DIR=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
 # Copies, so that a rebuild by someone else during the run does not change what is measured.
-cp "$TARGET_DIR/release/openclaw-mcp" "$TARGET_DIR/release/examples/mock_gateway" "$WORK/"
+cp "${BENCH_BRIDGE:-$TARGET_DIR/release/openclaw-mcp}" "$WORK/openclaw-mcp"
+cp "$TARGET_DIR/release/examples/mock_gateway" "$WORK/"
+log "measuring $(file -b "$WORK/openclaw-mcp" 2>/dev/null | cut -d, -f1-2) ($(du -b "$WORK/openclaw-mcp" | cut -f1) bytes)"
 BRIDGE=$WORK/openclaw-mcp
 MOCK=$WORK/mock_gateway
 # The cores are shared: wait (bounded) until other work leaves them mostly idle.

