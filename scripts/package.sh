@@ -36,6 +36,8 @@
 #                    binaries are.
 #   PACKAGE_PROFILE  the cargo profile: release (default; fat LTO, what is published) or ci (no
 #                    LTO, parallel codegen: a broken target is seen at a fraction of the time).
+#   PACKAGE_FEATURES cargo features for the build (none in a release; musl-system-allocator to
+#                    measure musl's own allocator against mimalloc)
 #   DIST_DIR         default dist
 #   PACKAGE_TOOLS    default target/package-tools
 #   SOURCE_DATE_EPOCH  timestamps inside archives and the image (default: the last commit's time)
@@ -134,7 +136,8 @@ build() {
     local triple=$1 t
     t=$(now)
     log "cargo zigbuild --profile $PROFILE --target $triple"
-    timeout 3600 cargo zigbuild --quiet --locked --profile "$PROFILE" --target "$triple" --bin openclaw-mcp >&2 ||
+    timeout 3600 cargo zigbuild --quiet --locked --profile "$PROFILE" --target "$triple" --bin openclaw-mcp \
+        ${PACKAGE_FEATURES:+--features "$PACKAGE_FEATURES"} >&2 ||
         die "the $triple build failed"
     TOOK[$triple]=$(( $(now) - t ))
     log "$triple built in ${TOOK[$triple]} s"

@@ -12,8 +12,9 @@ use openclaw_mcp::{
 
 /// On musl (the static Linux builds of the release), mimalloc instead of musl's allocator, which
 /// takes one lock for every allocation and loses a large share of throughput once several
-/// threads allocate at once (the figures are in the README's "Performance" section).
-#[cfg(target_env = "musl")]
+/// threads allocate at once (the figures are in docs/development.md, "The musl builds and their
+/// allocator"). The feature `musl-system-allocator` keeps musl's, to measure the difference.
+#[cfg(all(target_env = "musl", not(feature = "musl-system-allocator")))]
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
