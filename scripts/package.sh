@@ -11,7 +11,8 @@
 #      linux-x64    x86_64-unknown-linux-musl     (static)
 #      linux-arm64  aarch64-unknown-linux-musl    (static)
 #      darwin       universal2-apple-darwin       (x86_64 + arm64, macOS 11 or later), which also
-#                   gives the thin darwin-x64 and darwin-arm64 binaries of the npm packages
+#                   gives the thin darwin-x64 and darwin-arm64 binaries of the npm packages;
+#                   every slice signed ad hoc (scripts/macho_sign.py for the x86_64 one)
 #      win32-x64    x86_64-pc-windows-gnu         (PE32+, system DLLs and the UCRT only)
 #    and checks each one with scripts/binary_check.py (format, architecture, minimum OS, linked
 #    libraries, and on macOS the ad-hoc code signature, page by page);
@@ -158,12 +159,16 @@ if [ -n "${WANT[linux-arm64]:-}" ]; then
     checks+=(linux-arm64 "$DIST/bin/linux-arm64/openclaw-mcp")
 fi
 if [ -n "${WANT[darwin]:-}" ]; then
-    # One invocation builds both slices and merges them (cargo-zigbuild's own lipo); the linker
-    # signs each slice ad hoc, and the merge copies the slices byte for byte.
+    # One invocation builds both slices, strips them and merges them (cargo-zigbuild's own lipo,
+    # which copies the slices byte for byte). zig's linker signs the arm64 slice ad hoc but not the
+    # x86_64 one: scripts/macho_sign.py signs it (the last step, after stripping and merging);
+    # binary_check.py below verifies every signature page by page.
     build universal2-apple-darwin
     stage darwin-universal "$TARGET_DIR/universal2-apple-darwin/$PROFILE_DIR/openclaw-mcp"
     stage darwin-x64 "$TARGET_DIR/x86_64-apple-darwin/$PROFILE_DIR/openclaw-mcp"
     stage darwin-arm64 "$TARGET_DIR/aarch64-apple-darwin/$PROFILE_DIR/openclaw-mcp"
+    python3 scripts/macho_sign.py "$DIST/bin/darwin-universal/openclaw-mcp" "$DIST/bin/darwin-x64/openclaw-mcp" \
+        "$DIST/bin/darwin-arm64/openclaw-mcp" >&2
     checks+=(darwin-universal "$DIST/bin/darwin-universal/openclaw-mcp"
         darwin-x64 "$DIST/bin/darwin-x64/openclaw-mcp" darwin-arm64 "$DIST/bin/darwin-arm64/openclaw-mcp")
 fi
