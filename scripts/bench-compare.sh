@@ -43,7 +43,7 @@
 # be idle before the run, default 36), PEER_DIR, BENCH_SKIP_BUILD (set: measure the release binary
 # already in target/ without building), BENCH_BRIDGE (a binary to measure instead of target/release's,
 # e.g. a musl build of scripts/package.sh: dist/bin/linux-x64/openclaw-mcp; nothing is built then
-# but the mock gateway).
+# but the mock gateway), BENCH_PEER (0: leave 1.7.0 out, to compare two builds of ours quickly).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -355,7 +355,7 @@ def ratio(a, b):
 
 def table(path):
     r = dict(l.rstrip("\n").split("=", 1) for l in open(path) if "=" in l)
-    f = lambda k: float(r[k])
+    f = lambda k: float(r.get(k, "nan"))  # nan: 1.7.0 not measured (BENCH_PEER=0)
     def row(what, ours, peer, ratio_text, target, met):
         return "| %s | %s | %s | %s | %s | %s |" % (what, ours, peer, ratio_text, target, met)
     yes = lambda ok: "**met**" if ok else "**missed**"
@@ -376,7 +376,7 @@ def table(path):
     out.append(row("calls/s at 1 connection", "%.0f" % o, "%.0f" % p, "%.1f×" % ratio(o, p), "", ""))
     o, p = f("ours_stdio"), f("peer_stdio")
     out.append(row("`openclaw_chat` calls/s over stdio, pipelined (N calls written at once)",
-                   "%.0f (N = %s)" % (o, r["ours_stdio_n"]), "%.0f (N = %s)" % (p, r["peer_stdio_n"]), "%.1f×" % ratio(o, p), "", ""))
+                   "%.0f (N = %s)" % (o, r["ours_stdio_n"]), "%.0f (N = %s)" % (p, r.get("peer_stdio_n", "-")), "%.1f×" % ratio(o, p), "", ""))
     o, p = f("ours_startup"), f("peer_startup")
     out.append(row("start-up, exec to a 200 on `/health` (median of %s)" % r["startup_runs"],
                    "%.1f ms" % o, "%.0f ms" % p, "%.3f×" % ratio(o, p), "< 20 ms", yes(o < 20)))
@@ -395,7 +395,7 @@ def table(path):
                    "%.3f / %.3f ms" % (wrk_ms(r["direct_p50"]), wrk_ms(r["direct_p99"])), "", "", "", ""))
     print("\n".join(out))
     print()
-    for who in ("ours", "peer"):
+    for who in ("ours", "peer") if "peer_rps" in r else ("ours",):
         d = f("%s_cpu_window" % who)
         print("CPU during the %s-connection run (%s), in cores of %s: bridge %.2f, gateway %.2f, wrk %.2f"
               % (r["connections"], "ours" if who == "ours" else "1.7.0", r["cores"],
@@ -578,7 +578,10 @@ run_wrk() {
     log "$label: $RPS calls/s, p50 $P50 ms, p99 $P99 ms"
 }
 
-for who in ours peer; do
+# BENCH_PEER=0 measures ours alone (the 1.7.0 column is nan): to compare builds of ours.
+servers="ours peer"
+[ "${BENCH_PEER:-1}" = 0 ] && servers=ours
+for who in $servers; do
     name=$([ "$who" = ours ] && echo "ours" || echo "1.7.0")
 
     # a. start-up
