@@ -7,3 +7,4 @@ pub mod client;
 pub mod error;
 pub mod health;
 pub mod registry;
+pub mod ws;
