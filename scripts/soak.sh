@@ -26,8 +26,10 @@
 # sessions here): a starved event loop would hold connections idle past the bridge's 5 s
 # keep-alive and count the client's own keep-alive races as errors. It samples the bridge's VmRSS
 # and fd count every few seconds (from a thread) and prints the series.
-# The bridge runs with auth off, MCP_RATE_LIMIT_PER_MINUTE=0 (off without auth anyway; explicit,
-# since all the load comes from 127.0.0.1) and tasks in memory. Everything is on 127.0.0.1, bounded in
+# The bridge runs with auth off, MCP_RATE_LIMIT_PER_MINUTE=0 (off without auth anyway; explicit)
+# and tasks in memory. The sessions come from 8 loopback source addresses (127.0.0.1 to .8): without
+# auth each address is a principal capped at MCP_MAX_SESSIONS/4 open sessions (docs/security.md),
+# so the load is what 8 users make, not one user past its share. Everything is on loopback, bounded in
 # time, and every process started here is stopped on exit. Exit status: 0 when every check
 # passes. The client, the gateway and the bridge share the machine's cores.
 #

@@ -8,7 +8,10 @@ Each session: initialize, notifications/initialized, then tool calls until the d
 after a think time (--think, 1 to 3 s by default): about 90 % `openclaw_chat` (one in ten with a
 session_id), 5 % `openclaw_status`, 5 % `openclaw_instances`; every answer is checked (a chat
 must echo its own message); then DELETE. Each session has its own client and connection
-(httpx2), so the bridge holds about as many client connections as sessions. Exit status 0 when
+(httpx2), so the bridge holds about as many client connections as sessions. The sessions are
+spread over --callers source addresses (127.0.0.1, 127.0.0.2, ...): without auth each client
+address is a principal, whose open sessions the bridge caps at a quarter of MCP_MAX_SESSIONS, so
+1000 sessions from one address would (rightly) have its oldest ones closed. Exit status 0 when
 every check passes, 1 otherwise; the figures are printed, and written as JSON with --json.
 
 Only loopback addresses are used; every wait is bounded.
@@ -140,12 +143,15 @@ async def open_session(client, url, stats, timeout):
     return headers
 
 
-async def session(index, url, start, stats, open_gate, timeout, rng, think, mix):
+async def session(index, url, start, stats, open_gate, timeout, rng, think, mix, callers):
     # Its own connection, as a real client has: idle for less than the bridge's 5 s keep-alive
     # (dropped by the client after 3 s), so that a call is never sent on a connection the bridge
     # is closing at that moment (a client-side race that would be counted as an error).
     limits = httpx.Limits(max_connections=1, max_keepalive_connections=1, keepalive_expiry=3)
-    async with httpx.AsyncClient(trust_env=False, verify=False, limits=limits, timeout=timeout) as client:
+    # One of `callers` loopback source addresses: each is a separate principal to the bridge.
+    transport = httpx.AsyncHTTPTransport(local_address=f"127.0.0.{1 + index % callers}", limits=limits,
+                                          verify=False)  # plain HTTP: no CA bundle loaded per session
+    async with httpx.AsyncClient(trust_env=False, verify=False, transport=transport, timeout=timeout) as client:
         await session_calls(index, client, url, start, stats, open_gate, timeout, rng, think, mix)
 
 
@@ -225,6 +231,8 @@ async def main():
     ap.add_argument("--url", required=True, help="the bridge's base URL, http://127.0.0.1:PORT")
     ap.add_argument("--pid", type=int, required=True, help="the bridge's process id")
     ap.add_argument("--sessions", type=int, default=1000)
+    ap.add_argument("--callers", type=int, default=8,
+                    help="loopback source addresses the sessions are spread over (1 to 250), one principal each")
     ap.add_argument("--seconds", type=float, default=300)
     ap.add_argument("--sample", type=float, default=0, help="seconds between samples (default: seconds/60, 1 to 5)")
     ap.add_argument("--warmup", type=float, default=0,
@@ -295,7 +303,8 @@ async def main():
     gate = asyncio.Semaphore(100)
     start = asyncio.Event()
     tasks = [asyncio.create_task(session(i, url, start, stats, gate, args.timeout,
-                                         random.Random(i), think, args)) for i in range(args.sessions)]
+                                         random.Random(i), think, args, max(1, min(args.callers, 250))))
+             for i in range(args.sessions)]
     for _ in range(int(4 * args.timeout + 120) * 10):
         if stats.opened + stats.failed >= args.sessions:
             break
