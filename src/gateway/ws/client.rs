@@ -170,7 +170,11 @@ impl Session {
 
     /// Sends a request; its answers come through the returned [`PendingRequest`]. A frame over
     /// the gateway's `maxPayload` is refused here, before anything is sent.
-    pub fn start(self: &Arc<Self>, method: &str, params: &Value) -> Result<PendingRequest, WsError> {
+    pub fn start(
+        self: &Arc<Self>,
+        method: &str,
+        params: &Value,
+    ) -> Result<PendingRequest, WsError> {
         let id = format!("m{}", self.next_id.fetch_add(1, Ordering::Relaxed));
         let text = frames::request(&id, method, params);
         if text.len() > self.hello.max_payload {
@@ -329,7 +333,11 @@ impl WsClient {
     /// The ready connection, waiting up to `wait` for one. A failure only a person can fix (or
     /// a server that does not speak the protocol) is returned at once; transient failures are
     /// waited through when `through_errors`, else returned at once too.
-    pub async fn session(&self, wait: Duration, through_errors: bool) -> Result<Arc<Session>, WsError> {
+    pub async fn session(
+        &self,
+        wait: Duration,
+        through_errors: bool,
+    ) -> Result<Arc<Session>, WsError> {
         let mut rx = self.shared.phase.subscribe();
         let deadline = Instant::now() + wait;
         let mut last = None;
@@ -345,7 +353,11 @@ impl WsClient {
             }
             match tokio::time::timeout_at(deadline, rx.changed()).await {
                 Ok(Ok(())) => {}
-                Ok(Err(_)) => return Err(WsError::Disconnected("the connection manager stopped".into())),
+                Ok(Err(_)) => {
+                    return Err(WsError::Disconnected(
+                        "the connection manager stopped".into(),
+                    ));
+                }
                 Err(_) => {
                     return Err(last.unwrap_or_else(|| {
                         WsError::Disconnected(format!(
@@ -373,12 +385,20 @@ impl WsClient {
 
 /// The credentials of one attempt: the shared token with the device token when paired, or the
 /// device token alone after the shared one was refused.
-fn credentials(options: &Options, identity: Option<&DeviceIdentity>, device_only: bool) -> Credentials {
+fn credentials(
+    options: &Options,
+    identity: Option<&DeviceIdentity>,
+    device_only: bool,
+) -> Credentials {
     let device_token = identity
         .and_then(|i| i.device_token(&options.endpoint.url))
         .map(str::to_string);
     Credentials {
-        token: if device_only { None } else { options.token.clone() },
+        token: if device_only {
+            None
+        } else {
+            options.token.clone()
+        },
         device_token,
     }
 }
@@ -406,11 +426,8 @@ async fn connect_once(
             other => other?,
         };
         if let (Some(identity), Some(token)) = (identity, &hello.device_token) {
-            let stored = lock(identity).store_device_token(
-                &options.endpoint.url,
-                token,
-                &hello.scopes,
-            );
+            let stored =
+                lock(identity).store_device_token(&options.endpoint.url, token, &hello.scopes);
             if let Err(e) = stored {
                 tracing::warn!(error = %e, "cannot keep the device token the gateway issued");
             }
@@ -426,7 +443,11 @@ async fn connect_once(
 }
 
 /// The manager task: connect, serve, reconnect, until the last handle is dropped.
-async fn manage(shared: Arc<Shared>, options: Options, identity: Option<Arc<Mutex<DeviceIdentity>>>) {
+async fn manage(
+    shared: Arc<Shared>,
+    options: Options,
+    identity: Option<Arc<Mutex<DeviceIdentity>>>,
+) {
     let mut failures: u32 = 0;
     let mut generation: u64 = 0;
     let mut boot: Option<String> = None;
@@ -442,7 +463,8 @@ async fn manage(shared: Arc<Shared>, options: Options, identity: Option<Arc<Mute
         let error = match attempt {
             Ok((socket, hello)) => {
                 generation += 1;
-                let gateway_restarted = boot.is_some() && hello.boot_id.is_some() && boot != hello.boot_id;
+                let gateway_restarted =
+                    boot.is_some() && hello.boot_id.is_some() && boot != hello.boot_id;
                 boot = hello.boot_id.clone().or(boot);
                 let (out, out_rx) = mpsc::unbounded_channel();
                 let session = Arc::new(Session {
@@ -531,7 +553,8 @@ async fn serve(
     options: &Options,
 ) -> WsError {
     let mut last_heard = Instant::now();
-    let mut ping = tokio::time::interval_at(Instant::now() + options.ping_every, options.ping_every);
+    let mut ping =
+        tokio::time::interval_at(Instant::now() + options.ping_every, options.ping_every);
     ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {

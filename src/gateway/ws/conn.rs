@@ -19,8 +19,7 @@ use tokio::{
 use tokio_tungstenite::{
     WebSocketStream,
     tungstenite::{
-        self, Message, client::IntoClientRequest, http::HeaderValue,
-        protocol::WebSocketConfig,
+        self, Message, client::IntoClientRequest, http::HeaderValue, protocol::WebSocketConfig,
     },
 };
 
@@ -132,11 +131,16 @@ impl Endpoint {
         // unwrap-free: both schemes have hosts and may become ws/wss.
         let _ = url.set_scheme(if tls { "wss" } else { "ws" });
         let host = url.host_str().unwrap_or_default().to_string();
-        let port = url.port_or_known_default().unwrap_or(if tls { 443 } else { 80 });
+        let port = url
+            .port_or_known_default()
+            .unwrap_or(if tls { 443 } else { 80 });
         let loopback = crate::config::is_loopback_host(&host);
         Ok(Endpoint {
             url: url.to_string(),
-            host: host.trim_start_matches('[').trim_end_matches(']').to_string(),
+            host: host
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_string(),
             port,
             tls,
             display,
@@ -181,11 +185,15 @@ pub async fn open(endpoint: &Endpoint, timeout: Duration) -> Result<Socket, WsEr
         request
             .headers_mut()
             .insert("user-agent", HeaderValue::from_static(USER_AGENT));
-        match tokio_tungstenite::client_async_with_config(request, stream, Some(ws_config())).await {
+        match tokio_tungstenite::client_async_with_config(request, stream, Some(ws_config())).await
+        {
             Ok((socket, _response)) => Ok(socket),
             Err(tungstenite::Error::Http(response)) => Err(WsError::NotWebSocket {
                 url: endpoint.display.clone(),
-                reason: format!("it answered HTTP {} to the upgrade", response.status().as_u16()),
+                reason: format!(
+                    "it answered HTTP {} to the upgrade",
+                    response.status().as_u16()
+                ),
             }),
             Err(e) => Err(WsError::NotWebSocket {
                 url: endpoint.display.clone(),
@@ -201,7 +209,9 @@ pub async fn open(endpoint: &Endpoint, timeout: Duration) -> Result<Socket, WsEr
 /// A close frame during the handshake, read as the reason the gateway gave.
 fn closed(frame: Option<tungstenite::protocol::CloseFrame>) -> WsError {
     let Some(frame) = frame else {
-        return WsError::Disconnected("the gateway closed the connection during the handshake".into());
+        return WsError::Disconnected(
+            "the gateway closed the connection during the handshake".into(),
+        );
     };
     let reason = crate::gateway::error::gateway_text(frame.reason.as_str());
     let code = u16::from(frame.code);
@@ -227,7 +237,10 @@ fn closed(frame: Option<tungstenite::protocol::CloseFrame>) -> WsError {
 
 /// Reads the next protocol frame within the deadline, answering nothing (pings are answered by
 /// the library on the next read).
-async fn next_frame(socket: &mut Socket, deadline: tokio::time::Instant) -> Result<Incoming, WsError> {
+async fn next_frame(
+    socket: &mut Socket,
+    deadline: tokio::time::Instant,
+) -> Result<Incoming, WsError> {
     loop {
         let message = tokio::time::timeout_at(deadline, socket.next())
             .await

@@ -82,7 +82,9 @@ pub enum WsError {
         ms: u64,
     },
     /// A frame the bridge would send is over the gateway's limit; nothing was sent.
-    #[error("the request is {size} bytes, over the gateway's limit of {limit} bytes; nothing was sent")]
+    #[error(
+        "the request is {size} bytes, over the gateway's limit of {limit} bytes; nothing was sent"
+    )]
     TooLarge {
         /// Bytes of the frame.
         size: usize,

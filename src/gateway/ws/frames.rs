@@ -256,12 +256,11 @@ impl Hello {
     /// Reads a `hello-ok` payload; anything else is an error.
     pub fn parse(payload: &Value) -> Result<Hello, WsError> {
         if payload.get("type").and_then(Value::as_str) != Some("hello-ok") {
-            return Err(WsError::Invalid("the answer to connect is not hello-ok".into()));
+            return Err(WsError::Invalid(
+                "the answer to connect is not hello-ok".into(),
+            ));
         }
-        let protocol = payload
-            .get("protocol")
-            .and_then(Value::as_u64)
-            .unwrap_or(0) as u32;
+        let protocol = payload.get("protocol").and_then(Value::as_u64).unwrap_or(0) as u32;
         if protocol != PROTOCOL_VERSION {
             return Err(WsError::Protocol {
                 ours: PROTOCOL_VERSION,
@@ -328,12 +327,16 @@ mod tests {
                 .unwrap()
                 .into_error()
         };
-        let mismatch = parse(json!({"code":"INVALID_REQUEST","message":"protocol mismatch","details":{"code":"PROTOCOL_MISMATCH","clientMinProtocol":3,"clientMaxProtocol":3,"expectedProtocol":4,"minimumProbeProtocol":3}}));
+        let mismatch = parse(
+            json!({"code":"INVALID_REQUEST","message":"protocol mismatch","details":{"code":"PROTOCOL_MISMATCH","clientMinProtocol":3,"clientMaxProtocol":3,"expectedProtocol":4,"minimumProbeProtocol":3}}),
+        );
         assert_eq!(
             mismatch.to_string(),
             "protocol mismatch: this bridge speaks OpenClaw gateway protocol 4, the gateway expects 4"
         );
-        let pairing = parse(json!({"code":"NOT_PAIRED","message":"pairing required: device is not approved yet","details":{"code":"PAIRING_REQUIRED","reason":"not-paired","requestId":"8ed899ee-1"}}));
+        let pairing = parse(
+            json!({"code":"NOT_PAIRED","message":"pairing required: device is not approved yet","details":{"code":"PAIRING_REQUIRED","reason":"not-paired","requestId":"8ed899ee-1"}}),
+        );
         assert!(
             pairing
                 .to_string()
@@ -341,9 +344,13 @@ mod tests {
             "{pairing}"
         );
         assert!(pairing.needs_a_person());
-        let token = parse(json!({"code":"INVALID_REQUEST","message":"unauthorized: gateway token mismatch (provide gateway auth token)","details":{"code":"AUTH_TOKEN_MISMATCH"}}));
+        let token = parse(
+            json!({"code":"INVALID_REQUEST","message":"unauthorized: gateway token mismatch (provide gateway auth token)","details":{"code":"AUTH_TOKEN_MISMATCH"}}),
+        );
         assert!(matches!(token, WsError::Auth(_)), "{token:?}");
-        let scope = parse(json!({"code":"FORBIDDEN","message":"missing scope: operator.read","details":{"code":"MISSING_SCOPE"}}));
+        let scope = parse(
+            json!({"code":"FORBIDDEN","message":"missing scope: operator.read","details":{"code":"MISSING_SCOPE"}}),
+        );
         assert_eq!(scope.detail(), Some("MISSING_SCOPE"));
         assert_eq!(scope.to_string(), "missing scope: operator.read");
     }
@@ -363,7 +370,8 @@ mod tests {
         assert_eq!(hello.max_payload, 26_214_400);
         assert!(hello.can_work());
         assert!(!hello.scopes.iter().any(|s| s == ADMIN_SCOPE));
-        let empty = Hello::parse(&json!({"type":"hello-ok","protocol":4,"auth":{"scopes":[]}})).unwrap();
+        let empty =
+            Hello::parse(&json!({"type":"hello-ok","protocol":4,"auth":{"scopes":[]}})).unwrap();
         assert!(!empty.can_work());
         assert!(matches!(
             Hello::parse(&json!({"type":"hello-ok","protocol":3})),
@@ -388,7 +396,14 @@ mod tests {
             .collect();
         assert_eq!(
             keys,
-            ["minProtocol", "maxProtocol", "client", "role", "scopes", "auth"]
+            [
+                "minProtocol",
+                "maxProtocol",
+                "client",
+                "role",
+                "scopes",
+                "auth"
+            ]
         );
         assert_eq!(params["auth"], json!({"token": "t"}));
         assert_eq!(params["client"]["id"], "gateway-client");

@@ -104,7 +104,10 @@ impl DeviceIdentity {
                 tracing::info!(instance = %instance, device = %identity.id, "device identity created");
                 Ok(identity)
             }
-            Err(e) => Err(identity_error(format!("cannot read {}: {e}", path.display()))),
+            Err(e) => Err(identity_error(format!(
+                "cannot read {}: {e}",
+                path.display()
+            ))),
         }
     }
 
@@ -292,10 +295,17 @@ mod tests {
             .verify(payload.as_bytes(), &signature)
             .expect("the signature verifies");
         first
-            .store_device_token("http://gw", "dev-token-1234567890", &["operator.read".into()])
+            .store_device_token(
+                "http://gw",
+                "dev-token-1234567890",
+                &["operator.read".into()],
+            )
             .unwrap();
         let reloaded = DeviceIdentity::load_or_create(Some(dir.path()), "default").unwrap();
-        assert_eq!(reloaded.device_token("http://gw"), Some("dev-token-1234567890"));
+        assert_eq!(
+            reloaded.device_token("http://gw"),
+            Some("dev-token-1234567890")
+        );
         assert_eq!(reloaded.device_token("http://other"), None);
     }
 }

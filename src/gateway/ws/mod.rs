@@ -10,6 +10,7 @@ pub mod conn;
 pub mod error;
 pub mod frames;
 pub mod identity;
+pub mod ops;
 
 pub use client::{Options, Phase, Session, WsClient};
 pub use error::WsError;
