@@ -583,6 +583,7 @@ pub async fn chat_async(
         async {
             let checked = validate::object(args)?;
             let message = validate::message(checked)?;
+            validate::gateway_command(&message, services.tools.refuse_commands)?;
             let session_id = validate::optional_id(checked, "session_id")?;
             let priority = validate::priority(checked)?;
             let instance = validate::optional_id(checked, "instance")?;
