@@ -149,18 +149,18 @@ def serve_fakes(ports_file: str, request_log: str, egress_log: str) -> None:
                 # N words, S seconds apart; chunks and a client that goes away are logged to
                 # provider-events.jsonl (beside the request log) with the text's tail.
                 n, gap = int(drip.group(1)), float(drip.group(2))
-                event(what="drip-start", n=n, gap=gap, text=text[-120:])
+                event(what="drip-start", n=n, gap=gap, text=text[:4000])
                 try:
                     for i in range(n):
                         time.sleep(gap)
                         ev([{"index": 0, "delta": {"content": ("" if i == 0 else " ") + f"w{i + 1}"}, "finish_reason": None}])
-                        event(what="chunk", i=i + 1, text=text[-120:])
+                        event(what="chunk", i=i + 1, text=text[:4000])
                     ev([{"index": 0, "delta": {}, "finish_reason": "stop"}])
                     self.wfile.write(b"data: [DONE]\n\n")
                     self.wfile.flush()
-                    event(what="drip-done", text=text[-120:])
+                    event(what="drip-done", text=text[:4000])
                 except (BrokenPipeError, ConnectionResetError) as e:
-                    event(what="client-gone", err=type(e).__name__, text=text[-120:])
+                    event(what="client-gone", err=type(e).__name__, text=text[:4000])
                 self.close_connection = True
                 return
             if calls:

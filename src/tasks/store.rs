@@ -900,6 +900,37 @@ mod tests {
     }
 
     #[test]
+    fn a_dead_runners_task_with_a_recorded_run_is_adopted_once_and_the_others_fail() {
+        let dir = tempfile::tempdir().unwrap();
+        let location = Location::Dir(dir.path().to_path_buf());
+        let mut dead = Db::open(&location).unwrap();
+        let sent = inserted(dead.insert(&task("o", 0), &Limits::total(10), 1).unwrap());
+        let unsent = inserted(dead.insert(&task("o", 0), &Limits::total(10), 1).unwrap());
+        dead.claim(&sent.id, 2).unwrap().unwrap();
+        dead.claim(&unsent.id, 2).unwrap().unwrap();
+        assert!(dead.set_run(&sent.id, r#"{"run_id":"r-1"}"#).unwrap());
+        drop(dead);
+        let mut first = Db::open(&location).unwrap();
+        let mut second = Db::open(&location).unwrap();
+        let done = first.maintain(0, 3).unwrap();
+        assert_eq!(done.interrupted, 1, "the task without a run record fails");
+        assert_eq!(done.adopted.len(), 1);
+        assert_eq!(done.adopted[0].id, sent.id);
+        assert_eq!(done.adopted[0].run.as_deref(), Some(r#"{"run_id":"r-1"}"#));
+        assert_eq!(
+            done.adopted[0].message.as_deref(),
+            Some("hi"),
+            "the prompt stays for a resend"
+        );
+        // Another live process finds nothing left to adopt: the run is the first one's.
+        assert!(second.maintain(0, 4).unwrap().adopted.is_empty());
+        assert_eq!(
+            first.get(&sent.id, "o", 0).unwrap().unwrap().status,
+            TaskStatus::Running
+        );
+    }
+
+    #[test]
     fn a_file_that_is_not_a_database_is_a_clear_error() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join(DB_FILE), b"this is not sqlite, just text padding ......................................................................").unwrap();
