@@ -78,6 +78,18 @@ impl WsSide {
     }
 }
 
+/// `e` without the gateway's URL (the sentence appears in `/health`, which never shows URLs).
+fn without_url(e: &super::ws::WsError) -> String {
+    use super::ws::WsError;
+    match e {
+        WsError::Connect { cause, .. } => format!("cannot connect: {cause}"),
+        WsError::NotWebSocket { reason, .. } => {
+            format!("the gateway does not accept OpenClaw's WebSocket protocol ({reason})")
+        }
+        other => other.to_string(),
+    }
+}
+
 /// Where the calls of an instance go now, and the sentence that says why.
 pub fn describe(api: Api, side: &WsSide) -> (&'static str, String) {
     let Some(client) = &side.client else {
@@ -106,7 +118,7 @@ pub fn describe(api: Api, side: &WsSide) -> (&'static str, String) {
     match (api, phase) {
         (Api::Ws, Phase::Ready(s)) => ("ws", format!("api = ws: {}", how(&s))),
         (Api::Ws, Phase::Connecting) => ("ws", "api = ws: WebSocket connecting".to_string()),
-        (Api::Ws, Phase::Down(e)) => ("ws", format!("api = ws: {e}")),
+        (Api::Ws, Phase::Down(e)) => ("ws", format!("api = ws: {}", without_url(&e))),
         (_, Phase::Ready(s)) => ("ws", format!("auto: {}", how(&s))),
         (_, Phase::Connecting) => (
             "http",
@@ -115,11 +127,14 @@ pub fn describe(api: Api, side: &WsSide) -> (&'static str, String) {
         (_, Phase::Down(e))
             if client.ever_ready() && !e.needs_a_person() && !e.is_unsupported() =>
         {
-            ("ws", format!("auto: WebSocket reconnecting ({e})"))
+            (
+                "ws",
+                format!("auto: WebSocket reconnecting ({})", without_url(&e)),
+            )
         }
         (_, Phase::Down(e)) => (
             "http",
-            format!("auto: WebSocket unavailable, using HTTP: {e}"),
+            format!("auto: WebSocket unavailable, using HTTP: {}", without_url(&e)),
         ),
     }
 }
