@@ -134,7 +134,10 @@ pub fn describe(api: Api, side: &WsSide) -> (&'static str, String) {
         }
         (_, Phase::Down(e)) => (
             "http",
-            format!("auto: WebSocket unavailable, using HTTP: {}", without_url(&e)),
+            format!(
+                "auto: WebSocket unavailable, using HTTP: {}",
+                without_url(&e)
+            ),
         ),
     }
 }
