@@ -312,19 +312,40 @@ cat >"$RUN_DIR/openclaw.json" <<EOF
 }
 EOF
 
-T_GATEWAY=$(now)
-setsid env -i \
-    PATH="$NODE_BIN_DIR:/usr/local/bin:/usr/bin:/bin" LANG=C.UTF-8 TERM=dumb \
-    HOME="$RUN_DIR/home" TMPDIR="$RUN_DIR/home" \
-    OPENCLAW_CONFIG_PATH="$RUN_DIR/openclaw.json" OPENCLAW_STATE_DIR="$RUN_DIR/state" \
-    OPENCLAW_NO_AUTO_UPDATE=1 DO_NOT_TRACK=1 OPENCLAW_DISABLE_BONJOUR=1 \
-    OPENCLAW_SKIP_CHANNELS=1 OPENCLAW_SKIP_CRON=1 OPENCLAW_SKIP_GMAIL_WATCHER=1 \
-    OPENCLAW_NO_RESPAWN=1 OPENCLAW_EXEC_SHELL_SNAPSHOT=0 \
-    NO_PROXY="127.0.0.1,localhost,::1" no_proxy="127.0.0.1,localhost,::1" \
-    "$NODE" "$OC_PKG/openclaw.mjs" gateway run --port "$PORT" --bind loopback \
-    >"$RUN_DIR/gateway.log" 2>&1 </dev/null &
-GATEWAY_PID=$!
-log "real gateway pid $GATEWAY_PID starting on 127.0.0.1:$PORT (log: $RUN_DIR/gateway.log)"
+# start_gateway: starts the real gateway on $RUN_DIR/openclaw.json (pid in GATEWAY_PID).
+start_gateway() {
+    T_GATEWAY=$(now)
+    setsid env -i \
+        PATH="$NODE_BIN_DIR:/usr/local/bin:/usr/bin:/bin" LANG=C.UTF-8 TERM=dumb \
+        HOME="$RUN_DIR/home" TMPDIR="$RUN_DIR/home" \
+        OPENCLAW_CONFIG_PATH="$RUN_DIR/openclaw.json" OPENCLAW_STATE_DIR="$RUN_DIR/state" \
+        OPENCLAW_NO_AUTO_UPDATE=1 DO_NOT_TRACK=1 OPENCLAW_DISABLE_BONJOUR=1 \
+        OPENCLAW_SKIP_CHANNELS=1 OPENCLAW_SKIP_CRON=1 OPENCLAW_SKIP_GMAIL_WATCHER=1 \
+        OPENCLAW_NO_RESPAWN=1 OPENCLAW_EXEC_SHELL_SNAPSHOT=0 \
+        NO_PROXY="127.0.0.1,localhost,::1" no_proxy="127.0.0.1,localhost,::1" \
+        "$NODE" "$OC_PKG/openclaw.mjs" gateway run --port "$PORT" --bind loopback \
+        >>"$RUN_DIR/gateway.log" 2>&1 </dev/null &
+    GATEWAY_PID=$!
+    log "real gateway pid $GATEWAY_PID starting on 127.0.0.1:$PORT (log: $RUN_DIR/gateway.log)"
+}
+
+# wait_ready: waits (bounded) for the real gateway's /readyz.
+wait_ready() {
+    local deadline=$(($(date +%s) + READY_TIMEOUT))
+    until curl --noproxy '*' -s -o /dev/null -f --max-time 2 "http://127.0.0.1:$PORT/readyz"; do
+        if ! kill -0 "$GATEWAY_PID" 2>/dev/null; then
+            wait "$GATEWAY_PID" 2>/dev/null || true
+            GATEWAY_PID=
+            die "the real gateway exited during start-up (see the log lines below)"
+        fi
+        (($(date +%s) <= deadline)) || die "the real gateway is not ready after ${READY_TIMEOUT} s"
+        sleep 0.2
+    done
+    STARTUP_S=$(since "$T_GATEWAY")
+    log "real gateway ready in $STARTUP_S s"
+}
+
+start_gateway
 
 # --- 4c. the mock gateway (while the real one starts) ----------------------------------------------
 MOCK_TOKEN="mock-$(od -An -tx1 -N12 /dev/urandom | tr -d ' \n')"
@@ -343,18 +364,7 @@ done
 log "mock gateway on 127.0.0.1:$MOCK_PORT (pid $MOCK_PID)"
 
 # --- 4d. wait for the real gateway ------------------------------------------------------------------
-deadline=$(($(date +%s) + READY_TIMEOUT))
-until curl --noproxy '*' -s -o /dev/null -f --max-time 2 "http://127.0.0.1:$PORT/readyz"; do
-    if ! kill -0 "$GATEWAY_PID" 2>/dev/null; then
-        wait "$GATEWAY_PID" 2>/dev/null || true
-        GATEWAY_PID=
-        die "the real gateway exited during start-up (see the log lines below)"
-    fi
-    (($(date +%s) <= deadline)) || die "the real gateway is not ready after ${READY_TIMEOUT} s"
-    sleep 0.2
-done
-STARTUP_S=$(since "$T_GATEWAY")
-log "real gateway ready in $STARTUP_S s"
+wait_ready
 # The endpoint is on and the token good: an empty chat is 400 (and creates no session).
 probe=$(curl --noproxy '*' -s -o /dev/null -w '%{http_code}' --max-time 10 -X POST \
     -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' -d '{}' \
@@ -395,6 +405,34 @@ log "client run took $(since "$started") s"
 RSS_KB=$(ps -o rss= -p "$(descendants "$GATEWAY_PID" | tr '\n' ',')$GATEWAY_PID" 2>/dev/null |
     awk '{ s += $1 } END { print s + 0 }')
 log "real gateway process tree RSS: $((RSS_KB / 1024)) MiB"
+
+# --- 5b. second run: chat-completions DISABLED, the bridge with default settings ---------------------
+# Only OPENCLAW_URL and OPENCLAW_GATEWAY_TOKEN: api auto must pick the WebSocket (a loopback gateway
+# with the token) and every tool must work there: chat, sessions, agents, history, images, an async
+# task, an abort that cuts the model request off, and a SIGKILL of the bridge whose task a new
+# bridge adopts (scripts/e2e_openclaw_ws.py).
+stop_gateway
+sed -i 's/"chatCompletions": { "enabled": true }/"chatCompletions": { "enabled": false }/' "$RUN_DIR/openclaw.json"
+grep -q '"chatCompletions": { "enabled": false }' "$RUN_DIR/openclaw.json" || die "could not disable chatCompletions"
+start_gateway
+wait_ready
+probe=$(curl --noproxy '*' -s -o /dev/null -w '%{http_code}' --max-time 10 -X POST \
+    -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' -d '{}' \
+    "http://127.0.0.1:$PORT/v1/chat/completions") || true
+[ "$probe" = 404 ] || die "with chatCompletions disabled the gateway's chat probe answered HTTP $probe, expected 404"
+log "chat-completions disabled (the probe answers 404); the bridge runs with default settings"
+mkdir -p "$RUN_DIR/bridge-data-ws"
+started=$(now)
+status=0
+"$VENV/bin/python" "$ROOT/scripts/e2e_openclaw_ws.py" \
+    --bridge "$BRIDGE" --url "http://127.0.0.1:$PORT" --token "$TOKEN" \
+    --provider-log "$RUN_DIR/provider-requests.jsonl" --data-dir "$RUN_DIR/bridge-data-ws" \
+    --reply "$FAKE_REPLY" --poll-timeout "$((POLL_TIMEOUT + 30))" &
+CLIENT_PID=$!
+wait "$CLIENT_PID" || status=$?
+CLIENT_PID=
+log "WebSocket client run took $(since "$started") s"
+[ "$status" -eq 0 ] || die "e2e_openclaw_ws.py exited with status $status"
 
 # --- 6. stop the gateway, then audit its outbound attempts --------------------------------------------
 stop_gateway

@@ -56,6 +56,11 @@ def serve_fakes(ports_file: str, request_log: str, egress_log: str) -> None:
         with lock, open(path, "a", encoding="utf-8") as f:
             f.write(line + "\n")
 
+    events_log = os.path.join(os.path.dirname(os.path.abspath(request_log)), "provider-events.jsonl")
+
+    def event(**kw: Any) -> None:
+        append(events_log, json.dumps({"t": round(time.time(), 3), **kw}))
+
     def last_user_text(msgs: Any) -> str:
         for m in reversed(msgs or []):
             if m.get("role") == "user":
@@ -139,6 +144,25 @@ def serve_fakes(ports_file: str, request_log: str, egress_log: str) -> None:
                 self.wfile.flush()
 
             ev([{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}])
+            drip = re.search(r"\[\[drip:(\d+):(\d+(?:\.\d+)?)\]\]", text)
+            if drip and not calls:
+                # N words, S seconds apart; chunks and a client that goes away are logged to
+                # provider-events.jsonl (beside the request log) with the text's tail.
+                n, gap = int(drip.group(1)), float(drip.group(2))
+                event(what="drip-start", n=n, gap=gap, text=text[:4000])
+                try:
+                    for i in range(n):
+                        time.sleep(gap)
+                        ev([{"index": 0, "delta": {"content": ("" if i == 0 else " ") + f"w{i + 1}"}, "finish_reason": None}])
+                        event(what="chunk", i=i + 1, text=text[:4000])
+                    ev([{"index": 0, "delta": {}, "finish_reason": "stop"}])
+                    self.wfile.write(b"data: [DONE]\n\n")
+                    self.wfile.flush()
+                    event(what="drip-done", text=text[:4000])
+                except (BrokenPipeError, ConnectionResetError) as e:
+                    event(what="client-gone", err=type(e).__name__, text=text[:4000])
+                self.close_connection = True
+                return
             if calls:
                 ev([{"index": 0, "delta": {"tool_calls": calls}, "finish_reason": None}])
             else:
@@ -278,8 +302,10 @@ async def checks(run: Run, args: argparse.Namespace) -> None:
     reply = args.reply
     nonce = os.urandom(4).hex()
     instances = [
-        {"name": "real", "url": args.real_url, "token": args.real_token, "default": True},
-        {"name": "mock", "url": args.mock_url, "token": args.mock_token},
+        # api http: this run checks the HTTP backend exactly as before the WebSocket one existed
+        # (the second run, scripts/e2e_openclaw_ws.py, checks the WebSocket with defaults).
+        {"name": "real", "url": args.real_url, "token": args.real_token, "default": True, "api": "http"},
+        {"name": "mock", "url": args.mock_url, "token": args.mock_token, "api": "http"},
     ]
     # A clean environment: nothing OPENCLAW_*/MCP_* leaks in from the caller's shell.
     env = {k: os.environ[k] for k in ("PATH", "LANG", "LC_ALL", "TMPDIR", "RUST_LOG", "RUST_BACKTRACE") if k in os.environ}

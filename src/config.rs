@@ -112,6 +112,7 @@ pub const SETTINGS: &[SettingName] = &[
     s("model", &["OPENCLAW_MODEL"], Some("model")),
     s("timeout_ms", &["OPENCLAW_TIMEOUT_MS"], Some("timeout")),
     s("agent_id", &["OPENCLAW_AGENT_ID"], Some("agent-id")),
+    s("api", &["OPENCLAW_API"], Some("api")),
     s("instances", &["OPENCLAW_INSTANCES"], None),
     s(
         "health_interval_ms",
@@ -228,6 +229,11 @@ pub const SETTINGS: &[SettingName] = &[
         Some("disable-tools"),
     ),
     s("read_only", &["OPENCLAW_MCP_READ_ONLY"], Some("read-only")),
+    s(
+        "gateway_commands",
+        &["OPENCLAW_GATEWAY_COMMANDS"],
+        Some("gateway-commands"),
+    ),
     secret("bearer_tokens", &["MCP_BEARER_TOKENS"], None),
 ];
 
@@ -326,6 +332,48 @@ pub struct InstanceSettings {
     pub agent_id: Option<String>,
     /// Whether an empty `instance` argument routes here.
     pub is_default: bool,
+    /// Which gateway API carries this instance's calls (`api`: auto, ws, http).
+    pub api: Api,
+    /// The bridge's data directory (the device identity of the WebSocket backend lives there);
+    /// `None`: in memory only.
+    pub data_dir: Option<PathBuf>,
+}
+
+/// Which of the gateway's APIs an instance uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Api {
+    /// The WebSocket protocol when it can work here (a loopback gateway with the token, or a
+    /// paired device), the OpenAI-compatible HTTP API otherwise.
+    #[default]
+    Auto,
+    /// The WebSocket control protocol v4 only.
+    Ws,
+    /// The OpenAI-compatible HTTP API only (1.7.0's behaviour).
+    Http,
+}
+
+/// What `api` accepts.
+pub const API_RULE: &str = "one of auto, ws, http";
+
+impl Api {
+    /// Reads `auto`, `ws` or `http` (any case, trimmed).
+    pub fn parse(text: &str) -> Option<Api> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "auto" => Some(Api::Auto),
+            "ws" | "websocket" => Some(Api::Ws),
+            "http" => Some(Api::Http),
+            _ => None,
+        }
+    }
+
+    /// `auto`, `ws` or `http`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Api::Auto => "auto",
+            Api::Ws => "ws",
+            Api::Http => "http",
+        }
+    }
 }
 
 /// How `X-Forwarded-For` is trusted (1.7.0's `parseTrustProxy`).
@@ -432,6 +480,9 @@ pub struct ToolSettings {
     pub disabled: std::collections::BTreeSet<String>,
     /// Only the tools that change nothing.
     pub read_only: bool,
+    /// Refuse chat messages that start with `/` (gateway commands) instead of sending them as
+    /// text (`gateway_commands = refuse`).
+    pub refuse_commands: bool,
 }
 
 impl ToolSettings {
@@ -803,7 +854,11 @@ impl Layers {
             }
             other => other,
         };
-        let instances = self.instances(&model, timeout_ms, agent_id.as_deref())?;
+        let api = match self.nonempty("api")? {
+            None => Api::Auto,
+            Some(v) => Api::parse(&v).ok_or_else(|| self.invalid("api", API_RULE))?,
+        };
+        let mut instances = self.instances(&model, timeout_ms, agent_id.as_deref(), api)?;
         let health_interval = Duration::from_millis(
             self.uint(
                 "health_interval_ms",
@@ -818,6 +873,9 @@ impl Layers {
         let auth = self.auth(transport, &http)?;
         let tasks = self.tasks()?;
         let tools = self.tools()?;
+        for instance in &mut instances {
+            instance.data_dir = tasks.data_dir.clone();
+        }
 
         Ok(Settings {
             transport,
@@ -837,6 +895,7 @@ impl Layers {
         model: &str,
         timeout_ms: u64,
         agent_id: Option<&str>,
+        api: Api,
     ) -> Result<Vec<InstanceSettings>, ConfigError> {
         let raw = match self.values.get("instances") {
             None | Some(Value::Null) => None,
@@ -857,13 +916,14 @@ impl Layers {
                 .nonempty("url")?
                 .unwrap_or_else(|| DEFAULT_URL.to_string());
             let token = self.nonempty("gateway_token")?.map(Secret::new);
-            let instance =
-                build_instance("default", &url, token, timeout_ms, model, agent_id, true)
-                    .map_err(|e| ConfigError::Invalid(format!("{}: {e}", self.origin("url"))))?;
+            let instance = build_instance(
+                "default", &url, token, timeout_ms, model, agent_id, true, api,
+            )
+            .map_err(|e| ConfigError::Invalid(format!("{}: {e}", self.origin("url"))))?;
             return Ok(vec![instance]);
         };
         let origin = self.origin("instances");
-        parse_instances(&raw, &origin, model, timeout_ms, agent_id).map_err(|e| {
+        parse_instances(&raw, &origin, model, timeout_ms, agent_id, api).map_err(|e| {
             // Name the setting once: some of 1.7.0's messages already do.
             ConfigError::Invalid(if e.contains(&origin) {
                 e
@@ -1111,9 +1171,16 @@ impl Layers {
             }
             disabled.insert(name);
         }
+        let refuse_commands = match self.nonempty("gateway_commands")?.as_deref() {
+            None => false,
+            Some(v) if v.eq_ignore_ascii_case("text") => false,
+            Some(v) if v.eq_ignore_ascii_case("refuse") => true,
+            Some(_) => return Err(self.invalid("gateway_commands", "one of text, refuse")),
+        };
         Ok(ToolSettings {
             disabled,
             read_only: self.strict_bool("read_only")?,
+            refuse_commands,
         })
     }
 
@@ -1330,6 +1397,7 @@ pub fn parse_instances(
     model: &str,
     timeout_ms: u64,
     agent_id: Option<&str>,
+    api: Api,
 ) -> Result<Vec<InstanceSettings>, String> {
     let items = match raw {
         Value::Array(items) if !items.is_empty() => items,
@@ -1429,6 +1497,12 @@ pub fn parse_instances(
                 ));
             }
         };
+        let instance_api = match obj.get("api") {
+            None | Some(Value::Null) => api,
+            Some(Value::String(a)) => Api::parse(a)
+                .ok_or_else(|| format!("Instance \"{name}\": \"api\" must be {API_RULE}"))?,
+            Some(_) => return Err(format!("Instance \"{name}\": \"api\" must be {API_RULE}")),
+        };
         let instance = build_instance(
             &name,
             &url,
@@ -1437,6 +1511,7 @@ pub fn parse_instances(
             &instance_model,
             instance_agent.as_deref(),
             is_default,
+            instance_api,
         )?;
         if out.iter().any(|i| i.name == name) {
             return Err(format!("Duplicate instance name: \"{name}\""));
@@ -1463,6 +1538,8 @@ fn timeout_error(name: &str) -> String {
     )
 }
 
+// Eight plain fields of one instance; a struct for them would only repeat InstanceSettings.
+#[allow(clippy::too_many_arguments)]
 fn build_instance(
     name: &str,
     url: &str,
@@ -1471,6 +1548,7 @@ fn build_instance(
     model: &str,
     agent_id: Option<&str>,
     is_default: bool,
+    api: Api,
 ) -> Result<InstanceSettings, String> {
     check_gateway_url(name, url)?;
     let base_url = url.strip_suffix('/').unwrap_or(url).to_string();
@@ -1483,6 +1561,8 @@ fn build_instance(
         model: model.to_string(),
         agent_id: agent_id.map(str::to_string),
         is_default,
+        api,
+        data_dir: None,
     })
 }
 
