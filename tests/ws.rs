@@ -1,8 +1,9 @@
 //! The WebSocket backend against a protocol-level fake gateway (`tests/wsgw`): the handshake
 //! (token, device signature, pairing, wrong version), streamed answers with other runs' events
 //! interleaved, busy-session serialisation, two sessions in parallel, abort (task cancel and
-//! timeout), reconnect and adoption of the run in flight, a gateway restart, ping timeouts, frames
-//! over the gateway's limit, and `auto` choosing the WebSocket (and saying so).
+//! timeout), reconnect and adoption of the run in
+//! flight, a gateway restart, ping timeouts, frames over the gateway's limit, a rotated token and a
+//! removed device (a clear status, retried slowly), and `auto` choosing the WebSocket (and saying so).
 
 #![allow(clippy::unwrap_used)]
 
@@ -15,6 +16,8 @@ use std::{
 };
 
 use common::{bridge::InProcess, call, is_error, json_of, text};
+use openclaw_mcp::config::Api;
+use openclaw_mcp::gateway::backend::{WsSide, describe};
 use openclaw_mcp::gateway::ws::{
     Options, Phase, WsClient, WsError, conn::Endpoint, identity::DeviceIdentity,
 };
@@ -537,4 +540,113 @@ async fn a_frame_over_the_gateways_limit_is_refused_before_sending() {
         text(&reply)
     );
     assert!(gw.requests("agent").is_empty());
+}
+
+/// Connect requests the fake received since `from`, over `window`.
+async fn connects_during(gw: &FakeWsGateway, window: Duration) -> usize {
+    let before = gw.requests("connect").len();
+    tokio::time::sleep(window).await;
+    gw.requests("connect").len() - before
+}
+
+fn side(client: &WsClient) -> WsSide {
+    WsSide {
+        client: Some(client.clone()),
+        identity_error: None,
+    }
+}
+
+#[tokio::test]
+async fn a_rotated_token_is_a_clear_status_retried_slowly_never_in_a_loop() {
+    let gw = FakeWsGateway::start(Config::default()).await;
+    let client = WsClient::start(options(&gw, Some(gw.token())), None);
+    phase_where(&client, Duration::from_secs(5), |p| {
+        matches!(p, Phase::Ready(_))
+    })
+    .await;
+    // The owner changes the token: the gateway closes with 4001, and the old token is refused.
+    gw.rotate_token("the-new-gateway-token-0123456789");
+    let Phase::Down(e) = phase_where(&client, Duration::from_secs(5), |p| {
+        matches!(p, Phase::Down(WsError::Auth(_)))
+    })
+    .await
+    else {
+        unreachable!()
+    };
+    assert!(e.needs_a_person());
+    let (api, reason) = describe(Api::Auto, &side(&client));
+    assert_eq!(api, "http", "{reason}");
+    assert!(
+        reason.starts_with("auto: WebSocket unavailable, using HTTP: the gateway refused this bridge's credentials: unauthorized: gateway token mismatch"),
+        "{reason}"
+    );
+    assert!(
+        reason.contains("not the gateway's current one (was it changed on the gateway?)"),
+        "{reason}"
+    );
+    let (api, reason) = describe(Api::Ws, &side(&client));
+    assert_eq!(api, "ws");
+    assert!(
+        reason.starts_with("api = ws: the gateway refused"),
+        "{reason}"
+    );
+    for secret in [gw.token(), "the-new-gateway-token-0123456789"] {
+        assert!(!reason.contains(secret));
+    }
+    // Retried at the person-retry cadence (200 ms here, 60 s in production), not in a loop.
+    let n = connects_during(&gw, Duration::from_millis(1000)).await;
+    assert!(
+        (2..=7).contains(&n),
+        "{n} connects in 1 s at a 200 ms cadence"
+    );
+    assert!(matches!(client.phase(), Phase::Down(WsError::Auth(_))));
+    assert_eq!(
+        Options::new(Endpoint::from_base_url(&gw.url).unwrap(), None).person_retry,
+        Duration::from_secs(60)
+    );
+}
+
+#[tokio::test]
+async fn a_removed_device_asks_for_pairing_again_and_is_retried_slowly() {
+    let gw = FakeWsGateway::start(Config {
+        require_pairing: true,
+        ..Config::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let client = WsClient::start(options(&gw, Some(gw.token())), Some(identity(dir.path())));
+    phase_where(&client, Duration::from_secs(5), |p| {
+        matches!(p, Phase::Down(WsError::PairingRequired { .. }))
+    })
+    .await;
+    let first = gw.pending_pairing()[0].clone();
+    gw.approve(&first);
+    client.reconnect_now();
+    phase_where(&client, Duration::from_secs(5), |p| {
+        matches!(p, Phase::Ready(_))
+    })
+    .await;
+    let device = gw.devices_seen()[0].clone();
+    gw.remove_device(&device);
+    let Phase::Down(e) = phase_where(&client, Duration::from_secs(5), |p| {
+        matches!(p, Phase::Down(WsError::PairingRequired { .. }))
+    })
+    .await
+    else {
+        unreachable!()
+    };
+    let again = gw.pending_pairing();
+    assert_eq!(again.len(), 1);
+    assert_ne!(again[0], first, "a new request");
+    let (api, reason) = describe(Api::Auto, &side(&client));
+    assert_eq!(api, "http", "{reason}");
+    assert!(
+        reason.contains(&format!("pairing required: this bridge's device is not approved by the gateway yet; its owner approves it with `openclaw devices approve {}`", again[0])),
+        "{reason} / {e}"
+    );
+    let n = connects_during(&gw, Duration::from_millis(1000)).await;
+    assert!(
+        (2..=7).contains(&n),
+        "{n} connects in 1 s at a 200 ms cadence"
+    );
 }

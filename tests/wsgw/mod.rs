@@ -68,6 +68,8 @@ struct State {
     silent: bool,
     /// Runs each prompt really started (idempotency key → count).
     started: HashMap<String, u32>,
+    /// The shared token after a rotation (`rotate_token`).
+    token: Option<String>,
 }
 
 /// What the fake does in its handshake.
@@ -191,6 +193,29 @@ impl FakeWsGateway {
             }
         }
         st.lanes.clear();
+        st.conns.clear();
+    }
+
+    /// The owner changes the shared token: every connection is closed with 4001 "gateway auth
+    /// changed", and only the new token is accepted from now on.
+    pub fn rotate_token(&self, new: &str) {
+        let mut st = lock(&self.state);
+        st.token = Some(new.to_string());
+        for tx in st.conns.values() {
+            let _ = tx.send(Message::Close(Some(CloseFrame {
+                code: CloseCode::from(4001),
+                reason: "gateway auth changed".into(),
+            })));
+        }
+        st.conns.clear();
+    }
+
+    /// The owner removes a paired device: its approval and device token are gone, and its
+    /// connections closed.
+    pub fn remove_device(&self, device: &str) {
+        let mut st = lock(&self.state);
+        st.approved.remove(device);
+        st.device_tokens.remove(device);
         st.conns.clear();
     }
 
@@ -374,7 +399,11 @@ impl FakeWsGateway {
             device_ok = true;
             device_id = Some(id.to_string());
         }
-        let st_token_ok = match (&self.config.token, token) {
+        let expected = lock(&self.state)
+            .token
+            .clone()
+            .or_else(|| self.config.token.clone());
+        let st_token_ok = match (&expected, token) {
             (Some(want), Some(got)) => want == got,
             (None, _) => true,
             _ => false,

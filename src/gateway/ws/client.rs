@@ -500,29 +500,37 @@ async fn manage(
             Err(e) => {
                 failures = failures.saturating_add(1);
                 let text = e.to_string();
+                let retry_in_s = retry_delay(&options, &e, failures).as_secs_f64();
                 if last_error.as_deref() != Some(text.as_str()) {
-                    tracing::warn!(gateway = %options.endpoint.display, error = %text, "WebSocket connect failed");
+                    tracing::warn!(gateway = %options.endpoint.display, error = %text, attempt = failures, retry_in_s, "WebSocket connect failed");
                     last_error = Some(text);
                 } else {
-                    tracing::debug!(gateway = %options.endpoint.display, error = %text, "WebSocket connect failed again");
+                    tracing::debug!(gateway = %options.endpoint.display, error = %text, attempt = failures, retry_in_s, "WebSocket connect failed again");
                 }
                 e
             }
         };
-        let delay = if error.needs_a_person() {
-            options.person_retry
-        } else {
-            options
-                .first_backoff
-                .saturating_mul(1u32 << failures.saturating_sub(1).min(16))
-                .min(options.max_backoff)
-        };
+        let delay = retry_delay(&options, &error, failures);
         shared.phase.send_replace(Phase::Down(error));
         tokio::select! {
             () = tokio::time::sleep(delay) => {}
             () = shared.wake.notified() => {}
             () = shared.stop.cancelled() => return,
         }
+    }
+}
+
+/// How long the manager waits before the next attempt: [`Options::person_retry`] for a failure
+/// only a person can fix (a refused token, a pairing to approve: never a tight loop), else the
+/// exponential backoff.
+fn retry_delay(options: &Options, error: &WsError, failures: u32) -> Duration {
+    if error.needs_a_person() {
+        options.person_retry
+    } else {
+        options
+            .first_backoff
+            .saturating_mul(1u32 << failures.saturating_sub(1).min(16))
+            .min(options.max_backoff)
     }
 }
 
