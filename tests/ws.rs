@@ -1,7 +1,7 @@
 //! The WebSocket backend against a protocol-level fake gateway (`tests/wsgw`): the handshake
 //! (token, device signature, pairing, wrong version), streamed answers with other runs' events
 //! interleaved, busy-session serialisation, two sessions in parallel, abort (task cancel and
-//! timeout), reconnect and adoption of the run in
+//! timeout, and a sync call cancelled by its MCP client), reconnect and adoption of the run in
 //! flight, a gateway restart, ping timeouts, frames over the gateway's limit, a rotated token and a
 //! removed device (a clear status, retried slowly), and `auto` choosing the WebSocket (and saying so).
 
@@ -540,6 +540,93 @@ async fn a_frame_over_the_gateways_limit_is_refused_before_sending() {
         text(&reply)
     );
     assert!(gw.requests("agent").is_empty());
+}
+
+#[actix_rt::test]
+async fn a_sync_chat_cancelled_by_its_mcp_client_aborts_its_run_and_other_calls_go_on() {
+    use rmcp::model::{CallToolRequest, ClientRequest};
+    use rmcp::service::PeerRequestOptions;
+
+    let gw = FakeWsGateway::start(Config::default()).await;
+    let app = app(&gw, "20000", &[]).await;
+    // A long call, and beside it another one of the same client that must finish normally.
+    let handle = app
+        .client
+        .send_cancellable_request(
+            ClientRequest::CallToolRequest(CallToolRequest::new(call(
+                "openclaw_chat",
+                json!({"message": "[[drip:50:100]] to cancel"}),
+            ))),
+            PeerRequestOptions::no_options(),
+        )
+        .await
+        .unwrap();
+    let other = app.client.call_tool(call(
+        "openclaw_chat",
+        json!({"message": "[[drip:8:100]] other", "session_id": "beside"}),
+    ));
+    let cancel = async {
+        // Once the run streams on the gateway, the client sends notifications/cancelled.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let run = loop {
+            let runs: Vec<String> = gw
+                .requests("agent")
+                .iter()
+                .filter(|p| p["message"].as_str().unwrap_or("").contains("to cancel"))
+                .map(|p| p["idempotencyKey"].as_str().unwrap().to_string())
+                .collect();
+            if let Some(run) = runs.first() {
+                break run.clone();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the call never reached the gateway"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let cancelled_at = Instant::now();
+        handle
+            .cancel(Some("the user stopped it".into()))
+            .await
+            .unwrap();
+        let deadline = cancelled_at + Duration::from_secs(1);
+        loop {
+            let aborts = gw.requests("chat.abort");
+            if aborts.iter().any(|a| a["runId"] == run.as_str()) {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no chat.abort for run {run} within 1 s of the cancellation: {aborts:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let elapsed = cancelled_at.elapsed();
+        let deadline = Instant::now() + Duration::from_secs(1);
+        while gw.run_end(&run) != Some(RunEnd::Aborted) {
+            assert!(Instant::now() < deadline, "the run was not stopped");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        (run, elapsed)
+    };
+    let (other, (run, elapsed)) = tokio::join!(other, cancel);
+    assert!(elapsed < Duration::from_secs(1), "{elapsed:?}");
+    let other = other.unwrap();
+    assert!(!is_error(&other), "{}", text(&other));
+    assert_eq!(text(&other), "w1 w2 w3 w4 w5 w6 w7 w8");
+    // Only the cancelled run was aborted, and the client still works afterwards.
+    let aborts = gw.requests("chat.abort");
+    assert!(
+        aborts.iter().all(|a| a["runId"] == run.as_str()),
+        "{aborts:?}"
+    );
+    let after = app
+        .client
+        .call_tool(call("openclaw_chat", json!({"message": "after"})))
+        .await
+        .unwrap();
+    assert_eq!(text(&after), "echo: after");
 }
 
 /// Connect requests the fake received since `from`, over `window`.
