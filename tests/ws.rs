@@ -3,7 +3,8 @@
 //! interleaved, busy-session serialisation, two sessions in parallel, abort (task cancel and
 //! timeout, and a sync call cancelled by its MCP client), reconnect and adoption of the run in
 //! flight, a gateway restart, ping timeouts, frames over the gateway's limit, a rotated token and a
-//! removed device (a clear status, retried slowly), and `auto` choosing the WebSocket (and saying so).
+//! removed device (a clear status, retried slowly), images for a text-only model (dropped, as over
+//! HTTP), and `auto` choosing the WebSocket (and saying so).
 
 #![allow(clippy::unwrap_used)]
 
@@ -736,4 +737,63 @@ async fn a_removed_device_asks_for_pairing_again_and_is_retried_slowly() {
         (2..=7).contains(&n),
         "{n} connects in 1 s at a 200 ms cadence"
     );
+}
+
+#[actix_rt::test]
+async fn images_for_a_text_only_model_are_dropped_as_over_http_and_reach_one_that_takes_them() {
+    const PNG: &str = "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==";
+    // A model that takes images gets them as attachments.
+    let gw = FakeWsGateway::start(Config::default()).await;
+    let first = app(&gw, "10000", &[]).await;
+    let reply = first
+        .client
+        .call_tool(call(
+            "openclaw_chat",
+            json!({"message": "look", "images": [PNG]}),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(text(&reply), "echo: look");
+    let sent = gw.requests("agent");
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0]["attachments"][0]["mimeType"], "image/png");
+
+    // A text-only model: the gateway refuses the attachments; the bridge sends the text alone
+    // under the same run id, as the HTTP API (which drops them) would answer.
+    let gw = FakeWsGateway::start(Config {
+        text_only: true,
+        ..Config::default()
+    })
+    .await;
+    let app = app(&gw, "10000", &[]).await;
+    for tool in ["openclaw_chat", "openclaw_chat_async"] {
+        let before = gw.requests("agent").len();
+        let reply = app
+            .client
+            .call_tool(call(
+                tool,
+                json!({"message": "look again", "images": [PNG, PNG]}),
+            ))
+            .await
+            .unwrap();
+        assert!(!is_error(&reply), "{}", text(&reply));
+        let answer = if tool == "openclaw_chat" {
+            text(&reply)
+        } else {
+            let id = json_of(&reply)["task_id"].as_str().unwrap().to_string();
+            let done = until_status(&app, &id, "completed", Duration::from_secs(5)).await;
+            done["result"].as_str().unwrap().to_string()
+        };
+        assert_eq!(answer, "echo: look again", "{tool}");
+        let sent = &gw.requests("agent")[before..];
+        assert_eq!(sent.len(), 2, "{tool}: {sent:?}");
+        assert_eq!(sent[0]["attachments"].as_array().unwrap().len(), 2);
+        assert!(sent[1].get("attachments").is_none(), "{:?}", sent[1]);
+        assert_eq!(sent[0]["idempotencyKey"], sent[1]["idempotencyKey"]);
+        assert_eq!(
+            gw.starts(sent[1]["idempotencyKey"].as_str().unwrap()),
+            1,
+            "one run"
+        );
+    }
 }

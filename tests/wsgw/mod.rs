@@ -82,6 +82,9 @@ pub struct Config {
     pub max_payload: usize,
     /// Emit events of a foreign run and unknown events during every run.
     pub noise: bool,
+    /// The agent's model takes text only: `agent` with attachments is refused as 2026.9.6 does
+    /// (one failed `res`, no run, the key not kept).
+    pub text_only: bool,
 }
 
 impl Default for Config {
@@ -92,6 +95,7 @@ impl Default for Config {
             require_pairing: false,
             max_payload: 25 * 1024 * 1024,
             noise: true,
+            text_only: false,
         }
     }
 }
@@ -563,6 +567,14 @@ impl FakeWsGateway {
     }
 
     fn agent(&self, conn: u64, id: &str, p: &Value) {
+        if self.config.text_only && p["attachments"].as_array().is_some_and(|a| !a.is_empty()) {
+            let name = p["attachments"][0]["fileName"].as_str().unwrap_or("image");
+            self.send_to(
+                conn,
+                json!({"type":"res","id":id,"ok":false,"error":{"code":"INVALID_REQUEST","message":format!("UnsupportedAttachmentError: attachment {name}: active model does not accept image inputs")}}),
+            );
+            return;
+        }
         let run_id = p["idempotencyKey"].as_str().unwrap_or("").to_string();
         let key = Self::canonical(p["sessionKey"].as_str().unwrap_or(""));
         let message = p["message"].as_str().unwrap_or("").to_string();

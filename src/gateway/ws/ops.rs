@@ -274,6 +274,12 @@ fn touch(progress: &Option<ProgressSender>, chars: Option<u64>) {
     }
 }
 
+/// Whether the gateway refused an `agent` request because the agent's model takes no images
+/// (`UnsupportedAttachmentError: attachment x.png: active model does not accept image inputs`).
+fn images_refused(message: &str) -> bool {
+    message.contains("UnsupportedAttachmentError") || message.contains("does not accept image")
+}
+
 /// Where a run stands after a reconnect (or a restart), from the gateway's own records.
 enum Found {
     /// Its answer is in the transcript.
@@ -387,7 +393,7 @@ pub async fn run_turn(client: &WsClient, mut turn: Turn) -> Result<ChatReply, Ga
     // Whether the prompt may be on the gateway already.
     let mut sent = turn.adopt;
     let mut canonical: Option<String> = None;
-    let params = agent_params(&turn);
+    let mut params = agent_params(&turn);
     loop {
         let deadline = deadline_of(last_event);
         let wait = deadline.saturating_duration_since(Instant::now());
@@ -501,6 +507,19 @@ pub async fn run_turn(client: &WsClient, mut turn: Turn) -> Result<ChatReply, Ga
                         let payload = frame.into_result().map_err(GatewayError::from);
                         let payload = match payload {
                             Ok(p) => p,
+                            Err(GatewayError::Ws(WsError::Gateway { message, .. }))
+                                if images_refused(&message) && !turn.images.is_empty() =>
+                            {
+                                // The agent's model takes no images. Over HTTP the gateway drops
+                                // them and the model answers the text; the same here: the text
+                                // alone, under the same run id (the refusal started no run, and
+                                // the gateway does not keep refused keys: observed on 2026.9.6).
+                                tracing::info!(run = %turn.run.run_id, images = turn.images.len(), "the agent's model takes no images; sending the text alone, as over HTTP");
+                                turn.images.clear();
+                                params = agent_params(&turn);
+                                agent_req = Some(session.start("agent", &params)?);
+                                continue;
+                            }
                             Err(GatewayError::Ws(WsError::Gateway { message, .. })) => {
                                 return Err(GatewayError::Upstream(message));
                             }
