@@ -20,7 +20,7 @@ use common::{bridge::InProcess, call, is_error, json_of, text};
 use openclaw_mcp::config::Api;
 use openclaw_mcp::gateway::backend::{WsSide, describe};
 use openclaw_mcp::gateway::ws::{
-    Options, Phase, WsClient, WsError, conn::Endpoint, identity::DeviceIdentity,
+    AuthUsed, Options, Phase, WsClient, WsError, conn::Endpoint, identity::DeviceIdentity,
 };
 use serde_json::json;
 use wsgw::{Config, FakeWsGateway, RunEnd};
@@ -76,6 +76,13 @@ async fn the_token_and_a_signed_device_connect_and_a_wrong_token_is_a_clear_erro
     };
     assert_eq!(session.hello.protocol, 4);
     assert!(session.hello.can_work());
+    // On loopback the signed device is not paired: the token alone counts.
+    assert_eq!(session.auth, AuthUsed::Token);
+    let (_, reason) = describe(Api::Auto, &side(&client));
+    assert!(
+        reason.contains("auth: the gateway token, scopes"),
+        "{reason}"
+    );
     // The fake checked the Ed25519 signature of the v3 payload over its nonce.
     assert_eq!(gw.devices_seen().len(), 1);
     assert!(
@@ -154,6 +161,13 @@ async fn pairing_is_required_then_approved_and_the_device_token_is_kept_private(
         unreachable!()
     };
     let token = session.hello.device_token.clone().unwrap();
+    assert_eq!(session.auth, AuthUsed::TokenAndDevice);
+    let (api, reason) = describe(Api::Auto, &side(&client));
+    assert_eq!(api, "ws");
+    assert!(
+        reason.contains("auth: the gateway token and the paired device, scopes"),
+        "{reason}"
+    );
     let file = openclaw_mcp::gateway::ws::identity::identity_path(dir.path(), "default");
     let stored = std::fs::read_to_string(&file).unwrap();
     assert!(stored.contains(&token), "the device token is stored");
@@ -167,10 +181,19 @@ async fn pairing_is_required_then_approved_and_the_device_token_is_kept_private(
     }
     // A restart of the bridge connects with the stored device token alone.
     let again = WsClient::start(options(&gw, None), Some(identity(dir.path())));
-    phase_where(&again, Duration::from_secs(5), |p| {
+    let Phase::Ready(session) = phase_where(&again, Duration::from_secs(5), |p| {
         matches!(p, Phase::Ready(_))
     })
-    .await;
+    .await
+    else {
+        unreachable!()
+    };
+    assert_eq!(session.auth, AuthUsed::Device);
+    let (_, reason) = describe(Api::Ws, &side(&again));
+    assert!(
+        reason.contains("auth: the paired device, scopes"),
+        "{reason}"
+    );
 }
 
 #[tokio::test]
@@ -240,11 +263,18 @@ async fn auto_uses_the_websocket_for_every_tool_and_says_so() {
     );
     assert_eq!(status["status"], "ok", "{status}");
     assert_eq!(status["api"], "ws", "{status}");
+    let reason = status["api_reason"].as_str().unwrap();
+    assert!(reason.starts_with("auto: WebSocket connected"), "{reason}");
     assert!(
-        status["api_reason"]
+        reason.contains("auth: the gateway token, scopes"),
+        "{reason}"
+    );
+    assert!(
+        status["message"]
             .as_str()
             .unwrap()
-            .starts_with("auto: WebSocket connected")
+            .contains("auth: the gateway token, scopes"),
+        "{status}"
     );
 
     let reply = app
