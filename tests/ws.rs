@@ -827,3 +827,90 @@ async fn images_for_a_text_only_model_are_dropped_as_over_http_and_reach_one_tha
         );
     }
 }
+
+#[tokio::test]
+async fn a_run_queued_behind_another_is_adopted_even_outside_the_deduplication_window() {
+    use openclaw_mcp::gateway::ws::ops::{self, Limit, RunRecord, Turn};
+
+    let gw = FakeWsGateway::start(Config::default()).await;
+    let client = WsClient::start(options(&gw, Some(gw.token())), None);
+    let Phase::Ready(session) = phase_where(&client, Duration::from_secs(5), |p| {
+        matches!(p, Phase::Ready(_))
+    })
+    .await
+    else {
+        unreachable!()
+    };
+    // Another client keeps the session busy; the bridge's run waits in its queue.
+    let _a = session
+        .start(
+            "agent",
+            &json!({"message": "[[drip:15:100]] first", "sessionKey": "q", "idempotencyKey": "run-a"}),
+        )
+        .unwrap();
+    let _b = session
+        .start(
+            "agent",
+            &json!({"message": "queued", "sessionKey": "q", "idempotencyKey": "run-b"}),
+        )
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(gw.starts("run-b"), 0, "still queued");
+    // A restarted bridge adopts run-b, sent 10 minutes ago (beyond the 4-minute window): its
+    // prompt is in no transcript yet, but the history's pendingInputs lists it.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let reply = ops::run_turn(
+        &client,
+        Turn {
+            run: RunRecord {
+                run_id: "run-b".into(),
+                session_key: "q".into(),
+                agent_id: None,
+                boot_id: Some("boot-1".into()),
+                sent_at_ms: now - 10 * 60 * 1000,
+            },
+            message: "queued".into(),
+            images: Vec::new(),
+            adopt: true,
+            sink: None,
+            progress: None,
+            cancel: tokio_util::sync::CancellationToken::new(),
+            limit: Limit::Total(Duration::from_secs(10)),
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(reply.content, "echo: queued");
+    assert_eq!(gw.starts("run-b"), 1, "run once, never sent again");
+    assert_eq!(gw.requests("agent").len(), 2);
+    // A run without any trace outside the window is still failed as interrupted, not resent.
+    let lost = ops::run_turn(
+        &client,
+        Turn {
+            run: RunRecord {
+                run_id: "run-nowhere".into(),
+                session_key: "q".into(),
+                agent_id: None,
+                boot_id: Some("boot-1".into()),
+                sent_at_ms: now - 10 * 60 * 1000,
+            },
+            message: "lost".into(),
+            images: Vec::new(),
+            adopt: true,
+            sink: None,
+            progress: None,
+            cancel: tokio_util::sync::CancellationToken::new(),
+            limit: Limit::Total(Duration::from_secs(10)),
+        },
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        lost.to_string().contains("no trace of run run-nowhere"),
+        "{lost}"
+    );
+    assert_eq!(gw.requests("agent").len(), 2);
+}

@@ -552,8 +552,15 @@ impl FakeWsGateway {
                         _ => {}
                     }
                 }
+                // Sends waiting in the session's queue (2026.9.6's `pendingInputs.items[]`).
+                let queued: Vec<Value> = st
+                    .runs
+                    .iter()
+                    .filter(|(_, r)| r.session == key && !r.started && r.end.is_none())
+                    .map(|(id, r)| json!({"runId": id, "state": "queued", "message": {"role": "user", "content": r.message}}))
+                    .collect();
                 drop(st);
-                let mut payload = json!({"sessionKey":key,"messages":messages});
+                let mut payload = json!({"sessionKey":key,"messages":messages,"pendingInputs":{"items":queued}});
                 if !in_flight.is_null() {
                     payload["inFlightRun"] = in_flight;
                 }

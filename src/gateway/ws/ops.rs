@@ -9,7 +9,8 @@
 //!
 //! **Never sent twice.** After a lost connection (or a restart of the bridge, for a task whose run
 //! was stored before its prompt was sent) the run is looked up first (`chat.history`: the run in
-//! flight, its answer, or its prompt in the transcript); only if the gateway has no trace of it and
+//! flight, a run queued in the session behind another one, its answer, or its prompt in the
+//! transcript); only if the gateway has no trace of it and
 //! it was sent less than [`DEDUPE_WINDOW`] ago is `agent` sent again with the same idempotency
 //! key, which the gateway's de-duplication answers with the run it already has. A run older than
 //! that without a trace is failed as interrupted. A gateway that restarted (new `bootId`) lost
@@ -284,7 +285,7 @@ fn images_refused(message: &str) -> bool {
 enum Found {
     /// Its answer is in the transcript.
     Done(ChatReply),
-    /// It is running (or queued behind another run): wait for it.
+    /// It is running, or queued behind another run (`pendingInputs`): wait for it.
     Running,
     /// The gateway has no trace of it: it never arrived.
     Unknown,
@@ -300,6 +301,9 @@ async fn find_run(session: &Arc<Session>, run: &RunRecord) -> Result<Found, Gate
     let history = session
         .request("chat.history", params, READ_TIMEOUT)
         .await?;
+    // Running, or waiting in the session's queue behind another run: `pendingInputs.items[]`
+    // lists the queued sends with their run ids (observed on 2026.9.6; `agent.wait` answers
+    // "timeout" alike for a queued run and an unknown one, so it cannot tell them apart).
     if history
         .pointer("/inFlightRun/runId")
         .and_then(Value::as_str)
@@ -308,6 +312,14 @@ async fn find_run(session: &Arc<Session>, run: &RunRecord) -> Result<Found, Gate
             .pointer("/sessionInfo/activeRunIds")
             .and_then(Value::as_array)
             .is_some_and(|ids| ids.iter().any(|id| id.as_str() == Some(&run.run_id)))
+        || history
+            .pointer("/pendingInputs/items")
+            .and_then(Value::as_array)
+            .is_some_and(|items| {
+                items
+                    .iter()
+                    .any(|i| i.get("runId").and_then(Value::as_str) == Some(run.run_id.as_str()))
+            })
     {
         return Ok(Found::Running);
     }
