@@ -494,9 +494,10 @@ async fn probe_any(
                 Ok((session, latency)) => Ok(ProbeResult {
                     status: HealthStatus::Ok,
                     message: format!(
-                        "Gateway responding over WebSocket (protocol {}, OpenClaw {}): token accepted, scopes {}",
+                        "Gateway responding over WebSocket (protocol {}, OpenClaw {}): auth: {}, scopes {}",
                         session.hello.protocol,
                         session.hello.server_version.as_deref().unwrap_or("?"),
+                        session.auth.as_str(),
                         session.hello.scopes.join(",")
                     ),
                     http_status: None,

@@ -107,11 +107,11 @@ pub fn describe(api: Api, side: &WsSide) -> (&'static str, String) {
     };
     let phase = client.phase();
     let how = |session: &super::ws::Session| {
-        let method = session.hello.auth_method.as_deref().unwrap_or("token");
         format!(
-            "WebSocket connected (protocol {}, OpenClaw {}, auth {method}, scopes {})",
+            "WebSocket connected (protocol {}, OpenClaw {}, auth: {}, scopes {})",
             session.hello.protocol,
             session.hello.server_version.as_deref().unwrap_or("?"),
+            session.auth.as_str(),
             session.hello.scopes.join(",")
         )
     };

@@ -68,6 +68,8 @@ struct State {
     silent: bool,
     /// Runs each prompt really started (idempotency key → count).
     started: HashMap<String, u32>,
+    /// The shared token after a rotation (`rotate_token`).
+    token: Option<String>,
 }
 
 /// What the fake does in its handshake.
@@ -80,6 +82,9 @@ pub struct Config {
     pub max_payload: usize,
     /// Emit events of a foreign run and unknown events during every run.
     pub noise: bool,
+    /// The agent's model takes text only: `agent` with attachments is refused as 2026.9.6 does
+    /// (one failed `res`, no run, the key not kept).
+    pub text_only: bool,
 }
 
 impl Default for Config {
@@ -90,6 +95,7 @@ impl Default for Config {
             require_pairing: false,
             max_payload: 25 * 1024 * 1024,
             noise: true,
+            text_only: false,
         }
     }
 }
@@ -191,6 +197,29 @@ impl FakeWsGateway {
             }
         }
         st.lanes.clear();
+        st.conns.clear();
+    }
+
+    /// The owner changes the shared token: every connection is closed with 4001 "gateway auth
+    /// changed", and only the new token is accepted from now on.
+    pub fn rotate_token(&self, new: &str) {
+        let mut st = lock(&self.state);
+        st.token = Some(new.to_string());
+        for tx in st.conns.values() {
+            let _ = tx.send(Message::Close(Some(CloseFrame {
+                code: CloseCode::from(4001),
+                reason: "gateway auth changed".into(),
+            })));
+        }
+        st.conns.clear();
+    }
+
+    /// The owner removes a paired device: its approval and device token are gone, and its
+    /// connections closed.
+    pub fn remove_device(&self, device: &str) {
+        let mut st = lock(&self.state);
+        st.approved.remove(device);
+        st.device_tokens.remove(device);
         st.conns.clear();
     }
 
@@ -374,7 +403,11 @@ impl FakeWsGateway {
             device_ok = true;
             device_id = Some(id.to_string());
         }
-        let st_token_ok = match (&self.config.token, token) {
+        let expected = lock(&self.state)
+            .token
+            .clone()
+            .or_else(|| self.config.token.clone());
+        let st_token_ok = match (&expected, token) {
             (Some(want), Some(got)) => want == got,
             (None, _) => true,
             _ => false,
@@ -519,8 +552,15 @@ impl FakeWsGateway {
                         _ => {}
                     }
                 }
+                // Sends waiting in the session's queue (2026.9.6's `pendingInputs.items[]`).
+                let queued: Vec<Value> = st
+                    .runs
+                    .iter()
+                    .filter(|(_, r)| r.session == key && !r.started && r.end.is_none())
+                    .map(|(id, r)| json!({"runId": id, "state": "queued", "message": {"role": "user", "content": r.message}}))
+                    .collect();
                 drop(st);
-                let mut payload = json!({"sessionKey":key,"messages":messages});
+                let mut payload = json!({"sessionKey":key,"messages":messages,"pendingInputs":{"items":queued}});
                 if !in_flight.is_null() {
                     payload["inFlightRun"] = in_flight;
                 }
@@ -534,6 +574,14 @@ impl FakeWsGateway {
     }
 
     fn agent(&self, conn: u64, id: &str, p: &Value) {
+        if self.config.text_only && p["attachments"].as_array().is_some_and(|a| !a.is_empty()) {
+            let name = p["attachments"][0]["fileName"].as_str().unwrap_or("image");
+            self.send_to(
+                conn,
+                json!({"type":"res","id":id,"ok":false,"error":{"code":"INVALID_REQUEST","message":format!("UnsupportedAttachmentError: attachment {name}: active model does not accept image inputs")}}),
+            );
+            return;
+        }
         let run_id = p["idempotencyKey"].as_str().unwrap_or("").to_string();
         let key = Self::canonical(p["sessionKey"].as_str().unwrap_or(""));
         let message = p["message"].as_str().unwrap_or("").to_string();

@@ -96,11 +96,49 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// The credentials a connection was accepted with, as the status tells them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthUsed {
+    /// Nothing: the gateway asks for no credentials.
+    Nothing,
+    /// The shared gateway token alone (a device, if signed, was not paired: a loopback gateway
+    /// trusts the token).
+    Token,
+    /// The paired device alone (its device token; the shared token was refused or not given).
+    Device,
+    /// The shared token and the paired device.
+    TokenAndDevice,
+}
+
+impl AuthUsed {
+    /// What was used: the token, the device, or both.
+    pub fn of(sent_token: bool, paired_device: bool) -> AuthUsed {
+        match (sent_token, paired_device) {
+            (false, false) => AuthUsed::Nothing,
+            (true, false) => AuthUsed::Token,
+            (false, true) => AuthUsed::Device,
+            (true, true) => AuthUsed::TokenAndDevice,
+        }
+    }
+
+    /// In words, for `api_reason` and the probe.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuthUsed::Nothing => "none (the gateway asks for none)",
+            AuthUsed::Token => "the gateway token",
+            AuthUsed::Device => "the paired device",
+            AuthUsed::TokenAndDevice => "the gateway token and the paired device",
+        }
+    }
+}
+
 /// One connection, from `hello-ok` to its end.
 #[derive(Debug)]
 pub struct Session {
     /// What `hello-ok` granted.
     pub hello: Hello,
+    /// The credentials the gateway accepted.
+    pub auth: AuthUsed,
     /// Counts connections of this client (1 for the first).
     pub generation: u64,
     /// Whether the gateway restarted since the previous connection (its `bootId` changed): the
@@ -408,7 +446,7 @@ fn credentials(
 async fn connect_once(
     options: &Options,
     identity: Option<&Arc<Mutex<DeviceIdentity>>>,
-) -> Result<(Socket, Hello), WsError> {
+) -> Result<(Socket, Hello, AuthUsed), WsError> {
     let mut device_only = false;
     loop {
         let creds = {
@@ -438,7 +476,13 @@ async fn connect_once(
                 granted: hello.scopes,
             });
         }
-        return Ok((socket, hello));
+        // The device counts when the gateway knows it as paired: it took its device token, or
+        // issued one now. A signature of an unpaired device on loopback proves nothing to it.
+        let paired = creds.device_token.is_some()
+            || hello.device_token.is_some()
+            || hello.auth_method.as_deref() == Some("device-token");
+        let auth = AuthUsed::of(creds.token.is_some(), paired);
+        return Ok((socket, hello, auth));
     }
 }
 
@@ -461,7 +505,7 @@ async fn manage(
             () = shared.stop.cancelled() => return,
         };
         let error = match attempt {
-            Ok((socket, hello)) => {
+            Ok((socket, hello, auth)) => {
                 generation += 1;
                 let gateway_restarted =
                     boot.is_some() && hello.boot_id.is_some() && boot != hello.boot_id;
@@ -469,6 +513,7 @@ async fn manage(
                 let (out, out_rx) = mpsc::unbounded_channel();
                 let session = Arc::new(Session {
                     hello,
+                    auth,
                     generation,
                     gateway_restarted,
                     out,
@@ -481,6 +526,7 @@ async fn manage(
                     generation,
                     server = session.hello.server_version.as_deref().unwrap_or("?"),
                     scopes = %session.hello.scopes.join(","),
+                    auth = session.auth.as_str(),
                     gateway_restarted,
                     "WebSocket connected"
                 );
@@ -500,29 +546,37 @@ async fn manage(
             Err(e) => {
                 failures = failures.saturating_add(1);
                 let text = e.to_string();
+                let retry_in_s = retry_delay(&options, &e, failures).as_secs_f64();
                 if last_error.as_deref() != Some(text.as_str()) {
-                    tracing::warn!(gateway = %options.endpoint.display, error = %text, "WebSocket connect failed");
+                    tracing::warn!(gateway = %options.endpoint.display, error = %text, attempt = failures, retry_in_s, "WebSocket connect failed");
                     last_error = Some(text);
                 } else {
-                    tracing::debug!(gateway = %options.endpoint.display, error = %text, "WebSocket connect failed again");
+                    tracing::debug!(gateway = %options.endpoint.display, error = %text, attempt = failures, retry_in_s, "WebSocket connect failed again");
                 }
                 e
             }
         };
-        let delay = if error.needs_a_person() {
-            options.person_retry
-        } else {
-            options
-                .first_backoff
-                .saturating_mul(1u32 << failures.saturating_sub(1).min(16))
-                .min(options.max_backoff)
-        };
+        let delay = retry_delay(&options, &error, failures);
         shared.phase.send_replace(Phase::Down(error));
         tokio::select! {
             () = tokio::time::sleep(delay) => {}
             () = shared.wake.notified() => {}
             () = shared.stop.cancelled() => return,
         }
+    }
+}
+
+/// How long the manager waits before the next attempt: [`Options::person_retry`] for a failure
+/// only a person can fix (a refused token, a pairing to approve: never a tight loop), else the
+/// exponential backoff.
+fn retry_delay(options: &Options, error: &WsError, failures: u32) -> Duration {
+    if error.needs_a_person() {
+        options.person_retry
+    } else {
+        options
+            .first_backoff
+            .saturating_mul(1u32 << failures.saturating_sub(1).min(16))
+            .min(options.max_backoff)
     }
 }
 

@@ -136,6 +136,9 @@ impl ErrorShape {
                     message,
                 }
             }
+            (_, Some("AUTH_TOKEN_MISMATCH")) => WsError::Auth(format!(
+                "{message}; the token configured for this instance is not the gateway's current one (was it changed on the gateway?)"
+            )),
             (_, Some(code)) if code.starts_with("AUTH_") || code.starts_with("DEVICE_AUTH_") => {
                 WsError::Auth(message)
             }

@@ -12,5 +12,5 @@ pub mod frames;
 pub mod identity;
 pub mod ops;
 
-pub use client::{Options, Phase, Session, WsClient};
+pub use client::{AuthUsed, Options, Phase, Session, WsClient};
 pub use error::WsError;

@@ -9,7 +9,8 @@
 //!
 //! **Never sent twice.** After a lost connection (or a restart of the bridge, for a task whose run
 //! was stored before its prompt was sent) the run is looked up first (`chat.history`: the run in
-//! flight, its answer, or its prompt in the transcript); only if the gateway has no trace of it and
+//! flight, a run queued in the session behind another one, its answer, or its prompt in the
+//! transcript); only if the gateway has no trace of it and
 //! it was sent less than [`DEDUPE_WINDOW`] ago is `agent` sent again with the same idempotency
 //! key, which the gateway's de-duplication answers with the run it already has. A run older than
 //! that without a trace is failed as interrupted. A gateway that restarted (new `bootId`) lost
@@ -274,11 +275,17 @@ fn touch(progress: &Option<ProgressSender>, chars: Option<u64>) {
     }
 }
 
+/// Whether the gateway refused an `agent` request because the agent's model takes no images
+/// (`UnsupportedAttachmentError: attachment x.png: active model does not accept image inputs`).
+fn images_refused(message: &str) -> bool {
+    message.contains("UnsupportedAttachmentError") || message.contains("does not accept image")
+}
+
 /// Where a run stands after a reconnect (or a restart), from the gateway's own records.
 enum Found {
     /// Its answer is in the transcript.
     Done(ChatReply),
-    /// It is running (or queued behind another run): wait for it.
+    /// It is running, or queued behind another run (`pendingInputs`): wait for it.
     Running,
     /// The gateway has no trace of it: it never arrived.
     Unknown,
@@ -294,6 +301,9 @@ async fn find_run(session: &Arc<Session>, run: &RunRecord) -> Result<Found, Gate
     let history = session
         .request("chat.history", params, READ_TIMEOUT)
         .await?;
+    // Running, or waiting in the session's queue behind another run: `pendingInputs.items[]`
+    // lists the queued sends with their run ids (observed on 2026.9.6; `agent.wait` answers
+    // "timeout" alike for a queued run and an unknown one, so it cannot tell them apart).
     if history
         .pointer("/inFlightRun/runId")
         .and_then(Value::as_str)
@@ -302,6 +312,14 @@ async fn find_run(session: &Arc<Session>, run: &RunRecord) -> Result<Found, Gate
             .pointer("/sessionInfo/activeRunIds")
             .and_then(Value::as_array)
             .is_some_and(|ids| ids.iter().any(|id| id.as_str() == Some(&run.run_id)))
+        || history
+            .pointer("/pendingInputs/items")
+            .and_then(Value::as_array)
+            .is_some_and(|items| {
+                items
+                    .iter()
+                    .any(|i| i.get("runId").and_then(Value::as_str) == Some(run.run_id.as_str()))
+            })
     {
         return Ok(Found::Running);
     }
@@ -387,7 +405,7 @@ pub async fn run_turn(client: &WsClient, mut turn: Turn) -> Result<ChatReply, Ga
     // Whether the prompt may be on the gateway already.
     let mut sent = turn.adopt;
     let mut canonical: Option<String> = None;
-    let params = agent_params(&turn);
+    let mut params = agent_params(&turn);
     loop {
         let deadline = deadline_of(last_event);
         let wait = deadline.saturating_duration_since(Instant::now());
@@ -501,6 +519,19 @@ pub async fn run_turn(client: &WsClient, mut turn: Turn) -> Result<ChatReply, Ga
                         let payload = frame.into_result().map_err(GatewayError::from);
                         let payload = match payload {
                             Ok(p) => p,
+                            Err(GatewayError::Ws(WsError::Gateway { message, .. }))
+                                if images_refused(&message) && !turn.images.is_empty() =>
+                            {
+                                // The agent's model takes no images. Over HTTP the gateway drops
+                                // them and the model answers the text; the same here: the text
+                                // alone, under the same run id (the refusal started no run, and
+                                // the gateway does not keep refused keys: observed on 2026.9.6).
+                                tracing::info!(run = %turn.run.run_id, images = turn.images.len(), "the agent's model takes no images; sending the text alone, as over HTTP");
+                                turn.images.clear();
+                                params = agent_params(&turn);
+                                agent_req = Some(session.start("agent", &params)?);
+                                continue;
+                            }
                             Err(GatewayError::Ws(WsError::Gateway { message, .. })) => {
                                 return Err(GatewayError::Upstream(message));
                             }
