@@ -318,26 +318,27 @@ async fn auto_uses_the_websocket_for_every_tool_and_says_so() {
             .unwrap(),
     );
     assert_eq!(agents["agents"][1]["id"], "ops", "{agents}");
-    let history = json_of(
-        &app.client
-            .call_tool(call(
-                "openclaw_session_history",
-                json!({"session_id": "s-1"}),
-            ))
-            .await
-            .unwrap(),
-    );
+    // Sessions and history go to HTTP `/tools/invoke` whatever the API, where the gateway's
+    // session policy applies (this fake speaks only the WebSocket, so they fail here); never as
+    // operator reads over the WebSocket, which no session policy limits.
+    let history_before = gw.requests("chat.history").len();
+    for (tool, args) in [
+        (
+            "openclaw_session_history",
+            json!({"session_key": "agent:main:main"}),
+        ),
+        ("openclaw_session_history", json!({"session_id": "s-1"})),
+        ("openclaw_sessions", json!({})),
+    ] {
+        let reply = app.client.call_tool(call(tool, args)).await.unwrap();
+        assert!(is_error(&reply), "{tool}: {}", text(&reply));
+    }
     assert_eq!(
-        history["messages"][1]["content"], "echo: again",
-        "{history}"
+        gw.requests("chat.history").len(),
+        history_before,
+        "an MCP caller's history read went to the WebSocket as an operator read"
     );
-    let sessions = json_of(
-        &app.client
-            .call_tool(call("openclaw_sessions", json!({})))
-            .await
-            .unwrap(),
-    );
-    assert!(sessions["count"].as_u64().unwrap() >= 2, "{sessions}");
+    assert!(gw.requests("sessions.list").is_empty());
 }
 
 #[actix_rt::test]

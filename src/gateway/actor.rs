@@ -367,13 +367,14 @@ impl Handler<InvokeTool> for GatewayActor {
     type Result = ResponseFuture<Result<serde_json::Value, GatewayError>>;
 
     fn handle(&mut self, msg: InvokeTool, _ctx: &mut Context<Self>) -> Self::Result {
-        let (client, settings, ws) = (self.client(), self.settings.clone(), self.ws.clone());
-        Box::pin(async move {
-            match backend::route(settings.api, &ws).await {
-                Route::Ws(ws) => ws_tool(&ws, msg.tool, &msg.args).await,
-                Route::Http => client::invoke_tool(&client, &settings, msg.tool, &msg.args).await,
-            }
-        })
+        let (client, settings) = (self.client(), self.settings.clone());
+        // Always over HTTP `/tools/invoke` (enabled on every gateway, whatever its chat
+        // endpoints), whatever the instance's `api`: there the gateway applies its session policy
+        // (`gateway.tools`, `tools.sessions.visibility`, agent-to-agent and incognito rules) to
+        // what an MCP caller may list and read. Over the WebSocket the same reads are operator
+        // calls that no such rule limits, so any caller could read any transcript (the owner's
+        // main session included). The WebSocket keeps `chat.history` for adopting its own runs.
+        Box::pin(async move { client::invoke_tool(&client, &settings, msg.tool, &msg.args).await })
     }
 }
 
@@ -453,31 +454,6 @@ async fn ws_chat(
         },
     )
     .await
-}
-
-/// The `/tools/invoke` tools the MCP tools use, as WebSocket methods.
-async fn ws_tool(
-    ws: &super::ws::WsClient,
-    tool: &str,
-    args: &serde_json::Value,
-) -> Result<serde_json::Value, GatewayError> {
-    let limit = args
-        .get("limit")
-        .and_then(serde_json::Value::as_u64)
-        .unwrap_or(50);
-    match tool {
-        "sessions_list" => ops::sessions(ws, WS_READ_WAIT, limit).await,
-        "sessions_history" => {
-            let key = args
-                .get("sessionKey")
-                .and_then(serde_json::Value::as_str)
-                .unwrap_or_default();
-            ops::history(ws, WS_READ_WAIT, key, limit).await
-        }
-        other => Err(GatewayError::Unsupported(format!(
-            "the {other} tool is not available over the WebSocket API"
-        ))),
-    }
 }
 
 /// The probe of the API the calls use now: `health` over the WebSocket, or the HTTP probe. On

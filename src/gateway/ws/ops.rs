@@ -669,53 +669,6 @@ pub async fn agent_models(client: &WsClient, wait: Duration) -> Result<Vec<Strin
     Ok(models)
 }
 
-/// `sessions.list {limit}`: the session rows.
-pub async fn sessions(
-    client: &WsClient,
-    wait: Duration,
-    limit: u64,
-) -> Result<Value, GatewayError> {
-    let session = client.session(wait, true).await?;
-    let listed = session
-        .request("sessions.list", json!({"limit": limit}), READ_TIMEOUT)
-        .await?;
-    Ok(json!({"sessions": listed.get("sessions").cloned().unwrap_or(Value::Array(Vec::new()))}))
-}
-
-/// `chat.history {sessionKey, limit}`: the transcript, each message as `{role, content, timestamp}`
-/// with its text (the gateway's bookkeeping fields are left out).
-pub async fn history(
-    client: &WsClient,
-    wait: Duration,
-    session_key: &str,
-    limit: u64,
-) -> Result<Value, GatewayError> {
-    let session = client.session(wait, true).await?;
-    let history = session
-        .request(
-            "chat.history",
-            json!({"sessionKey": session_key, "limit": limit}),
-            READ_TIMEOUT,
-        )
-        .await?;
-    let messages: Vec<Value> = history
-        .get("messages")
-        .and_then(Value::as_array)
-        .map(|rows| {
-            rows.iter()
-                .map(|m| {
-                    json!({
-                        "role": m.get("role").cloned().unwrap_or(Value::Null),
-                        "content": text_of_content(m.get("content").unwrap_or(&Value::Null)),
-                        "timestamp": m.get("timestamp").cloned().unwrap_or(Value::Null),
-                    })
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    Ok(json!({"messages": messages}))
-}
-
 /// `health`: the round trip, for the status.
 pub async fn health(
     client: &WsClient,
