@@ -264,6 +264,20 @@ fn reply_of_wait(payload: &Value) -> Option<Result<ChatReply, GatewayError>> {
     }
 }
 
+/// The turn's answer, with progress set to its full length.
+fn answered(progress: &Option<ProgressSender>, reply: ChatReply) -> ChatReply {
+    touch(progress, Some(reply.content.chars().count() as u64));
+    reply
+}
+
+/// One `agent.wait` slice for the run.
+fn wait_slice(session: &Arc<Session>, run_id: &str) -> Result<PendingRequest, WsError> {
+    session.start(
+        "agent.wait",
+        &json!({"runId": run_id, "timeoutMs": WAIT_SLICE.as_millis() as u64}),
+    )
+}
+
 fn touch(progress: &Option<ProgressSender>, chars: Option<u64>) {
     if let Some(p) = progress {
         p.send_modify(|p| {
@@ -449,14 +463,10 @@ pub async fn run_turn(client: &WsClient, mut turn: Turn) -> Result<ChatReply, Ga
             };
             match found {
                 Found::Done(reply) => {
-                    touch(&turn.progress, Some(reply.content.chars().count() as u64));
-                    return Ok(reply);
+                    return Ok(answered(&turn.progress, reply));
                 }
                 Found::Running => {
-                    wait_req = Some(session.start(
-                        "agent.wait",
-                        &json!({"runId": turn.run.run_id, "timeoutMs": WAIT_SLICE.as_millis() as u64}),
-                    )?);
+                    wait_req = Some(wait_slice(&session, &turn.run.run_id)?);
                 }
                 Found::Unknown
                     if now_ms().saturating_sub(turn.run.sent_at_ms)
@@ -539,14 +549,10 @@ pub async fn run_turn(client: &WsClient, mut turn: Turn) -> Result<ChatReply, Ga
                         };
                         match reply_of_agent(&payload)? {
                             Final::Reply(reply) => {
-                                touch(&turn.progress, Some(reply.content.chars().count() as u64));
-                                return Ok(reply);
+                                return Ok(answered(&turn.progress, reply));
                             }
                             Final::InFlight => {
-                                wait_req = Some(session.start(
-                                    "agent.wait",
-                                    &json!({"runId": turn.run.run_id, "timeoutMs": WAIT_SLICE.as_millis() as u64}),
-                                )?);
+                                wait_req = Some(wait_slice(&session, &turn.run.run_id)?);
                             }
                             Final::Aborted(why) => {
                                 return Err(GatewayError::Upstream(format!(
@@ -563,16 +569,10 @@ pub async fn run_turn(client: &WsClient, mut turn: Turn) -> Result<ChatReply, Ga
                         let payload = frame.into_result()?;
                         match reply_of_wait(&payload) {
                             Some(result) => {
-                                if let Ok(reply) = &result {
-                                    touch(&turn.progress, Some(reply.content.chars().count() as u64));
-                                }
-                                return result;
+                                return result.map(|reply| answered(&turn.progress, reply));
                             }
                             None => {
-                                wait_req = Some(session.start(
-                                    "agent.wait",
-                                    &json!({"runId": turn.run.run_id, "timeoutMs": WAIT_SLICE.as_millis() as u64}),
-                                )?);
+                                wait_req = Some(wait_slice(&session, &turn.run.run_id)?);
                             }
                         }
                     }
