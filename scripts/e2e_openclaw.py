@@ -40,7 +40,7 @@ import threading
 import time
 from typing import Any
 
-from e2e_harness import CheckFailed, Run, call, call_json, call_ok, short
+from e2e_harness import CheckFailed, Run, call, call_json, call_ok, run_check_suite, short
 
 # ---------------------------------------------------------------------------------------------------
 # fakes: the loopback model provider and the deny-all egress proxy (standard library only)
@@ -518,18 +518,7 @@ def run_checks(args: argparse.Namespace) -> int:
         if not LOOPBACK_URL.match(url):
             print(f"FAIL arguments: not a 127.0.0.1 URL: {url}", file=sys.stderr)
             return 2
-    os.makedirs(args.data_dir, exist_ok=True)
-    errlog_path = os.path.join(args.data_dir, "bridge-stderr.log")
-    open(errlog_path, "w").close()
-    run = Run([args.real_token, args.mock_token], errlog_path)
-    started = time.monotonic()
-    try:
-        asyncio.run(asyncio.wait_for(checks(run, args), args.total_timeout))
-    except BaseException as exc:  # noqa: BLE001 - report any failure as the current check's
-        run.report_failure(exc)
-        return 1
-    print(f"client checks: {run.passed} passed in {time.monotonic() - started:.1f} s", flush=True)
-    return 0
+    return run_check_suite("client checks", checks, args, [args.real_token, args.mock_token])
 
 
 def main() -> int:

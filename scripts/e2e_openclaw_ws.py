@@ -26,7 +26,7 @@ import sys
 import time
 from typing import Any
 
-from e2e_harness import CheckFailed, Run, call_json, call_ok
+from e2e_harness import CheckFailed, Run, call_json, call_ok, run_check_suite
 from e2e_openclaw import PNG_1X1, content_text, poll_task, provider_requests
 
 LOOPBACK_URL = re.compile(r"^http://127\.0\.0\.1:\d+$")
@@ -223,18 +223,7 @@ def main() -> int:
     if not LOOPBACK_URL.match(args.url):
         print(f"FAIL arguments: not a 127.0.0.1 URL: {args.url}", file=sys.stderr)
         return 2
-    os.makedirs(args.data_dir, exist_ok=True)
-    errlog = os.path.join(args.data_dir, "bridge-stderr.log")
-    open(errlog, "w").close()
-    run = Run([args.token], errlog)
-    started = time.monotonic()
-    try:
-        asyncio.run(asyncio.wait_for(checks(run, args), args.total_timeout))
-    except BaseException as exc:  # noqa: BLE001 - report any failure as the current check's
-        run.report_failure(exc)
-        return 1
-    print(f"WebSocket checks: {run.passed} passed in {time.monotonic() - started:.1f} s", flush=True)
-    return 0
+    return run_check_suite("WebSocket checks", checks, args, [args.token])
 
 
 if __name__ == "__main__":
