@@ -19,6 +19,17 @@
 #    openclaw_sessions and openclaw_session_history of that session, new_session, a PNG that reaches
 #    the fake provider as an image_url part, an async task, the mock instance, the instance list
 #    without tokens, and a provider 400;
+# 5a. pairing, on the same gateway (its config trusts 127.0.0.1 as a proxy: `gateway.trustedProxies`):
+#    the bridge reaches it through scripts/xff_proxy.py (X-Forwarded-For: 203.0.113.7), so it is a
+#    remote client; scripts/e2e_openclaw_pair.py checks that openclaw_status says "pairing required"
+#    with the approve command and `auto` serves over HTTP, that `openclaw-mcp pair` prints
+#    `openclaw devices approve <requestId>`, which the real CLI ($RUN_DIR/openclaw-cli: the gateway's
+#    Node, state dir and scrubbed env) runs, that pair reports the scopes, that a chat then goes over
+#    the WebSocket with default settings, and that after the real `openclaw devices remove` the status
+#    asks for pairing again with a bounded number of connect attempts (about 20 s in all);
+# 5b. restarts the gateway with chat-completions DISABLED and runs scripts/e2e_openclaw_ws.py: the
+#    bridge with default settings over the WebSocket (status, chat, sessions, agents, history, an
+#    image, an async task, an abort, a SIGKILL-restart whose run is adopted);
 # 6. stops the gateway and checks that its only outbound attempt was the refused
 #    CONNECT clawhub.ai:443 (any other line in egress-denied.log fails the run).
 #
@@ -67,6 +78,7 @@ GATEWAY_PID=
 FAKES_PID=
 MOCK_PID=
 CLIENT_PID=
+XFF_PID=
 
 # stop_pid PID SECONDS: SIGTERM, wait up to SECONDS, then SIGKILL.
 stop_pid() {
@@ -136,6 +148,7 @@ cleanup() {
     stop_pid "$CLIENT_PID" 5 # the client; the bridge it runs exits when its stdin closes
     stop_gateway
     stop_pid "$MOCK_PID" 5
+    stop_pid "$XFF_PID" 5
     stop_pid "$FAKES_PID" 5
     [ -n "${CACHE:-}" ] && rm -rf "$CACHE"/*.partial.$$ # an install this run did not finish
     if [ "$status" -eq 0 ] && [ "${OCGW_KEEP_RUN_DIR:-0}" != 1 ]; then
@@ -278,6 +291,7 @@ cat >"$RUN_DIR/openclaw.json" <<EOF
     "auth": { "mode": "token", "token": "$TOKEN" },
     "tailscale": { "mode": "off" },
     "controlUi": { "automaticallyFetchFavicons": false, "sessionObserver": false },
+    "trustedProxies": ["127.0.0.1"],
     "http": { "endpoints": { "chatCompletions": { "enabled": true } } }
   },
   "update": { "checkOnStart": false, "auto": { "enabled": false } },
@@ -312,19 +326,51 @@ cat >"$RUN_DIR/openclaw.json" <<EOF
 }
 EOF
 
-T_GATEWAY=$(now)
-setsid env -i \
-    PATH="$NODE_BIN_DIR:/usr/local/bin:/usr/bin:/bin" LANG=C.UTF-8 TERM=dumb \
-    HOME="$RUN_DIR/home" TMPDIR="$RUN_DIR/home" \
-    OPENCLAW_CONFIG_PATH="$RUN_DIR/openclaw.json" OPENCLAW_STATE_DIR="$RUN_DIR/state" \
-    OPENCLAW_NO_AUTO_UPDATE=1 DO_NOT_TRACK=1 OPENCLAW_DISABLE_BONJOUR=1 \
-    OPENCLAW_SKIP_CHANNELS=1 OPENCLAW_SKIP_CRON=1 OPENCLAW_SKIP_GMAIL_WATCHER=1 \
-    OPENCLAW_NO_RESPAWN=1 OPENCLAW_EXEC_SHELL_SNAPSHOT=0 \
-    NO_PROXY="127.0.0.1,localhost,::1" no_proxy="127.0.0.1,localhost,::1" \
-    "$NODE" "$OC_PKG/openclaw.mjs" gateway run --port "$PORT" --bind loopback \
-    >"$RUN_DIR/gateway.log" 2>&1 </dev/null &
-GATEWAY_PID=$!
-log "real gateway pid $GATEWAY_PID starting on 127.0.0.1:$PORT (log: $RUN_DIR/gateway.log)"
+# The gateway's scrubbed environment; the `openclaw` CLI (devices approve, remove) runs under the
+# same one, through $RUN_DIR/openclaw-cli.
+GATEWAY_ENV=(
+    PATH="$NODE_BIN_DIR:/usr/local/bin:/usr/bin:/bin" LANG=C.UTF-8 TERM=dumb
+    HOME="$RUN_DIR/home" TMPDIR="$RUN_DIR/home"
+    OPENCLAW_CONFIG_PATH="$RUN_DIR/openclaw.json" OPENCLAW_STATE_DIR="$RUN_DIR/state"
+    OPENCLAW_NO_AUTO_UPDATE=1 DO_NOT_TRACK=1 OPENCLAW_DISABLE_BONJOUR=1
+    OPENCLAW_SKIP_CHANNELS=1 OPENCLAW_SKIP_CRON=1 OPENCLAW_SKIP_GMAIL_WATCHER=1
+    OPENCLAW_NO_RESPAWN=1 OPENCLAW_EXEC_SHELL_SNAPSHOT=0
+    NO_PROXY="127.0.0.1,localhost,::1" no_proxy="127.0.0.1,localhost,::1"
+)
+{
+    printf '#!/usr/bin/env bash\n# The real openclaw CLI, as e2e-openclaw.sh runs the gateway.\nexec env -i'
+    printf ' %q' "${GATEWAY_ENV[@]}" "$NODE" "$OC_PKG/openclaw.mjs"
+    printf ' "$@"\n'
+} >"$RUN_DIR/openclaw-cli"
+chmod +x "$RUN_DIR/openclaw-cli"
+
+# start_gateway: starts the real gateway on $RUN_DIR/openclaw.json (pid in GATEWAY_PID).
+start_gateway() {
+    T_GATEWAY=$(now)
+    setsid env -i "${GATEWAY_ENV[@]}" \
+        "$NODE" "$OC_PKG/openclaw.mjs" gateway run --port "$PORT" --bind loopback \
+        >>"$RUN_DIR/gateway.log" 2>&1 </dev/null &
+    GATEWAY_PID=$!
+    log "real gateway pid $GATEWAY_PID starting on 127.0.0.1:$PORT (log: $RUN_DIR/gateway.log)"
+}
+
+# wait_ready: waits (bounded) for the real gateway's /readyz.
+wait_ready() {
+    local deadline=$(($(date +%s) + READY_TIMEOUT))
+    until curl --noproxy '*' -s -o /dev/null -f --max-time 2 "http://127.0.0.1:$PORT/readyz"; do
+        if ! kill -0 "$GATEWAY_PID" 2>/dev/null; then
+            wait "$GATEWAY_PID" 2>/dev/null || true
+            GATEWAY_PID=
+            die "the real gateway exited during start-up (see the log lines below)"
+        fi
+        (($(date +%s) <= deadline)) || die "the real gateway is not ready after ${READY_TIMEOUT} s"
+        sleep 0.2
+    done
+    STARTUP_S=$(since "$T_GATEWAY")
+    log "real gateway ready in $STARTUP_S s"
+}
+
+start_gateway
 
 # --- 4c. the mock gateway (while the real one starts) ----------------------------------------------
 MOCK_TOKEN="mock-$(od -An -tx1 -N12 /dev/urandom | tr -d ' \n')"
@@ -343,18 +389,7 @@ done
 log "mock gateway on 127.0.0.1:$MOCK_PORT (pid $MOCK_PID)"
 
 # --- 4d. wait for the real gateway ------------------------------------------------------------------
-deadline=$(($(date +%s) + READY_TIMEOUT))
-until curl --noproxy '*' -s -o /dev/null -f --max-time 2 "http://127.0.0.1:$PORT/readyz"; do
-    if ! kill -0 "$GATEWAY_PID" 2>/dev/null; then
-        wait "$GATEWAY_PID" 2>/dev/null || true
-        GATEWAY_PID=
-        die "the real gateway exited during start-up (see the log lines below)"
-    fi
-    (($(date +%s) <= deadline)) || die "the real gateway is not ready after ${READY_TIMEOUT} s"
-    sleep 0.2
-done
-STARTUP_S=$(since "$T_GATEWAY")
-log "real gateway ready in $STARTUP_S s"
+wait_ready
 # The endpoint is on and the token good: an empty chat is 400 (and creates no session).
 probe=$(curl --noproxy '*' -s -o /dev/null -w '%{http_code}' --max-time 10 -X POST \
     -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' -d '{}' \
@@ -392,9 +427,65 @@ CLIENT_PID=
 log "client run took $(since "$started") s"
 [ "$status" -eq 0 ] || die "e2e_openclaw.py check exited with status $status"
 
+# --- 5a. pairing: the bridge as a REMOTE client of the same gateway ----------------------------------
+# scripts/xff_proxy.py adds X-Forwarded-For: 203.0.113.7 and the gateway trusts 127.0.0.1 as a proxy
+# (gateway.trustedProxies), so the bridge behind it is not local: its token alone grants no scopes
+# and the WebSocket needs a device paired with the real `openclaw devices approve`.
+"$PYTHON" "$ROOT/scripts/xff_proxy.py" "$PORT" "$RUN_DIR/xff-port" >"$RUN_DIR/xff.log" 2>&1 </dev/null &
+XFF_PID=$!
+for ((i = 0; i < 100; i++)); do
+    [ -s "$RUN_DIR/xff-port" ] && break
+    kill -0 "$XFF_PID" 2>/dev/null || break
+    sleep 0.05
+done
+[ -s "$RUN_DIR/xff-port" ] || die "the X-Forwarded-For proxy did not start: $(cat "$RUN_DIR/xff.log")"
+XFF_PORT=$(cat "$RUN_DIR/xff-port")
+started=$(now)
+status=0
+"$VENV/bin/python" "$ROOT/scripts/e2e_openclaw_pair.py" \
+    --bridge "$BRIDGE" --url "http://127.0.0.1:$XFF_PORT" --token "$TOKEN" \
+    --provider-log "$RUN_DIR/provider-requests.jsonl" --data-dir "$RUN_DIR/bridge-data-pair" \
+    --openclaw-cli "$RUN_DIR/openclaw-cli" --gateway-log "$RUN_DIR/gateway.log" \
+    --reply "$FAKE_REPLY" &
+CLIENT_PID=$!
+wait "$CLIENT_PID" || status=$?
+CLIENT_PID=
+stop_pid "$XFF_PID" 5
+XFF_PID=
+log "pairing run took $(since "$started") s"
+[ "$status" -eq 0 ] || die "e2e_openclaw_pair.py exited with status $status"
+
 RSS_KB=$(ps -o rss= -p "$(descendants "$GATEWAY_PID" | tr '\n' ',')$GATEWAY_PID" 2>/dev/null |
     awk '{ s += $1 } END { print s + 0 }')
 log "real gateway process tree RSS: $((RSS_KB / 1024)) MiB"
+
+# --- 5b. second run: chat-completions DISABLED, the bridge with default settings ---------------------
+# Only OPENCLAW_URL and OPENCLAW_GATEWAY_TOKEN: api auto must pick the WebSocket (a loopback gateway
+# with the token) and every tool must work there: chat, sessions, agents, history, images, an async
+# task, an abort that cuts the model request off, and a SIGKILL of the bridge whose task a new
+# bridge adopts (scripts/e2e_openclaw_ws.py).
+stop_gateway
+sed -i 's/"chatCompletions": { "enabled": true }/"chatCompletions": { "enabled": false }/' "$RUN_DIR/openclaw.json"
+grep -q '"chatCompletions": { "enabled": false }' "$RUN_DIR/openclaw.json" || die "could not disable chatCompletions"
+start_gateway
+wait_ready
+probe=$(curl --noproxy '*' -s -o /dev/null -w '%{http_code}' --max-time 10 -X POST \
+    -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' -d '{}' \
+    "http://127.0.0.1:$PORT/v1/chat/completions") || true
+[ "$probe" = 404 ] || die "with chatCompletions disabled the gateway's chat probe answered HTTP $probe, expected 404"
+log "chat-completions disabled (the probe answers 404); the bridge runs with default settings"
+mkdir -p "$RUN_DIR/bridge-data-ws"
+started=$(now)
+status=0
+"$VENV/bin/python" "$ROOT/scripts/e2e_openclaw_ws.py" \
+    --bridge "$BRIDGE" --url "http://127.0.0.1:$PORT" --token "$TOKEN" \
+    --provider-log "$RUN_DIR/provider-requests.jsonl" --data-dir "$RUN_DIR/bridge-data-ws" \
+    --reply "$FAKE_REPLY" --poll-timeout "$((POLL_TIMEOUT + 30))" &
+CLIENT_PID=$!
+wait "$CLIENT_PID" || status=$?
+CLIENT_PID=
+log "WebSocket client run took $(since "$started") s"
+[ "$status" -eq 0 ] || die "e2e_openclaw_ws.py exited with status $status"
 
 # --- 6. stop the gateway, then audit its outbound attempts --------------------------------------------
 stop_gateway

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sys
 import time
 from typing import Any
@@ -123,3 +124,21 @@ def describe(exc: BaseException) -> str:
     if isinstance(exc, KeyboardInterrupt):
         return "interrupted"
     return f"{type(exc).__name__}: {exc}"
+
+
+def run_check_suite(label: str, checks, args, tokens: list[str]) -> int:
+    """Runs `checks(run, args)` under `args.total_timeout` with the bridge's stderr logged in
+    `args.data_dir`; prints "<label>: N passed in S s" and returns 0, or reports the failing
+    check and returns 1."""
+    os.makedirs(args.data_dir, exist_ok=True)
+    errlog = os.path.join(args.data_dir, "bridge-stderr.log")
+    open(errlog, "w").close()
+    run = Run(tokens, errlog)
+    started = time.monotonic()
+    try:
+        asyncio.run(asyncio.wait_for(checks(run, args), args.total_timeout))
+    except BaseException as exc:  # noqa: BLE001 - report any failure as the current check's
+        run.report_failure(exc)
+        return 1
+    print(f"{label}: {run.passed} passed in {time.monotonic() - started:.1f} s", flush=True)
+    return 0

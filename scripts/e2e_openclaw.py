@@ -40,7 +40,7 @@ import threading
 import time
 from typing import Any
 
-from e2e_harness import CheckFailed, Run, call, call_json, call_ok, short
+from e2e_harness import CheckFailed, Run, call, call_json, call_ok, run_check_suite, short
 
 # ---------------------------------------------------------------------------------------------------
 # fakes: the loopback model provider and the deny-all egress proxy (standard library only)
@@ -55,6 +55,11 @@ def serve_fakes(ports_file: str, request_log: str, egress_log: str) -> None:
     def append(path: str, line: str) -> None:
         with lock, open(path, "a", encoding="utf-8") as f:
             f.write(line + "\n")
+
+    events_log = os.path.join(os.path.dirname(os.path.abspath(request_log)), "provider-events.jsonl")
+
+    def event(**kw: Any) -> None:
+        append(events_log, json.dumps({"t": round(time.time(), 3), **kw}))
 
     def last_user_text(msgs: Any) -> str:
         for m in reversed(msgs or []):
@@ -139,6 +144,25 @@ def serve_fakes(ports_file: str, request_log: str, egress_log: str) -> None:
                 self.wfile.flush()
 
             ev([{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}])
+            drip = re.search(r"\[\[drip:(\d+):(\d+(?:\.\d+)?)\]\]", text)
+            if drip and not calls:
+                # N words, S seconds apart; chunks and a client that goes away are logged to
+                # provider-events.jsonl (beside the request log) with the text's tail.
+                n, gap = int(drip.group(1)), float(drip.group(2))
+                event(what="drip-start", n=n, gap=gap, text=text[:4000])
+                try:
+                    for i in range(n):
+                        time.sleep(gap)
+                        ev([{"index": 0, "delta": {"content": ("" if i == 0 else " ") + f"w{i + 1}"}, "finish_reason": None}])
+                        event(what="chunk", i=i + 1, text=text[:4000])
+                    ev([{"index": 0, "delta": {}, "finish_reason": "stop"}])
+                    self.wfile.write(b"data: [DONE]\n\n")
+                    self.wfile.flush()
+                    event(what="drip-done", text=text[:4000])
+                except (BrokenPipeError, ConnectionResetError) as e:
+                    event(what="client-gone", err=type(e).__name__, text=text[:4000])
+                self.close_connection = True
+                return
             if calls:
                 ev([{"index": 0, "delta": {"tool_calls": calls}, "finish_reason": None}])
             else:
@@ -278,8 +302,10 @@ async def checks(run: Run, args: argparse.Namespace) -> None:
     reply = args.reply
     nonce = os.urandom(4).hex()
     instances = [
-        {"name": "real", "url": args.real_url, "token": args.real_token, "default": True},
-        {"name": "mock", "url": args.mock_url, "token": args.mock_token},
+        # api http: this run checks the HTTP backend exactly as before the WebSocket one existed
+        # (the second run, scripts/e2e_openclaw_ws.py, checks the WebSocket with defaults).
+        {"name": "real", "url": args.real_url, "token": args.real_token, "default": True, "api": "http"},
+        {"name": "mock", "url": args.mock_url, "token": args.mock_token, "api": "http"},
     ]
     # A clean environment: nothing OPENCLAW_*/MCP_* leaks in from the caller's shell.
     env = {k: os.environ[k] for k in ("PATH", "LANG", "LC_ALL", "TMPDIR", "RUST_LOG", "RUST_BACKTRACE") if k in os.environ}
@@ -492,18 +518,7 @@ def run_checks(args: argparse.Namespace) -> int:
         if not LOOPBACK_URL.match(url):
             print(f"FAIL arguments: not a 127.0.0.1 URL: {url}", file=sys.stderr)
             return 2
-    os.makedirs(args.data_dir, exist_ok=True)
-    errlog_path = os.path.join(args.data_dir, "bridge-stderr.log")
-    open(errlog_path, "w").close()
-    run = Run([args.real_token, args.mock_token], errlog_path)
-    started = time.monotonic()
-    try:
-        asyncio.run(asyncio.wait_for(checks(run, args), args.total_timeout))
-    except BaseException as exc:  # noqa: BLE001 - report any failure as the current check's
-        run.report_failure(exc)
-        return 1
-    print(f"client checks: {run.passed} passed in {time.monotonic() - started:.1f} s", flush=True)
-    return 0
+    return run_check_suite("client checks", checks, args, [args.real_token, args.mock_token])
 
 
 def main() -> int:

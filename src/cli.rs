@@ -48,6 +48,14 @@ pub struct Cli {
     #[arg(long, value_name = "ID")]
     pub agent_id: Option<String>,
 
+    /// Gateway API: auto (WebSocket when it can work here, else HTTP), ws, http [env: OPENCLAW_API] [default: auto]
+    #[arg(long, value_name = "API")]
+    pub api: Option<String>,
+
+    /// Chat messages starting with `/` (gateway commands): text (sent to the agent as text on both APIs) or refuse [env: OPENCLAW_GATEWAY_COMMANDS] [default: text]
+    #[arg(long, value_name = "MODE")]
+    pub gateway_commands: Option<String>,
+
     /// Gateway health probe interval in milliseconds (faster while a gateway is down) [env: OPENCLAW_HEALTH_INTERVAL_MS] [default: 30000]
     #[arg(long, value_name = "MS")]
     pub health_interval: Option<String>,
@@ -191,6 +199,17 @@ pub enum Command {
         #[arg(long, value_name = "URL")]
         url: Option<String>,
     },
+    /// Pairs this bridge's device with a remote gateway: starts the pairing, prints the command
+    /// the gateway's owner runs (`openclaw devices approve <requestId>`), waits for the approval
+    /// and reports the scopes granted. The device token is kept in the data directory.
+    Pair {
+        /// The instance to pair [default: the default instance]
+        #[arg(long, value_name = "NAME")]
+        instance: Option<String>,
+        /// Seconds to wait for the approval
+        #[arg(long, value_name = "SECS", default_value_t = 600)]
+        wait: u64,
+    },
 }
 
 /// A secret that was given on the command line, and where it should come from instead.
@@ -227,8 +246,10 @@ impl Cli {
 
     /// The flags that were given, as (settings key, value) pairs for the flag layer.
     pub fn values(&self) -> Vec<(&'static str, FigValue)> {
-        let strings: [(&'static str, &Option<String>); 33] = [
+        let strings: [(&'static str, &Option<String>); 35] = [
             ("url", &self.openclaw_url),
+            ("api", &self.api),
+            ("gateway_commands", &self.gateway_commands),
             ("gateway_token", &self.gateway_token),
             ("model", &self.model),
             ("timeout_ms", &self.timeout),

@@ -51,6 +51,14 @@ fn main() {
         });
     }
     telemetry::init(settings.debug);
+    if let Some(Command::Pair { instance, wait }) = &cli.command {
+        app::install_crypto_provider();
+        std::process::exit(openclaw_mcp::pair::run(
+            &settings,
+            instance.as_deref(),
+            std::time::Duration::from_secs(*wait),
+        ));
+    }
     for secret in cli.secret_flags() {
         // Names only: the value is not ours to repeat.
         tracing::warn!(

@@ -231,7 +231,7 @@ impl Response {
 /// installed as the default), TLS 1.2 and 1.3, the webpki (Mozilla) roots, and ALPN offering
 /// `http/1.1` alone (the only protocol this client speaks; hyper-rustls's builder would leave
 /// ALPN empty for an HTTP/1-only connector).
-fn tls_config() -> Arc<rustls::ClientConfig> {
+pub(crate) fn tls_config() -> Arc<rustls::ClientConfig> {
     static CONFIG: OnceLock<Arc<rustls::ClientConfig>> = OnceLock::new();
     let config = CONFIG.get_or_init(|| {
         let roots = rustls::RootCertStore {
@@ -249,6 +249,39 @@ fn tls_config() -> Arc<rustls::ClientConfig> {
         Arc::new(config)
     });
     config.clone()
+}
+
+/// Opens a TCP connection to `host:port` (no TLS) within `timeout`, resolving the name as the
+/// HTTP client does (the system's resolver, or hickory in the static build): the WebSocket
+/// backend's transport.
+pub async fn connect_tcp(
+    host: &str,
+    port: u16,
+    timeout: Duration,
+) -> Result<tokio::net::TcpStream, OutboundError> {
+    #[cfg(not(feature = "static"))]
+    let resolver = Resolver::new();
+    #[cfg(feature = "static")]
+    let resolver = Resolver::default();
+    let mut http = HttpConnector::new_with_resolver(resolver);
+    http.set_nodelay(true);
+    let authority = if host.contains(':') && !host.starts_with('[') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    };
+    let uri: Uri = format!("http://{authority}/")
+        .parse()
+        .map_err(|e: hyper::http::uri::InvalidUri| OutboundError::Url(e.to_string()))?;
+    let connect = tower_service::Service::call(&mut http, uri);
+    match tokio::time::timeout(timeout, connect).await {
+        Err(_) => Err(OutboundError::Connect(format!(
+            "connect timed out after {} ms",
+            timeout.as_millis()
+        ))),
+        Ok(Err(e)) => Err(OutboundError::Connect(chain(&e))),
+        Ok(Ok(io)) => Ok(io.into_inner()),
+    }
 }
 
 /// The first error of `kind` in `err`'s chain of sources.

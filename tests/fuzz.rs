@@ -106,7 +106,7 @@ proptest! {
     ) {
         let list = Value::Array(items.into_iter().map(|m| Value::Object(m.into_iter().collect())).collect());
         for input in [list, raw] {
-            match parse_instances(&input, "OPENCLAW_INSTANCES", "openclaw", 120_000, None) {
+            match parse_instances(&input, "OPENCLAW_INSTANCES", "openclaw", 120_000, None, Default::default()) {
                 Ok(instances) => {
                     prop_assert!(!instances.is_empty());
                     prop_assert_eq!(instances.iter().filter(|i| i.is_default).count(), 1);

@@ -877,6 +877,9 @@ impl TaskBackend for FailingFinish {
     fn claim(&self, id: String, now: i64) -> StoreFuture<Option<TaskRecord>> {
         self.inner.claim(id, now)
     }
+    fn set_run(&self, id: String, run: String) -> StoreFuture<bool> {
+        self.inner.set_run(id, run)
+    }
     fn finish(&self, id: String, finish: Finish) -> StoreFuture<bool> {
         use std::sync::atomic::Ordering::SeqCst;
         self.tries.fetch_add(1, SeqCst);

@@ -24,11 +24,19 @@ use futures_util::FutureExt;
 use tokio_util::sync::CancellationToken;
 
 use super::{
+    backend::{self, Route, WsSide},
     client::{self, ChatReply, ChatRequest, ProgressSender},
     error::GatewayError,
-    health::{HealthSnapshot, HealthState, next_probe_in},
+    health::{HealthSnapshot, HealthState, HealthStatus, ProbeResult, next_probe_in},
+    ws::ops,
 };
 use crate::{config::InstanceSettings, outbound::HttpClient};
+
+/// A streamed answer over the WebSocket may run this long in all while events keep coming (as
+/// over HTTP).
+const STREAM_TOTAL_CAP: Duration = Duration::from_secs(30 * 60);
+/// How long a read over the WebSocket waits for a connection.
+const WS_READ_WAIT: Duration = Duration::from_secs(15);
 
 /// Messages may queue up to this depth before senders wait: tool calls are handed to futures at
 /// once, so the queue only fills under a burst far beyond any real client.
@@ -101,6 +109,8 @@ pub struct GatewayActor {
     restarts: u32,
     /// Whether a background probe is in flight (never two at once).
     probing: bool,
+    /// The WebSocket connection manager (absent with `api = http`); rebuilt on every (re)start.
+    ws: WsSide,
     /// Pending fault injection.
     #[cfg(feature = "fault-injection")]
     fault: Option<FaultPoint>,
@@ -116,6 +126,7 @@ impl GatewayActor {
             health: HealthState::default(),
             restarts: 0,
             probing: false,
+            ws: WsSide::default(),
             #[cfg(feature = "fault-injection")]
             fault: None,
         }
@@ -128,7 +139,11 @@ impl GatewayActor {
     }
 
     fn snapshot(&self) -> HealthSnapshot {
-        self.health.snapshot(self.restarts)
+        let mut snapshot = self.health.snapshot(self.restarts);
+        let (api, reason) = backend::describe(self.settings.api, &self.ws);
+        snapshot.api = Some(api.to_string());
+        snapshot.api_reason = Some(reason);
+        snapshot
     }
 
     /// A handler failed in a way that leaves the actor's state untrusted: stop, and let the
@@ -154,9 +169,10 @@ impl GatewayActor {
         self.probing = true;
         let client = self.client();
         let settings = self.settings.clone();
+        let ws = self.ws.clone();
         let work = async move {
             let started = Instant::now();
-            client::probe(&client, &settings)
+            probe_any(&client, &settings, &ws)
                 .await
                 .unwrap_or_else(|e| client::unreachable_probe(&e, started.elapsed()))
         };
@@ -189,7 +205,8 @@ impl Actor for GatewayActor {
     fn started(&mut self, ctx: &mut Context<Self>) {
         ctx.set_mailbox_capacity(MAILBOX_CAPACITY);
         self.client = Some(client::build_client(&self.settings));
-        tracing::debug!(instance = %self.settings.name, restarts = self.restarts, "gateway actor started");
+        self.ws = WsSide::start(&self.settings);
+        tracing::debug!(instance = %self.settings.name, restarts = self.restarts, api = self.settings.api.as_str(), "gateway actor started");
         self.schedule_probe(ctx, Duration::ZERO);
     }
 }
@@ -199,6 +216,7 @@ impl Supervised for GatewayActor {
         self.restarts = self.restarts.saturating_add(1);
         self.health = HealthState::default();
         self.client = None;
+        self.ws = WsSide::default();
         self.probing = false;
         tracing::warn!(instance = %self.settings.name, restarts = self.restarts, "gateway actor restarting");
     }
@@ -219,9 +237,14 @@ impl Handler<Chat> for GatewayActor {
             let inject = self.fault.take() == Some(FaultPoint::Request);
             #[cfg(not(feature = "fault-injection"))]
             let inject = false;
-            (self.client(), self.settings.clone(), inject)
+            (
+                self.client(),
+                self.settings.clone(),
+                inject,
+                self.ws.clone(),
+            )
         }));
-        let (client, settings, inject) = match prepared {
+        let (client, settings, inject, ws) = match prepared {
             Ok(parts) => parts,
             Err(panic) => {
                 // Stop only once the caller has its answer: stopping now would drop the reply.
@@ -244,9 +267,24 @@ impl Handler<Chat> for GatewayActor {
             if inject {
                 panic!("injected fault in a Chat request");
             }
-            tokio::select! {
-                result = client::chat(&client, &settings, &request, progress) => result,
-                _ = cancel.cancelled() => Err(GatewayError::Cancelled),
+            let route = if request.run.adopt.is_some() {
+                // A run to adopt is found again over the WebSocket only.
+                match &ws.client {
+                    Some(c) => Route::Ws(c.clone()),
+                    None => Route::Http,
+                }
+            } else {
+                backend::route(settings.api, &ws).await
+            };
+            match route {
+                Route::Ws(ws) => ws_chat(&ws, &settings, request, progress, cancel).await,
+                Route::Http if request.run.adopt.is_some() => Err(GatewayError::RunLost(
+                    "the bridge stopped while the task ran, and this instance no longer uses the WebSocket API that could find its run again".to_string(),
+                )),
+                Route::Http => tokio::select! {
+                    result = client::chat(&client, &settings, &request, progress) => result,
+                    _ = cancel.cancelled() => Err(GatewayError::Cancelled),
+                },
             }
         };
         Box::pin(AssertUnwindSafe(work).catch_unwind().into_actor(self).map(
@@ -278,9 +316,10 @@ impl Handler<Probe> for GatewayActor {
     fn handle(&mut self, _msg: Probe, _ctx: &mut Context<Self>) -> Self::Result {
         let client = self.client();
         let settings = self.settings.clone();
+        let ws = self.ws.clone();
         let work = async move {
             let started = Instant::now();
-            client::probe(&client, &settings)
+            probe_any(&client, &settings, &ws)
                 .await
                 .map_err(|e| (client::unreachable_probe(&e, started.elapsed()), e))
         };
@@ -314,8 +353,13 @@ impl Handler<ListModels> for GatewayActor {
     type Result = ResponseFuture<Result<Vec<String>, GatewayError>>;
 
     fn handle(&mut self, _msg: ListModels, _ctx: &mut Context<Self>) -> Self::Result {
-        let (client, settings) = (self.client(), self.settings.clone());
-        Box::pin(async move { client::models(&client, &settings).await })
+        let (client, settings, ws) = (self.client(), self.settings.clone(), self.ws.clone());
+        Box::pin(async move {
+            match backend::route(settings.api, &ws).await {
+                Route::Ws(ws) => ops::agent_models(&ws, WS_READ_WAIT).await,
+                Route::Http => client::models(&client, &settings).await,
+            }
+        })
     }
 }
 
@@ -324,6 +368,12 @@ impl Handler<InvokeTool> for GatewayActor {
 
     fn handle(&mut self, msg: InvokeTool, _ctx: &mut Context<Self>) -> Self::Result {
         let (client, settings) = (self.client(), self.settings.clone());
+        // Always over HTTP `/tools/invoke` (enabled on every gateway, whatever its chat
+        // endpoints), whatever the instance's `api`: there the gateway applies its session policy
+        // (`gateway.tools`, `tools.sessions.visibility`, agent-to-agent and incognito rules) to
+        // what an MCP caller may list and read. Over the WebSocket the same reads are operator
+        // calls that no such rule limits, so any caller could read any transcript (the owner's
+        // main session included). The WebSocket keeps `chat.history` for adopting its own runs.
         Box::pin(async move { client::invoke_tool(&client, &settings, msg.tool, &msg.args).await })
     }
 }
@@ -342,5 +392,106 @@ impl Handler<InjectPanic> for GatewayActor {
 
     fn handle(&mut self, msg: InjectPanic, _ctx: &mut Context<Self>) {
         self.fault = Some(msg.0);
+    }
+}
+
+/// One chat turn over the WebSocket: the `agent` method under a run id of its own (or the task's),
+/// in the call's session or, without one, in a fresh session of its own (as over HTTP).
+async fn ws_chat(
+    ws: &super::ws::WsClient,
+    settings: &InstanceSettings,
+    request: ChatRequest,
+    progress: Option<ProgressSender>,
+    cancel: CancellationToken,
+) -> Result<ChatReply, GatewayError> {
+    let limit = if request.stream {
+        ops::Limit::Idle {
+            idle: settings.timeout,
+            cap: STREAM_TOTAL_CAP.max(settings.timeout),
+        }
+    } else {
+        ops::Limit::Total(settings.timeout)
+    };
+    let ChatRequest {
+        message,
+        session_id,
+        agent_id,
+        images,
+        run,
+        ..
+    } = request;
+    let (record, adopt) = match run.adopt {
+        Some(record) => (record, true),
+        None => {
+            let run_id = run
+                .run_id
+                .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+            let session_key = session_id.unwrap_or_else(|| format!("mcp-run-{run_id}"));
+            (
+                ops::RunRecord {
+                    run_id,
+                    session_key,
+                    agent_id: agent_id.or_else(|| settings.agent_id.clone()),
+                    boot_id: None,
+                    sent_at_ms: 0,
+                },
+                false,
+            )
+        }
+    };
+    tracing::debug!(instance = %settings.name, run = %record.run_id, adopt, "chat over the WebSocket");
+    ops::run_turn(
+        ws,
+        ops::Turn {
+            run: record,
+            message,
+            images,
+            adopt,
+            sink: run.sink,
+            progress,
+            cancel,
+            limit,
+        },
+    )
+    .await
+}
+
+/// The probe of the API the calls use now: `health` over the WebSocket, or the HTTP probe. On
+/// HTTP, a WebSocket that only a person can fix (a pairing to approve) is said too.
+async fn probe_any(
+    client: &HttpClient,
+    settings: &InstanceSettings,
+    ws: &WsSide,
+) -> Result<ProbeResult, GatewayError> {
+    match backend::route(settings.api, ws).await {
+        Route::Ws(c) => {
+            let started = Instant::now();
+            match ops::health(&c, WS_READ_WAIT).await {
+                Ok((session, latency)) => Ok(ProbeResult {
+                    status: HealthStatus::Ok,
+                    message: format!(
+                        "Gateway responding over WebSocket (protocol {}, OpenClaw {}): auth: {}, scopes {}",
+                        session.hello.protocol,
+                        session.hello.server_version.as_deref().unwrap_or("?"),
+                        session.auth.as_str(),
+                        session.hello.scopes.join(",")
+                    ),
+                    http_status: None,
+                    ready: None,
+                    latency,
+                }),
+                Err(e) => Ok(client::unreachable_probe(&e, started.elapsed())),
+            }
+        }
+        Route::Http => {
+            let mut probe = client::probe(client, settings).await?;
+            if let Some(c) = &ws.client
+                && let super::ws::Phase::Down(e) = c.phase()
+                && e.needs_a_person()
+            {
+                probe.message = format!("{}; WebSocket: {e}", probe.message);
+            }
+            Ok(probe)
+        }
     }
 }

@@ -61,6 +61,30 @@ pub struct ChatRequest {
     pub stream: bool,
     /// Images sent with the message, as data URIs (`data:image/png;base64,…`).
     pub images: Vec<String>,
+    /// How a WebSocket run is tied to the task store (async tasks); unused over HTTP.
+    pub run: RunBinding,
+}
+
+/// The run of an async task over the WebSocket backend: its id, chosen by the task, recorded
+/// before the prompt is sent, and, after a restart of the bridge, the recorded run to adopt.
+#[derive(Clone, Default)]
+pub struct RunBinding {
+    /// The run id to use (the idempotency key of `agent`).
+    pub run_id: Option<String>,
+    /// A run recorded by a bridge that stopped: found again, never sent twice.
+    pub adopt: Option<super::ws::ops::RunRecord>,
+    /// Stores the run before its prompt is sent.
+    pub sink: Option<super::ws::ops::RunSink>,
+}
+
+impl std::fmt::Debug for RunBinding {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunBinding")
+            .field("run_id", &self.run_id)
+            .field("adopt", &self.adopt)
+            .field("sink", &self.sink.is_some())
+            .finish()
+    }
 }
 
 /// The gateway's answer.

@@ -123,6 +123,21 @@ pub enum GatewayError {
         /// Why.
         reason: String,
     },
+    /// A failure of the WebSocket backend (connection, handshake, pairing, the gateway's own
+    /// error frames).
+    #[error("{0}")]
+    Ws(#[from] super::ws::WsError),
+    /// The gateway restarted while the run was in flight: its runs died with it.
+    #[error(
+        "The OpenClaw gateway restarted while this request was running; the run was lost with it (nothing was sent again). Send the message again if you still want the answer."
+    )]
+    GatewayRestarted,
+    /// A run this bridge started could not be found again on the gateway.
+    #[error("interrupted: {0}")]
+    RunLost(String),
+    /// This backend cannot do what was asked (an HTTP-only instance asked to adopt a run).
+    #[error("{0}")]
+    Unsupported(String),
 }
 
 impl GatewayError {
@@ -130,7 +145,9 @@ impl GatewayError {
     pub fn is_unreachable(&self) -> bool {
         matches!(
             self,
-            GatewayError::Connect { .. } | GatewayError::Timeout(_)
+            GatewayError::Connect { .. }
+                | GatewayError::Timeout(_)
+                | GatewayError::Ws(super::ws::WsError::Connect { .. })
         )
     }
 }

@@ -196,6 +196,8 @@ impl HealthState {
             last_error: self.last_error.clone(),
             consecutive_failures: self.consecutive_failures,
             restarts,
+            api: None,
+            api_reason: None,
         }
     }
 }
@@ -225,6 +227,12 @@ pub struct HealthSnapshot {
     pub consecutive_failures: u32,
     /// Times the instance's actor was restarted after a failure.
     pub restarts: u32,
+    /// The API the calls go through now: `ws` or `http`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub api: Option<String>,
+    /// Why that API (the `api` setting, and the WebSocket's state).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub api_reason: Option<String>,
 }
 
 /// Probe again soon while the gateway is down (every second, doubling up to 5 s, never slower

@@ -132,6 +132,8 @@ impl InstanceHandle {
                 last_error: None,
                 consecutive_failures: 0,
                 restarts: 0,
+                api: None,
+                api_reason: None,
             },
         }
     }

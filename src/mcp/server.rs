@@ -71,6 +71,7 @@ impl OpenClawServer {
         context: &RequestContext<RoleServer>,
     ) -> Result<CallToolResult, ToolError> {
         let args = tools::chat_args(args)?;
+        crate::mcp::validate::gateway_command(&args.message, self.services.tools.refuse_commands)?;
         let instance = self.services.registry.resolve(args.instance.as_deref())?;
         // Cancelled when the client sends notifications/cancelled, and when this future is
         // dropped (a closed connection): either way the gateway request is aborted.
@@ -394,6 +395,7 @@ mod native {
         args: Option<&serde_json::Map<String, serde_json::Value>>,
     ) -> Result<CreateTaskResult, ToolError> {
         let args = tools::chat_args(args)?;
+        crate::mcp::validate::gateway_command(&args.message, services.tools.refuse_commands)?;
         let instance = services.registry.resolve(args.instance.as_deref())?;
         let task = services
             .tasks

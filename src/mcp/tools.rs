@@ -443,6 +443,7 @@ impl ChatArgs {
             agent_id: self.agent.clone(),
             stream,
             images: self.images.clone(),
+            run: Default::default(),
         }
     }
 }
@@ -483,6 +484,11 @@ struct StatusOutput<'a> {
     last_error: Option<&'a str>,
     consecutive_failures: u32,
     restarts: u32,
+    /// The gateway API the calls use now (`ws` or `http`), and why.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    api: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    api_reason: Option<&'a str>,
 }
 
 /// `openclaw_status`: probes the gateway now and reports what it found. As in 1.7.0 an answering
@@ -514,6 +520,8 @@ pub async fn status(
                 last_error: health.last_error.as_deref(),
                 consecutive_failures: health.consecutive_failures,
                 restarts: health.restarts,
+                api: health.api.as_deref(),
+                api_reason: health.api_reason.as_deref(),
             }))
         }
         .await,
@@ -575,6 +583,7 @@ pub async fn chat_async(
         async {
             let checked = validate::object(args)?;
             let message = validate::message(checked)?;
+            validate::gateway_command(&message, services.tools.refuse_commands)?;
             let session_id = validate::optional_id(checked, "session_id")?;
             let priority = validate::priority(checked)?;
             let instance = validate::optional_id(checked, "instance")?;

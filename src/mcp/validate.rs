@@ -121,6 +121,17 @@ pub fn message(args: &Map<String, Value>) -> Result<String, ValidationError> {
     string(args.get("message"), "message", MAX_MESSAGE_LENGTH)
 }
 
+/// With `gateway_commands = refuse`, a message that starts with `/` (a gateway command such as
+/// `/new` or `/status`) is refused before anything is sent, on both APIs.
+pub fn gateway_command(message: &str, refuse: bool) -> Result<(), ValidationError> {
+    if refuse && message.trim_start().starts_with('/') {
+        return Err(ValidationError(
+            "messages starting with \"/\" are gateway commands, which this bridge is set to refuse (gateway_commands = refuse)".to_string(),
+        ));
+    }
+    Ok(())
+}
+
 /// An id-like optional field (`session_id`, `instance`): 1.7.0's rule, on one line (see the
 /// module docs).
 pub fn optional_id(

@@ -202,6 +202,20 @@ impl FairQueue {
         Some(task)
     }
 
+    /// Counts a slot in use for `owner` for a task that did not come through the queue (a run
+    /// adopted from a bridge that stopped), until [`release`](Self::release).
+    pub fn hold(&mut self, owner: &str) {
+        let turn = self.turn;
+        self.principals
+            .entry(owner.to_string())
+            .or_insert(Principal {
+                pending: BinaryHeap::new(),
+                busy: 0,
+                turn,
+            })
+            .busy += 1;
+    }
+
     /// One of `owner`'s slots is free again (its claim failed or its job ended).
     pub fn release(&mut self, owner: &str) {
         if let Some(principal) = self.principals.get_mut(owner) {
@@ -237,6 +251,7 @@ mod tests {
             error: None,
             progress_chars: 0,
             last_activity_at: None,
+            run: None,
         }
     }
 

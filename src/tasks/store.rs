@@ -38,7 +38,8 @@ pub const DB_FILE: &str = "tasks.db";
 /// Lock files of live runners, inside the data directory.
 const RUNNERS_DIR: &str = "runners";
 /// Schema version in `PRAGMA user_version`.
-const SCHEMA_VERSION: i64 = 1;
+/// 2: the `run` column (the WebSocket run of a running task).
+const SCHEMA_VERSION: i64 = 2;
 
 /// Result of a cancel.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,6 +81,9 @@ pub struct Maintenance {
     pub expired: u64,
     /// Running tasks of dead processes marked failed.
     pub interrupted: u64,
+    /// Running tasks of dead processes whose WebSocket run was recorded: now this runner's, to
+    /// be found again on the gateway.
+    pub adopted: Vec<TaskRecord>,
 }
 
 /// The limits a new task is checked against.
@@ -132,6 +136,9 @@ pub trait TaskBackend: Send + Sync + 'static {
     fn claim(&self, id: String, now: i64) -> StoreFuture<Option<TaskRecord>>;
     /// Records the end of a task this runner runs; `false` if it was no longer running (cancelled).
     fn finish(&self, id: String, finish: Finish) -> StoreFuture<bool>;
+    /// Records the WebSocket run (JSON) of a task this runner runs, before its prompt is sent;
+    /// `false` if it was no longer running (cancelled).
+    fn set_run(&self, id: String, run: String) -> StoreFuture<bool>;
     /// Cancels the owner's task if it is pending or running.
     fn cancel(
         &self,
@@ -214,7 +221,7 @@ pub struct Db {
 }
 
 const COLUMNS: &str = "id, owner, instance, session_id, agent_id, message, priority, seq, status, \
-    created_at, started_at, completed_at, result, error, progress_chars, last_activity_at, images";
+    created_at, started_at, completed_at, result, error, progress_chars, last_activity_at, images, run";
 
 fn record(row: &Row<'_>) -> rusqlite::Result<TaskRecord> {
     let status: String = row.get(8)?;
@@ -239,6 +246,7 @@ fn record(row: &Row<'_>) -> rusqlite::Result<TaskRecord> {
             .get::<_, Option<String>>(16)?
             .and_then(|j| serde_json::from_str(&j).ok())
             .unwrap_or_default(),
+        run: row.get(17)?,
     })
 }
 
@@ -290,7 +298,7 @@ impl Db {
     }
 
     fn migrate(&mut self) -> Result<(), StoreError> {
-        sqlite::migrate(
+        sqlite::migrate_with(
             &mut self.conn,
             self.data_dir.is_some(),
             SCHEMA_VERSION,
@@ -312,7 +320,8 @@ impl Db {
                 error TEXT,
                 progress_chars INTEGER NOT NULL DEFAULT 0,
                 last_activity_at INTEGER,
-                runner TEXT
+                runner TEXT,
+                run TEXT
             );
             CREATE INDEX IF NOT EXISTS tasks_by_status ON tasks(status, priority DESC, seq);
             CREATE INDEX IF NOT EXISTS tasks_by_owner ON tasks(owner, priority DESC, seq);
@@ -339,7 +348,25 @@ impl Db {
             CREATE TRIGGER IF NOT EXISTS unfinished_on_delete AFTER DELETE ON tasks
                 WHEN OLD.status IN ('pending', 'running')
                 BEGIN UPDATE counters SET value = value - 1 WHERE name = 'unfinished'; END;",
+            |tx, _found| {
+                // Version 1 files have no `run` column (the CREATE above made it only for new files).
+                let has_run: bool = tx
+                    .prepare("SELECT 1 FROM pragma_table_info('tasks') WHERE name = 'run'")?
+                    .exists([])?;
+                if !has_run {
+                    tx.execute_batch("ALTER TABLE tasks ADD COLUMN run TEXT;")?;
+                }
+                Ok(())
+            },
         )
+    }
+
+    /// See [`TaskBackend::set_run`].
+    pub fn set_run(&mut self, id: &str, run: &str) -> Result<bool, StoreError> {
+        Ok(self.conn.execute(
+            "UPDATE tasks SET run = ?2 WHERE id = ?1 AND status = 'running' AND runner = ?3",
+            params![id, run, self.runner],
+        )? == 1)
     }
 
     /// See [`TaskBackend::insert`].
@@ -420,6 +447,7 @@ impl Db {
             error: None,
             progress_chars: 0,
             last_activity_at: None,
+            run: None,
         })))
     }
 
@@ -447,7 +475,7 @@ impl Db {
     pub fn finish(&mut self, id: &str, f: &Finish) -> Result<bool, StoreError> {
         let changed = self.conn.execute(
             "UPDATE tasks SET status = ?2, result = ?3, error = ?4, progress_chars = ?5,
-                 last_activity_at = ?6, completed_at = ?7, message = NULL, images = NULL
+                 last_activity_at = ?6, completed_at = ?7, message = NULL, images = NULL, run = NULL
              WHERE id = ?1 AND status = 'running' AND runner = ?8",
             params![
                 id,
@@ -554,6 +582,7 @@ impl Db {
             params![cutoff],
         )? as u64;
         let mut interrupted = 0;
+        let mut adopted = Vec::new();
         if let Some(dir) = self.data_dir.clone() {
             let runners: Vec<String> = {
                 let mut stmt = self.conn.prepare_cached(
@@ -564,6 +593,7 @@ impl Db {
             };
             for runner in runners {
                 if !runner_alive(&dir, &runner) {
+                    adopted.extend(self.adopt_runs_of(&runner)?);
                     interrupted += self.fail_running_of(&runner, now)?;
                 }
             }
@@ -571,7 +601,42 @@ impl Db {
         Ok(Maintenance {
             expired,
             interrupted,
+            adopted,
         })
+    }
+
+    /// Takes over the running tasks of the dead `runner` whose WebSocket run was recorded (one
+    /// conditional update: of several live processes, one wins each task).
+    fn adopt_runs_of(&mut self, runner: &str) -> Result<Vec<TaskRecord>, StoreError> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let ids: Vec<String> = {
+            let mut stmt = tx.prepare_cached(
+                "SELECT id FROM tasks WHERE status = 'running' AND runner = ?1 AND run IS NOT NULL",
+            )?;
+            stmt.query_map(params![runner], |r| r.get(0))?
+                .collect::<Result<Vec<_>, _>>()?
+        };
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            tx.execute(
+                "UPDATE tasks SET runner = ?2 WHERE id = ?1 AND status = 'running' AND runner = ?3",
+                params![id, self.runner, runner],
+            )?;
+            if let Some(task) = tx
+                .query_row(
+                    &format!("SELECT {COLUMNS} FROM tasks WHERE id = ?1"),
+                    params![id],
+                    record,
+                )
+                .optional()?
+            {
+                out.push(task);
+            }
+        }
+        tx.commit()?;
+        Ok(out)
     }
 
     fn fail_running_of(&mut self, runner: &str, now: i64) -> Result<u64, StoreError> {
@@ -644,6 +709,9 @@ impl TaskBackend for SqliteBackend {
     }
     fn claim(&self, id: String, now: i64) -> StoreFuture<Option<TaskRecord>> {
         self.exec(move |db| db.claim(&id, now))
+    }
+    fn set_run(&self, id: String, run: String) -> StoreFuture<bool> {
+        self.exec(move |db| db.set_run(&id, &run))
     }
     fn finish(&self, id: String, finish: Finish) -> StoreFuture<bool> {
         self.exec(move |db| db.finish(&id, &finish))
@@ -828,6 +896,37 @@ mod tests {
             third.get(&a.id, "o", 0).unwrap().unwrap().status,
             TaskStatus::Running,
             "a live runner's task is left alone"
+        );
+    }
+
+    #[test]
+    fn a_dead_runners_task_with_a_recorded_run_is_adopted_once_and_the_others_fail() {
+        let dir = tempfile::tempdir().unwrap();
+        let location = Location::Dir(dir.path().to_path_buf());
+        let mut dead = Db::open(&location).unwrap();
+        let sent = inserted(dead.insert(&task("o", 0), &Limits::total(10), 1).unwrap());
+        let unsent = inserted(dead.insert(&task("o", 0), &Limits::total(10), 1).unwrap());
+        dead.claim(&sent.id, 2).unwrap().unwrap();
+        dead.claim(&unsent.id, 2).unwrap().unwrap();
+        assert!(dead.set_run(&sent.id, r#"{"run_id":"r-1"}"#).unwrap());
+        drop(dead);
+        let mut first = Db::open(&location).unwrap();
+        let mut second = Db::open(&location).unwrap();
+        let done = first.maintain(0, 3).unwrap();
+        assert_eq!(done.interrupted, 1, "the task without a run record fails");
+        assert_eq!(done.adopted.len(), 1);
+        assert_eq!(done.adopted[0].id, sent.id);
+        assert_eq!(done.adopted[0].run.as_deref(), Some(r#"{"run_id":"r-1"}"#));
+        assert_eq!(
+            done.adopted[0].message.as_deref(),
+            Some("hi"),
+            "the prompt stays for a resend"
+        );
+        // Another live process finds nothing left to adopt: the run is the first one's.
+        assert!(second.maintain(0, 4).unwrap().adopted.is_empty());
+        assert_eq!(
+            first.get(&sent.id, "o", 0).unwrap().unwrap().status,
+            TaskStatus::Running
         );
     }
 

@@ -48,9 +48,10 @@ use super::{
 use crate::{
     config::TaskSettings,
     gateway::{
-        client::{ChatProgress, ChatReply, ChatRequest},
+        client::{ChatProgress, ChatReply, ChatRequest, RunBinding},
         error::GatewayError,
         registry::InstanceRegistry,
+        ws::ops::{RunRecord, RunSink},
     },
     util::now_ms,
 };
@@ -314,15 +315,50 @@ impl TaskSupervisor {
     fn start_job(&mut self, mut task: TaskRecord, ctx: &mut Context<Self>) {
         let (progress_tx, progress_rx) = watch::channel(ChatProgress::default());
         let cancel = CancellationToken::new();
-        tracing::info!(task = %task.id, instance = %task.instance, "task started");
         let handle = self.registry.resolve(Some(&task.instance)).cloned();
         let images = std::mem::take(&mut task.images);
+        // A run recorded by a bridge that stopped is adopted; a new one gets its id now and is
+        // recorded before its prompt is sent (over the WebSocket; HTTP records nothing).
+        let adopt = task
+            .run
+            .take()
+            .and_then(|json| serde_json::from_str::<RunRecord>(&json).ok());
+        tracing::info!(task = %task.id, instance = %task.instance, adopted = adopt.is_some(), "task started");
+        let run = match adopt {
+            Some(record) => RunBinding {
+                run_id: Some(record.run_id.clone()),
+                adopt: Some(record),
+                sink: None,
+            },
+            None => {
+                let store = self.store.clone();
+                let task_id = task.id.clone();
+                let sink: RunSink = Arc::new(move |record: RunRecord| {
+                    let store = store.clone();
+                    let task_id = task_id.clone();
+                    Box::pin(async move {
+                        let json = serde_json::to_string(&record).map_err(|e| e.to_string())?;
+                        match store.set_run(task_id, json).await {
+                            Ok(true) => Ok(()),
+                            Ok(false) => Err("the task is no longer running".to_string()),
+                            Err(e) => Err(e.to_string()),
+                        }
+                    })
+                });
+                RunBinding {
+                    run_id: Some(uuid::Uuid::new_v4().to_string()),
+                    adopt: None,
+                    sink: Some(sink),
+                }
+            }
+        };
         let request = task.message.take().map(|message| ChatRequest {
             message,
             session_id: task.session_id.clone(),
             agent_id: task.agent_id.clone(),
             stream: true,
             images,
+            run,
         });
         let id = task.id.clone();
         self.running.insert(
@@ -502,6 +538,15 @@ impl TaskSupervisor {
                 }
                 if done.expired > 0 {
                     tracing::debug!(tasks = done.expired, "expired tasks deleted");
+                }
+                for task in done.adopted {
+                    if act.running.contains_key(&task.id) || act.ended.contains_key(&task.id) {
+                        continue;
+                    }
+                    tracing::info!(task = %task.id, "adopting the run of a task whose bridge stopped");
+                    act.busy += 1;
+                    act.queue.hold(&task.owner);
+                    act.start_job(task, ctx);
                 }
                 for task in pending {
                     act.push(task);
@@ -908,6 +953,9 @@ mod tests {
         fn claim(&self, id: String, now: i64) -> StoreFuture<Option<TaskRecord>> {
             self.inner.claim(id, now)
         }
+        fn set_run(&self, id: String, run: String) -> StoreFuture<bool> {
+            self.inner.set_run(id, run)
+        }
         fn finish(&self, id: String, finish: Finish) -> StoreFuture<bool> {
             self.finish_calls.fetch_add(1, Ordering::SeqCst);
             let fail = self
@@ -973,6 +1021,8 @@ mod tests {
             model: "openclaw".into(),
             agent_id: None,
             is_default: true,
+            api: crate::config::Api::Http,
+            data_dir: None,
         };
         let registry = InstanceRegistry::start(&[instance], Duration::from_secs(3600));
         let settings = TaskSettings {

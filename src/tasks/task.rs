@@ -100,6 +100,9 @@ pub struct TaskRecord {
     pub progress_chars: u64,
     /// When the gateway last sent something.
     pub last_activity_at: Option<i64>,
+    /// The WebSocket run it was sent as (JSON of `gateway::ws::ops::RunRecord`), written before
+    /// the prompt was sent: a bridge that restarts adopts the run instead of failing the task.
+    pub run: Option<String>,
 }
 
 /// A new task to store.

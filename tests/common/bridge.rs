@@ -109,6 +109,9 @@ pub fn settings(args: &[&str], env: &[(&str, &str)]) -> Settings {
         .collect();
     let mut settings = Settings::load_from(&cli, |k| env.get(k).cloned()).unwrap();
     settings.tasks.data_dir = None;
+    for instance in &mut settings.instances {
+        instance.data_dir = None;
+    }
     settings
 }
 

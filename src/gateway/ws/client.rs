@@ -1,0 +1,683 @@
+//! [`WsClient`]: one long-lived WebSocket connection per instance, kept up by a background task.
+//!
+//! - **Connection manager.** Connects (upgrade + handshake), serves the connection until it
+//!   ends, and reconnects with an exponential backoff (1 s doubling to 30 s). A failure only a
+//!   person can fix (a refused token, a pairing to approve, another protocol version) is retried
+//!   slowly ([`Options::person_retry`]) and shown as it is: never a tight loop.
+//! - **Multiplexer.** Requests carry unique ids and wait for their own `res` (out of order, and
+//!   two-phase for `agent`: the "accepted" answer is skipped by [`Session::request_final`]).
+//!   Every operator connection receives every session's `chat` and `agent` events, so events are
+//!   routed by `runId` to whoever watches that run ([`WsClient::watch_run`]) and all others are
+//!   dropped, as are unknown event types. Watches outlive reconnects; pending requests do not
+//!   (the gateway never answers a request of a closed connection).
+//! - **Keepalive.** The library answers the gateway's pings (the read loop never stops
+//!   polling). The bridge pings every [`Options::ping_every`] and drops a connection that has
+//!   sent nothing, not even a pong, for [`Options::dead_after`] (the gateway's own ticks come only
+//!   every 30 s).
+//! - **Limits.** A frame over the gateway's `maxPayload` is refused before it is sent.
+
+use std::{
+    collections::HashMap,
+    sync::{
+        Arc, Mutex, MutexGuard,
+        atomic::{AtomicBool, AtomicU64, Ordering},
+    },
+    time::Duration,
+};
+
+use bytes::Bytes;
+use futures_util::{SinkExt, StreamExt};
+use serde_json::Value;
+use tokio::{
+    sync::{Notify, mpsc, watch},
+    time::Instant,
+};
+use tokio_tungstenite::tungstenite::{Message, protocol::CloseFrame};
+use tokio_util::sync::CancellationToken;
+
+use super::{
+    conn::{self, Endpoint, Socket},
+    error::WsError,
+    frames::{self, Credentials, Hello, Incoming},
+    identity::DeviceIdentity,
+};
+
+/// How the client behaves (the defaults are those of production; tests shorten them).
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Where the gateway is.
+    pub endpoint: Endpoint,
+    /// The shared gateway token, if any.
+    pub token: Option<String>,
+    /// Deadline of one connect (TCP, TLS and upgrade).
+    pub connect_timeout: Duration,
+    /// The bridge pings this often.
+    pub ping_every: Duration,
+    /// A connection that sent nothing for this long is dead.
+    pub dead_after: Duration,
+    /// First reconnect delay; it doubles up to [`Options::max_backoff`].
+    pub first_backoff: Duration,
+    /// Longest reconnect delay after transient failures.
+    pub max_backoff: Duration,
+    /// Retry delay after a failure only a person can fix.
+    pub person_retry: Duration,
+}
+
+impl Options {
+    /// Production defaults for `endpoint` and `token`.
+    pub fn new(endpoint: Endpoint, token: Option<String>) -> Options {
+        Options {
+            endpoint,
+            token,
+            connect_timeout: Duration::from_secs(10),
+            ping_every: Duration::from_secs(10),
+            dead_after: Duration::from_secs(30),
+            first_backoff: Duration::from_secs(1),
+            max_backoff: Duration::from_secs(30),
+            person_retry: Duration::from_secs(60),
+        }
+    }
+}
+
+/// Where the connection stands.
+#[derive(Debug, Clone)]
+pub enum Phase {
+    /// The first attempt is under way.
+    Connecting,
+    /// Connected and ready for requests.
+    Ready(Arc<Session>),
+    /// Not connected; the error of the last attempt (or why the connection ended). The manager
+    /// retries by itself.
+    Down(WsError),
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding one of these locks leaves plain maps behind: still usable.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The credentials a connection was accepted with, as the status tells them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthUsed {
+    /// Nothing: the gateway asks for no credentials.
+    Nothing,
+    /// The shared gateway token alone (a device, if signed, was not paired: a loopback gateway
+    /// trusts the token).
+    Token,
+    /// The paired device alone (its device token; the shared token was refused or not given).
+    Device,
+    /// The shared token and the paired device.
+    TokenAndDevice,
+}
+
+impl AuthUsed {
+    /// What was used: the token, the device, or both.
+    pub fn of(sent_token: bool, paired_device: bool) -> AuthUsed {
+        match (sent_token, paired_device) {
+            (false, false) => AuthUsed::Nothing,
+            (true, false) => AuthUsed::Token,
+            (false, true) => AuthUsed::Device,
+            (true, true) => AuthUsed::TokenAndDevice,
+        }
+    }
+
+    /// In words, for `api_reason` and the probe.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuthUsed::Nothing => "none (the gateway asks for none)",
+            AuthUsed::Token => "the gateway token",
+            AuthUsed::Device => "the paired device",
+            AuthUsed::TokenAndDevice => "the gateway token and the paired device",
+        }
+    }
+}
+
+/// One connection, from `hello-ok` to its end.
+#[derive(Debug)]
+pub struct Session {
+    /// What `hello-ok` granted.
+    pub hello: Hello,
+    /// The credentials the gateway accepted.
+    pub auth: AuthUsed,
+    /// Counts connections of this client (1 for the first).
+    pub generation: u64,
+    /// Whether the gateway restarted since the previous connection (its `bootId` changed): the
+    /// runs in flight then are gone.
+    pub gateway_restarted: bool,
+    /// Frames to send, handed to the connection task.
+    out: mpsc::UnboundedSender<Message>,
+    /// Requests waiting for their answers, by id.
+    pending: Mutex<HashMap<String, mpsc::UnboundedSender<Incoming>>>,
+    /// Request id counter.
+    next_id: AtomicU64,
+    /// Cancelled when the connection ends.
+    closed: CancellationToken,
+}
+
+/// A request sent and waiting for its answer(s); its id is released when dropped.
+pub struct PendingRequest {
+    id: String,
+    method: String,
+    rx: mpsc::UnboundedReceiver<Incoming>,
+    session: Arc<Session>,
+}
+
+impl Drop for PendingRequest {
+    fn drop(&mut self) {
+        lock(&self.session.pending).remove(&self.id);
+    }
+}
+
+impl PendingRequest {
+    /// The next answer to this request by `deadline`.
+    pub async fn next(&mut self, deadline: Instant) -> Result<Incoming, WsError> {
+        match tokio::time::timeout_at(deadline, self.rx.recv()).await {
+            Err(_) => Err(WsError::Timeout {
+                method: self.method.clone(),
+                ms: 0,
+            }),
+            Ok(None) => Err(WsError::Disconnected(format!(
+                "the connection ended before the gateway answered {}",
+                self.method
+            ))),
+            Ok(Some(frame)) => Ok(frame),
+        }
+    }
+
+    /// The final answer (an "accepted" first answer of a two-phase method is skipped).
+    pub async fn final_answer(&mut self, deadline: Instant) -> Result<Value, WsError> {
+        loop {
+            let frame = self.next(deadline).await?;
+            if !frame.is_accepted() {
+                return frame.into_result();
+            }
+        }
+    }
+}
+
+impl Session {
+    /// Whether the connection has ended.
+    pub fn is_closed(&self) -> bool {
+        self.closed.is_cancelled()
+    }
+
+    /// Resolves when the connection ends.
+    pub async fn closed(&self) {
+        self.closed.cancelled().await
+    }
+
+    /// Sends a request; its answers come through the returned [`PendingRequest`]. A frame over
+    /// the gateway's `maxPayload` is refused here, before anything is sent.
+    pub fn start(
+        self: &Arc<Self>,
+        method: &str,
+        params: &Value,
+    ) -> Result<PendingRequest, WsError> {
+        let id = format!("m{}", self.next_id.fetch_add(1, Ordering::Relaxed));
+        let text = frames::request(&id, method, params);
+        if text.len() > self.hello.max_payload {
+            return Err(WsError::TooLarge {
+                size: text.len(),
+                limit: self.hello.max_payload,
+            });
+        }
+        if self.is_closed() {
+            return Err(WsError::Disconnected("the connection has ended".into()));
+        }
+        let (tx, rx) = mpsc::unbounded_channel();
+        lock(&self.pending).insert(id.clone(), tx);
+        let pending = PendingRequest {
+            id,
+            method: method.to_string(),
+            rx,
+            session: self.clone(),
+        };
+        self.out
+            .send(Message::text(text))
+            .map_err(|_| WsError::Disconnected("the connection has ended".into()))?;
+        Ok(pending)
+    }
+
+    /// One request and its (first) answer within `timeout`.
+    pub async fn request(
+        self: &Arc<Self>,
+        method: &str,
+        params: Value,
+        timeout: Duration,
+    ) -> Result<Value, WsError> {
+        let mut pending = self.start(method, &params)?;
+        pending
+            .next(Instant::now() + timeout)
+            .await
+            .map_err(|e| with_ms(e, timeout))?
+            .into_result()
+    }
+
+    /// One request of a two-phase method and its final answer within `timeout`.
+    pub async fn request_final(
+        self: &Arc<Self>,
+        method: &str,
+        params: Value,
+        timeout: Duration,
+    ) -> Result<Value, WsError> {
+        let mut pending = self.start(method, &params)?;
+        pending
+            .final_answer(Instant::now() + timeout)
+            .await
+            .map_err(|e| with_ms(e, timeout))
+    }
+}
+
+/// Fills in the deadline of a timeout error.
+fn with_ms(e: WsError, timeout: Duration) -> WsError {
+    match e {
+        WsError::Timeout { method, .. } => WsError::Timeout {
+            method,
+            ms: timeout.as_millis() as u64,
+        },
+        other => other,
+    }
+}
+
+/// State shared by the handles and the manager task.
+struct Shared {
+    /// The connection's phase.
+    phase: watch::Sender<Phase>,
+    /// Watched runs: `runId` → where its events go.
+    runs: Mutex<HashMap<String, mpsc::UnboundedSender<Incoming>>>,
+    /// Whether a connection was ever ready (the gateway speaks the protocol here).
+    ever_ready: AtomicBool,
+    /// Wakes the manager out of its backoff.
+    wake: Notify,
+    /// Stops the manager (the last handle is gone).
+    stop: CancellationToken,
+}
+
+/// Stops the manager when the last handle goes.
+struct Owner(Arc<Shared>);
+
+impl Drop for Owner {
+    fn drop(&mut self) {
+        self.0.stop.cancel();
+    }
+}
+
+/// A cloneable handle on one instance's WebSocket connection.
+#[derive(Clone)]
+pub struct WsClient {
+    shared: Arc<Shared>,
+    _owner: Arc<Owner>,
+}
+
+/// The events of one run, while watched.
+pub struct RunWatch {
+    run_id: String,
+    rx: mpsc::UnboundedReceiver<Incoming>,
+    shared: Arc<Shared>,
+}
+
+impl Drop for RunWatch {
+    fn drop(&mut self) {
+        lock(&self.shared.runs).remove(&self.run_id);
+    }
+}
+
+impl RunWatch {
+    /// The next `chat` or `agent` event of the run (`None` never happens while the client lives).
+    pub async fn next(&mut self) -> Option<Incoming> {
+        self.rx.recv().await
+    }
+}
+
+impl WsClient {
+    /// Starts the connection manager (on the current tokio runtime) for `options`, with the
+    /// device identity that signs the challenge, if any.
+    pub fn start(options: Options, identity: Option<Arc<Mutex<DeviceIdentity>>>) -> WsClient {
+        let (phase, _) = watch::channel(Phase::Connecting);
+        let shared = Arc::new(Shared {
+            phase,
+            runs: Mutex::new(HashMap::new()),
+            ever_ready: AtomicBool::new(false),
+            wake: Notify::new(),
+            stop: CancellationToken::new(),
+        });
+        tokio::spawn(manage(shared.clone(), options, identity));
+        WsClient {
+            _owner: Arc::new(Owner(shared.clone())),
+            shared,
+        }
+    }
+
+    /// The connection's phase now.
+    pub fn phase(&self) -> Phase {
+        self.shared.phase.borrow().clone()
+    }
+
+    /// Whether a connection was ever ready.
+    pub fn ever_ready(&self) -> bool {
+        self.shared.ever_ready.load(Ordering::Relaxed)
+    }
+
+    /// Asks the manager to retry now instead of at the end of its backoff.
+    pub fn reconnect_now(&self) {
+        self.shared.wake.notify_one();
+    }
+
+    /// Resolves when the phase changes.
+    pub fn changes(&self) -> watch::Receiver<Phase> {
+        self.shared.phase.subscribe()
+    }
+
+    /// The ready connection, waiting up to `wait` for one. A failure only a person can fix (or
+    /// a server that does not speak the protocol) is returned at once; transient failures are
+    /// waited through when `through_errors`, else returned at once too.
+    pub async fn session(
+        &self,
+        wait: Duration,
+        through_errors: bool,
+    ) -> Result<Arc<Session>, WsError> {
+        let mut rx = self.shared.phase.subscribe();
+        let deadline = Instant::now() + wait;
+        let mut last = None;
+        loop {
+            let phase = rx.borrow_and_update().clone();
+            match phase {
+                Phase::Ready(session) if !session.is_closed() => return Ok(session),
+                Phase::Down(e) if !through_errors || e.needs_a_person() || e.is_unsupported() => {
+                    return Err(e);
+                }
+                Phase::Down(e) => last = Some(e),
+                _ => {}
+            }
+            match tokio::time::timeout_at(deadline, rx.changed()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) => {
+                    return Err(WsError::Disconnected(
+                        "the connection manager stopped".into(),
+                    ));
+                }
+                Err(_) => {
+                    return Err(last.unwrap_or_else(|| {
+                        WsError::Disconnected(format!(
+                            "not connected to the gateway within {} ms",
+                            wait.as_millis()
+                        ))
+                    }));
+                }
+            }
+        }
+    }
+
+    /// Routes the events of `run_id` to the returned watch until it is dropped. Register it
+    /// before sending the request that starts the run.
+    pub fn watch_run(&self, run_id: &str) -> RunWatch {
+        let (tx, rx) = mpsc::unbounded_channel();
+        lock(&self.shared.runs).insert(run_id.to_string(), tx);
+        RunWatch {
+            run_id: run_id.to_string(),
+            rx,
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+/// The credentials of one attempt: the shared token with the device token when paired, or the
+/// device token alone after the shared one was refused.
+fn credentials(
+    options: &Options,
+    identity: Option<&DeviceIdentity>,
+    device_only: bool,
+) -> Credentials {
+    let device_token = identity
+        .and_then(|i| i.device_token(&options.endpoint.url))
+        .map(str::to_string);
+    Credentials {
+        token: if device_only {
+            None
+        } else {
+            options.token.clone()
+        },
+        device_token,
+    }
+}
+
+/// One attempt: open, handshake (again with the device token alone if the shared token is
+/// refused and the device has one), keep a new device token, check the scopes.
+async fn connect_once(
+    options: &Options,
+    identity: Option<&Arc<Mutex<DeviceIdentity>>>,
+) -> Result<(Socket, Hello, AuthUsed), WsError> {
+    let mut device_only = false;
+    loop {
+        let creds = {
+            let guard = identity.map(|i| lock(i));
+            credentials(options, guard.as_deref(), device_only)
+        };
+        let mut socket = conn::open(&options.endpoint, options.connect_timeout).await?;
+        let hello = match conn::handshake(&mut socket, &creds, identity).await {
+            Err(WsError::Auth(_))
+                if !device_only && creds.device_token.is_some() && creds.token.is_some() =>
+            {
+                device_only = true;
+                continue;
+            }
+            other => other?,
+        };
+        if let (Some(identity), Some(token)) = (identity, &hello.device_token) {
+            let stored =
+                lock(identity).store_device_token(&options.endpoint.url, token, &hello.scopes);
+            if let Err(e) = stored {
+                tracing::warn!(error = %e, "cannot keep the device token the gateway issued");
+            }
+        }
+        if !hello.can_work() {
+            let _ = socket.close(None).await;
+            return Err(WsError::MissingScopes {
+                granted: hello.scopes,
+            });
+        }
+        // The device counts when the gateway knows it as paired: it took its device token, or
+        // issued one now. A signature of an unpaired device on loopback proves nothing to it.
+        let paired = creds.device_token.is_some()
+            || hello.device_token.is_some()
+            || hello.auth_method.as_deref() == Some("device-token");
+        let auth = AuthUsed::of(creds.token.is_some(), paired);
+        return Ok((socket, hello, auth));
+    }
+}
+
+/// The manager task: connect, serve, reconnect, until the last handle is dropped.
+async fn manage(
+    shared: Arc<Shared>,
+    options: Options,
+    identity: Option<Arc<Mutex<DeviceIdentity>>>,
+) {
+    let mut failures: u32 = 0;
+    let mut generation: u64 = 0;
+    let mut boot: Option<String> = None;
+    let mut last_error: Option<String> = None;
+    loop {
+        if shared.stop.is_cancelled() {
+            return;
+        }
+        let attempt = tokio::select! {
+            attempt = connect_once(&options, identity.as_ref()) => attempt,
+            () = shared.stop.cancelled() => return,
+        };
+        let error = match attempt {
+            Ok((socket, hello, auth)) => {
+                generation += 1;
+                let gateway_restarted =
+                    boot.is_some() && hello.boot_id.is_some() && boot != hello.boot_id;
+                boot = hello.boot_id.clone().or(boot);
+                let (out, out_rx) = mpsc::unbounded_channel();
+                let session = Arc::new(Session {
+                    hello,
+                    auth,
+                    generation,
+                    gateway_restarted,
+                    out,
+                    pending: Mutex::new(HashMap::new()),
+                    next_id: AtomicU64::new(1),
+                    closed: CancellationToken::new(),
+                });
+                tracing::info!(
+                    gateway = %options.endpoint.display,
+                    generation,
+                    server = session.hello.server_version.as_deref().unwrap_or("?"),
+                    scopes = %session.hello.scopes.join(","),
+                    auth = session.auth.as_str(),
+                    gateway_restarted,
+                    "WebSocket connected"
+                );
+                last_error = None;
+                shared.ever_ready.store(true, Ordering::Relaxed);
+                shared.phase.send_replace(Phase::Ready(session.clone()));
+                let ended = serve(socket, &session, &shared, out_rx, &options).await;
+                session.closed.cancel();
+                lock(&session.pending).clear();
+                if shared.stop.is_cancelled() {
+                    return;
+                }
+                tracing::warn!(gateway = %options.endpoint.display, reason = %ended, "WebSocket connection lost; reconnecting");
+                failures = 1;
+                ended
+            }
+            Err(e) => {
+                failures = failures.saturating_add(1);
+                let text = e.to_string();
+                let retry_in_s = retry_delay(&options, &e, failures).as_secs_f64();
+                if last_error.as_deref() != Some(text.as_str()) {
+                    tracing::warn!(gateway = %options.endpoint.display, error = %text, attempt = failures, retry_in_s, "WebSocket connect failed");
+                    last_error = Some(text);
+                } else {
+                    tracing::debug!(gateway = %options.endpoint.display, error = %text, attempt = failures, retry_in_s, "WebSocket connect failed again");
+                }
+                e
+            }
+        };
+        let delay = retry_delay(&options, &error, failures);
+        shared.phase.send_replace(Phase::Down(error));
+        tokio::select! {
+            () = tokio::time::sleep(delay) => {}
+            () = shared.wake.notified() => {}
+            () = shared.stop.cancelled() => return,
+        }
+    }
+}
+
+/// How long the manager waits before the next attempt: [`Options::person_retry`] for a failure
+/// only a person can fix (a refused token, a pairing to approve: never a tight loop), else the
+/// exponential backoff.
+fn retry_delay(options: &Options, error: &WsError, failures: u32) -> Duration {
+    if error.needs_a_person() {
+        options.person_retry
+    } else {
+        options
+            .first_backoff
+            .saturating_mul(1u32 << failures.saturating_sub(1).min(16))
+            .min(options.max_backoff)
+    }
+}
+
+/// Why the gateway closed a connection, in words.
+fn close_reason(frame: Option<CloseFrame>) -> WsError {
+    match frame {
+        None => WsError::Disconnected("the gateway closed the connection".into()),
+        Some(frame) => {
+            let code = u16::from(frame.code);
+            let reason = crate::gateway::error::gateway_text(frame.reason.as_str());
+            WsError::Disconnected(match code {
+                4001 => format!("the gateway's token was changed ({code} {reason})"),
+                1008 if reason.contains("slow consumer") => {
+                    format!("the gateway dropped this bridge as a slow reader ({code} {reason})")
+                }
+                _ => format!("the gateway closed the connection ({code} {reason})"),
+            })
+        }
+    }
+}
+
+/// Serves one connection until it ends; returns why it ended.
+async fn serve(
+    mut socket: Socket,
+    session: &Arc<Session>,
+    shared: &Arc<Shared>,
+    mut out: mpsc::UnboundedReceiver<Message>,
+    options: &Options,
+) -> WsError {
+    let mut last_heard = Instant::now();
+    let mut ping =
+        tokio::time::interval_at(Instant::now() + options.ping_every, options.ping_every);
+    ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = shared.stop.cancelled() => {
+                let _ = socket.close(None).await;
+                return WsError::Disconnected("the bridge closed the connection".into());
+            }
+            message = socket.next() => {
+                last_heard = Instant::now();
+                match message {
+                    None => return WsError::Disconnected("the gateway closed the connection".into()),
+                    Some(Err(e)) => return WsError::Disconnected(e.to_string()),
+                    Some(Ok(Message::Close(frame))) => return close_reason(frame),
+                    Some(Ok(Message::Text(text))) => dispatch(text.as_str(), session, shared),
+                    // Pings are answered by the library on the next read; pongs and binary
+                    // frames only prove the connection alive.
+                    Some(Ok(_)) => {}
+                }
+            }
+            Some(message) = out.recv() => {
+                if let Err(e) = socket.send(message).await {
+                    return WsError::Disconnected(e.to_string());
+                }
+            }
+            _ = ping.tick() => {
+                let silent = last_heard.elapsed();
+                if silent >= options.dead_after {
+                    let _ = socket.close(None).await;
+                    return WsError::Disconnected(format!(
+                        "the gateway sent nothing for {} s, not even a pong",
+                        silent.as_secs()
+                    ));
+                }
+                if let Err(e) = socket.send(Message::Ping(Bytes::from_static(b"openclaw-mcp"))).await {
+                    return WsError::Disconnected(e.to_string());
+                }
+            }
+        }
+    }
+}
+
+/// Hands one frame to whoever waits for it: an answer to its request, a run's event to the run's
+/// watch. Everything else (ticks, health, presence, other sessions' runs, unknown events,
+/// frames that are not JSON) is dropped.
+fn dispatch(text: &str, session: &Session, shared: &Shared) {
+    let Some(frame) = Incoming::parse(text) else {
+        return;
+    };
+    match frame.kind.as_str() {
+        "res" => {
+            if let Some(id) = frame.id.as_deref()
+                && let Some(tx) = lock(&session.pending).get(id)
+            {
+                let _ = tx.send(frame);
+            }
+        }
+        "event" => match frame.event.as_deref() {
+            Some("chat" | "agent") => {
+                if let Some(run) = frame.run_id()
+                    && let Some(tx) = lock(&shared.runs).get(run)
+                {
+                    let _ = tx.send(frame);
+                }
+            }
+            Some("shutdown") => {
+                tracing::info!(payload = ?frame.payload, "the gateway announced a shutdown");
+            }
+            _ => {}
+        },
+        _ => {}
+    }
+}

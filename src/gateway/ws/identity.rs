@@ -1,0 +1,311 @@
+//! The bridge's Ed25519 device identity for one instance (`reference/openclaw-ws.md` §4.3–§4.4):
+//! created once, kept in the data directory (`devices/<instance>.json`, 0600, in the private data
+//! directory of `crate::sqlite`), used to sign each connect challenge, and holding the device
+//! token the gateway issues once its owner has approved the pairing.
+//!
+//! A key made per run would make a remote gateway open a new pairing request on every start, so
+//! without a data directory (`:memory:`) the identity lives only as long as the process, and the
+//! status says so.
+
+use std::{
+    io::Write,
+    path::{Path, PathBuf},
+};
+
+use base64::{
+    Engine,
+    engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD},
+};
+use ring::{
+    rand::SystemRandom,
+    signature::{Ed25519KeyPair, KeyPair},
+};
+use serde::{Deserialize, Serialize};
+
+use super::{
+    error::WsError,
+    frames::{CLIENT_ID, CLIENT_MODE, Credentials, DeviceProof, ROLE, SCOPES, platform},
+};
+
+/// Folder of the identity files inside the data directory.
+pub const DEVICES_DIR: &str = "devices";
+
+/// What is kept on disk (JSON).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Stored {
+    /// Format of this file.
+    version: u32,
+    /// The PKCS#8 document of the key pair, base64.
+    private_key: String,
+    /// The gateway URL the device token belongs to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    gateway: Option<String>,
+    /// The device token the gateway issued after pairing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    device_token: Option<String>,
+    /// The scopes that came with it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    scopes: Vec<String>,
+}
+
+/// One instance's device identity.
+pub struct DeviceIdentity {
+    /// The key pair.
+    key: Ed25519KeyPair,
+    /// `hex(sha256(raw public key))`, the gateway's device id.
+    id: String,
+    /// Where it is kept; `None`: in memory only.
+    path: Option<PathBuf>,
+    /// The stored form (key, device token).
+    stored: Stored,
+}
+
+impl std::fmt::Debug for DeviceIdentity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DeviceIdentity")
+            .field("id", &self.id)
+            .field("path", &self.path)
+            .field("paired", &self.stored.device_token.is_some())
+            .finish()
+    }
+}
+
+fn identity_error(what: impl std::fmt::Display) -> WsError {
+    WsError::Identity(what.to_string())
+}
+
+/// The file of `instance`'s identity under `data_dir`.
+pub fn identity_path(data_dir: &Path, instance: &str) -> PathBuf {
+    data_dir.join(DEVICES_DIR).join(format!("{instance}.json"))
+}
+
+impl DeviceIdentity {
+    /// The identity of `instance`, read from `data_dir` or created there (0600); in memory when
+    /// `data_dir` is `None`.
+    pub fn load_or_create(data_dir: Option<&Path>, instance: &str) -> Result<Self, WsError> {
+        let Some(dir) = data_dir else {
+            return Self::from_stored(Self::generate()?, None);
+        };
+        let path = identity_path(dir, instance);
+        match std::fs::read_to_string(&path) {
+            Ok(text) => {
+                let stored: Stored = serde_json::from_str(&text).map_err(|e| {
+                    identity_error(format!(
+                        "{} is not a device identity ({e}); move it away to make a new one (the gateway's owner must then approve it again)",
+                        path.display()
+                    ))
+                })?;
+                Self::from_stored(stored, Some(path))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let identity = Self::from_stored(Self::generate()?, Some(path))?;
+                identity.save()?;
+                tracing::info!(instance = %instance, device = %identity.id, "device identity created");
+                Ok(identity)
+            }
+            Err(e) => Err(identity_error(format!(
+                "cannot read {}: {e}",
+                path.display()
+            ))),
+        }
+    }
+
+    fn generate() -> Result<Stored, WsError> {
+        let pkcs8 = Ed25519KeyPair::generate_pkcs8(&SystemRandom::new())
+            .map_err(|_| identity_error("cannot generate an Ed25519 key"))?;
+        Ok(Stored {
+            version: 1,
+            private_key: STANDARD.encode(pkcs8.as_ref()),
+            ..Stored::default()
+        })
+    }
+
+    fn from_stored(stored: Stored, path: Option<PathBuf>) -> Result<Self, WsError> {
+        let der = STANDARD
+            .decode(stored.private_key.as_bytes())
+            .map_err(|e| identity_error(format!("bad private key encoding: {e}")))?;
+        let key = Ed25519KeyPair::from_pkcs8(&der)
+            .map_err(|e| identity_error(format!("bad private key: {e}")))?;
+        let digest = ring::digest::digest(&ring::digest::SHA256, key.public_key().as_ref());
+        let id = digest.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+        if let Some(token) = &stored.device_token {
+            crate::telemetry::register_secret(token);
+        }
+        Ok(DeviceIdentity {
+            key,
+            id,
+            path,
+            stored,
+        })
+    }
+
+    /// Writes the identity file (0600, in a private directory), replacing it atomically.
+    fn save(&self) -> Result<(), WsError> {
+        let Some(path) = &self.path else {
+            return Ok(());
+        };
+        let dir = path.parent().unwrap_or(Path::new("."));
+        if let Some(data_dir) = dir.parent() {
+            crate::sqlite::secure_dir(data_dir).map_err(identity_error)?;
+        }
+        crate::sqlite::secure_dir(dir).map_err(identity_error)?;
+        let text = serde_json::to_string_pretty(&self.stored).map_err(identity_error)?;
+        let tmp = path.with_extension("json.tmp");
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            options.mode(0o600);
+        }
+        let write = || -> std::io::Result<()> {
+            let mut file = options.open(&tmp)?;
+            file.write_all(text.as_bytes())?;
+            file.sync_all()?;
+            std::fs::rename(&tmp, path)
+        };
+        write().map_err(|e| identity_error(format!("cannot write {}: {e}", path.display())))
+    }
+
+    /// The gateway's id of this device.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// Whether the identity survives a restart.
+    pub fn is_persistent(&self) -> bool {
+        self.path.is_some()
+    }
+
+    /// base64url of the raw 32-byte public key.
+    pub fn public_key(&self) -> String {
+        URL_SAFE_NO_PAD.encode(self.key.public_key().as_ref())
+    }
+
+    /// The device token for `gateway`, if this device was paired with it.
+    pub fn device_token(&self, gateway: &str) -> Option<&str> {
+        self.stored
+            .device_token
+            .as_deref()
+            .filter(|_| self.stored.gateway.as_deref() == Some(gateway))
+    }
+
+    /// The scopes granted with the device token.
+    pub fn granted_scopes(&self) -> &[String] {
+        &self.stored.scopes
+    }
+
+    /// Keeps a device token the gateway issued (written at once).
+    pub fn store_device_token(
+        &mut self,
+        gateway: &str,
+        token: &str,
+        scopes: &[String],
+    ) -> Result<(), WsError> {
+        if self.stored.device_token.as_deref() == Some(token)
+            && self.stored.gateway.as_deref() == Some(gateway)
+            && self.stored.scopes == scopes
+        {
+            return Ok(());
+        }
+        crate::telemetry::register_secret(token);
+        self.stored.device_token = Some(token.to_string());
+        self.stored.gateway = Some(gateway.to_string());
+        self.stored.scopes = scopes.to_vec();
+        self.save()
+    }
+
+    /// Forgets the device token (the gateway revoked it); the key stays.
+    pub fn forget_device_token(&mut self) -> Result<(), WsError> {
+        if self.stored.device_token.is_none() {
+            return Ok(());
+        }
+        self.stored.device_token = None;
+        self.stored.scopes.clear();
+        self.save()
+    }
+
+    /// The `device` block proving this identity for one challenge.
+    pub fn prove(&self, credentials: &Credentials, nonce: &str, signed_at: i64) -> DeviceProof {
+        let payload = signature_payload(
+            &self.id,
+            &SCOPES,
+            signed_at,
+            credentials.signed_token(),
+            nonce,
+        );
+        DeviceProof {
+            id: self.id.clone(),
+            public_key: self.public_key(),
+            signature: URL_SAFE_NO_PAD.encode(self.key.sign(payload.as_bytes()).as_ref()),
+            signed_at,
+            nonce: nonce.to_string(),
+        }
+    }
+}
+
+/// The v3 text the device signs (§4.3):
+/// `v3|<deviceId>|<client.id>|<client.mode>|<role>|<scopes>|<signedAt>|<token>|<nonce>|<platform>|<deviceFamily>`.
+pub fn signature_payload(
+    device_id: &str,
+    scopes: &[&str],
+    signed_at: i64,
+    token: &str,
+    nonce: &str,
+) -> String {
+    format!(
+        "v3|{device_id}|{CLIENT_ID}|{CLIENT_MODE}|{ROLE}|{}|{signed_at}|{token}|{nonce}|{}|",
+        scopes.join(","),
+        platform().trim().to_lowercase(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_identity_is_kept_private_and_signs_what_the_gateway_checks() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut first = DeviceIdentity::load_or_create(Some(dir.path()), "default").unwrap();
+        let path = identity_path(dir.path(), "default");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600);
+        }
+        let again = DeviceIdentity::load_or_create(Some(dir.path()), "default").unwrap();
+        assert_eq!(first.id(), again.id(), "the same key after a restart");
+        assert_eq!(first.id().len(), 64);
+        let credentials = Credentials {
+            token: Some("tok".into()),
+            device_token: None,
+        };
+        let proof = first.prove(&credentials, "n-1", 1_795_863_871_891);
+        let public = URL_SAFE_NO_PAD.decode(&proof.public_key).unwrap();
+        let signature = URL_SAFE_NO_PAD.decode(&proof.signature).unwrap();
+        let payload = format!(
+            "v3|{}|gateway-client|backend|operator|operator.read,operator.write,operator.admin|1795863871891|tok|n-1|{}|",
+            first.id(),
+            std::env::consts::OS
+        );
+        ring::signature::UnparsedPublicKey::new(&ring::signature::ED25519, &public)
+            .verify(payload.as_bytes(), &signature)
+            .expect("the signature verifies");
+        first
+            .store_device_token(
+                "http://gw",
+                "dev-token-1234567890",
+                &["operator.read".into()],
+            )
+            .unwrap();
+        let reloaded = DeviceIdentity::load_or_create(Some(dir.path()), "default").unwrap();
+        assert_eq!(
+            reloaded.device_token("http://gw"),
+            Some("dev-token-1234567890")
+        );
+        assert_eq!(reloaded.device_token("http://other"), None);
+    }
+}
