@@ -137,7 +137,9 @@ async fn pair(options: Options, identity: Arc<Mutex<DeviceIdentity>>, wait: Dura
                                     .as_secs()
                             ));
                         }
-                        None => say(&format!("The gateway asks for pairing: {message}")),
+                        None => say(&format!(
+                            "The gateway asks for pairing: {message}. On its host, its owner finds the pending request with `openclaw devices list` and approves it with `openclaw devices approve <requestId>`."
+                        )),
                     }
                     asked = Some(key);
                 }

@@ -365,6 +365,53 @@ async fn the_refuse_switch_refuses_gateway_commands_before_sending() {
     assert!(gw.requests("agent").is_empty());
 }
 
+/// The gateway's reserved session namespaces (sub-agents, cron jobs, ACP) are refused by the
+/// bridge before sending, as the HTTP API refuses them: over the WebSocket the gateway would take
+/// them, so a caller could write into sessions it cannot reach over HTTP. A caller's own session
+/// works meanwhile.
+#[actix_rt::test]
+async fn reserved_session_namespaces_are_refused_before_sending() {
+    let gw = FakeWsGateway::start(Config::default()).await;
+    let app = app(&gw, "10000", &[]).await;
+    for key in [
+        "cron:nightly",
+        "subagent:victim",
+        "acp:x",
+        "agent:main:subagent:victim",
+        "Agent:ops:CRON:job",
+    ] {
+        for tool in ["openclaw_chat", "openclaw_chat_async"] {
+            let reply = app
+                .client
+                .call_tool(call(tool, json!({"message": "hi", "session_id": key})))
+                .await
+                .unwrap();
+            assert!(is_error(&reply), "{tool} {key}: {}", text(&reply));
+            assert!(
+                text(&reply).contains("reserved internal session namespaces"),
+                "{tool} {key}: {}",
+                text(&reply)
+            );
+        }
+    }
+    assert!(gw.requests("agent").is_empty(), "something was sent");
+    let own = app
+        .client
+        .call_tool(call(
+            "openclaw_chat",
+            json!({"message": "hi", "session_id": "my-cron:notes"}),
+        ))
+        .await
+        .unwrap();
+    assert!(!is_error(&own), "{}", text(&own));
+    let sent: Vec<String> = gw
+        .requests("agent")
+        .iter()
+        .filter_map(|p| p["sessionKey"].as_str().map(str::to_string))
+        .collect();
+    assert_eq!(sent, ["my-cron:notes"]);
+}
+
 #[actix_rt::test]
 async fn parallel_and_busy_sessions_each_get_their_own_answer_among_foreign_events() {
     let gw = FakeWsGateway::start(Config::default()).await;

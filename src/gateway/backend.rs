@@ -110,9 +110,9 @@ pub fn describe(api: Api, side: &WsSide) -> (&'static str, String) {
         format!(
             "WebSocket connected (protocol {}, OpenClaw {}, auth: {}, scopes {})",
             session.hello.protocol,
-            session.hello.server_version.as_deref().unwrap_or("?"),
+            label(session.hello.server_version.as_deref().unwrap_or("?")),
             session.auth.as_str(),
-            session.hello.scopes.join(",")
+            label(&session.hello.scopes.join(","))
         )
     };
     match (api, phase) {
@@ -166,5 +166,21 @@ pub async fn route(api: Api, side: &WsSide) -> Route {
             Ok(Ok(())) => {}
             _ => return Route::Http,
         }
+    }
+}
+
+/// A string of the gateway's (its version, its scopes) as it may appear in a status line: escaped
+/// like any gateway text and at most 120 characters, so a hostile gateway cannot fill or forge
+/// `openclaw_status`.
+fn label(text: &str) -> String {
+    let escaped = super::error::gateway_text(text);
+    if escaped.chars().count() <= 120 {
+        escaped
+    } else {
+        escaped
+            .chars()
+            .take(120)
+            .chain(std::iter::once('…'))
+            .collect()
     }
 }

@@ -412,7 +412,7 @@ pub struct ChatArgs {
 pub fn chat_args(args: Option<&Map<String, Value>>) -> Result<ChatArgs, ToolError> {
     let args = validate::object(args)?;
     let message = validate::message(args)?;
-    let mut session_id = validate::optional_id(args, "session_id")?;
+    let mut session_id = validate::chat_session_id(args)?;
     let instance = validate::optional_id(args, "instance")?;
     let agent = validate::agent(args)?;
     let images = validate::images(args)?;
@@ -584,7 +584,7 @@ pub async fn chat_async(
             let checked = validate::object(args)?;
             let message = validate::message(checked)?;
             validate::gateway_command(&message, services.tools.refuse_commands)?;
-            let session_id = validate::optional_id(checked, "session_id")?;
+            let session_id = validate::chat_session_id(checked)?;
             let priority = validate::priority(checked)?;
             let instance = validate::optional_id(checked, "instance")?;
             let agent = validate::agent(checked)?;

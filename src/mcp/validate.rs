@@ -144,6 +144,38 @@ pub fn optional_id(
     }
 }
 
+/// The session namespaces the gateway keeps for its own runs (sub-agents, cron jobs, ACP
+/// harnesses). Its HTTP API refuses them in `x-openclaw-session-key` (400); its WebSocket accepts
+/// them (as `agent:<id>:subagent:…`), so a caller could write into sessions it cannot reach over
+/// HTTP. The bridge refuses them itself, before sending anything, whatever the instance's `api`.
+const RESERVED_SESSION_NAMESPACES: [&str; 3] = ["subagent:", "cron:", "acp:"];
+
+/// The `session_id` of a chat (`openclaw_chat`, `openclaw_chat_async`): an id ([`optional_id`])
+/// outside the gateway's reserved namespaces, bare (`cron:x`) or under an agent
+/// (`agent:main:cron:x`), in any case.
+pub fn chat_session_id(args: &Map<String, Value>) -> Result<Option<String>, ValidationError> {
+    let id = optional_id(args, "session_id")?;
+    if let Some(id) = &id
+        && is_reserved_session(id)
+    {
+        return fail(
+            "session_id cannot use the gateway's reserved internal session namespaces (subagent:, cron:, acp:)",
+        );
+    }
+    Ok(id)
+}
+
+fn is_reserved_session(id: &str) -> bool {
+    let key = id.to_ascii_lowercase();
+    let under_agent = key
+        .strip_prefix("agent:")
+        .and_then(|rest| rest.split_once(':'))
+        .map(|(_, rest)| rest);
+    RESERVED_SESSION_NAMESPACES
+        .iter()
+        .any(|ns| key.starts_with(ns) || under_agent.is_some_and(|rest| rest.starts_with(ns)))
+}
+
 /// A required id-like field (`task_id`), on one line.
 pub fn id(args: &Map<String, Value>, field: &str) -> Result<String, ValidationError> {
     one_line(args.get(field), field, MAX_ID_LENGTH)
@@ -548,6 +580,42 @@ mod tests {
         );
         // Messages keep 1.7.0's rule.
         assert!(message(&args(json!({"message": "a\r\nb\tc"}))).is_ok());
+    }
+
+    #[test]
+    fn reserved_session_namespaces_are_refused_in_any_spelling() {
+        let refused = "session_id cannot use the gateway's reserved internal session namespaces (subagent:, cron:, acp:)";
+        for id in [
+            "subagent:x",
+            "cron:nightly",
+            "acp:h",
+            " CRON:x ",
+            "Acp:",
+            "agent:main:subagent:x",
+            "agent:ops:cron:job",
+            "AGENT:main:ACP:y",
+        ] {
+            assert_eq!(
+                chat_session_id(&args(json!({"session_id": id}))),
+                Err(ValidationError(refused.to_string())),
+                "{id}"
+            );
+        }
+        for id in [
+            "sess-1",
+            "my-cron:x",
+            "agent:main:sess",
+            "agent:main",
+            "subagent",
+            "mcp-1f2e",
+        ] {
+            assert_eq!(
+                chat_session_id(&args(json!({"session_id": id}))),
+                Ok(Some(id.to_string())),
+                "{id}"
+            );
+        }
+        assert_eq!(chat_session_id(&args(json!({}))), Ok(None));
     }
 
     #[test]

@@ -220,7 +220,7 @@ fn closed(frame: Option<tungstenite::protocol::CloseFrame>) -> WsError {
             request_id: reason
                 .split("requestId: ")
                 .nth(1)
-                .map(|r| r.trim_end_matches(')').to_string()),
+                .and_then(|r| super::error::request_id(r.trim_end_matches(')'))),
             message: reason,
         }
     } else if code == 1002 {

