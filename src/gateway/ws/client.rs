@@ -1,9 +1,10 @@
 //! [`WsClient`]: one long-lived WebSocket connection per instance, kept up by a background task.
 //!
 //! - **Connection manager.** Connects (upgrade + handshake), serves the connection until it
-//!   ends, and reconnects with an exponential backoff (1 s doubling to 30 s). A failure only a
-//!   person can fix (a refused token, a pairing to approve, another protocol version) is retried
-//!   slowly ([`Options::person_retry`]) and shown as it is: never a tight loop.
+//!   ends, and reconnects with an exponential backoff (1 s doubling to 30 s, ±20 % jitter; it
+//!   starts over only after a connection that held 30 s). A failure only a person can fix (a
+//!   refused token, a pairing to approve, another protocol version) is retried slowly
+//!   ([`Options::person_retry`]) and shown as it is: never a tight loop.
 //! - **Multiplexer.** Requests carry unique ids and wait for their own `res` (out of order, and
 //!   two-phase for `agent`: the "accepted" answer is skipped by [`Session::request_final`]).
 //!   Every operator connection receives every session's `chat` and `agent` events, so events are
@@ -533,6 +534,7 @@ async fn manage(
                 last_error = None;
                 shared.ever_ready.store(true, Ordering::Relaxed);
                 shared.phase.send_replace(Phase::Ready(session.clone()));
+                let connected_at = Instant::now();
                 let ended = serve(socket, &session, &shared, out_rx, &options).await;
                 session.closed.cancel();
                 lock(&session.pending).clear();
@@ -540,7 +542,7 @@ async fn manage(
                     return;
                 }
                 tracing::warn!(gateway = %options.endpoint.display, reason = %ended, "WebSocket connection lost; reconnecting");
-                failures = 1;
+                failures = failures_after_loss(failures, connected_at.elapsed(), &options);
                 ended
             }
             Err(e) => {
@@ -556,7 +558,7 @@ async fn manage(
                 e
             }
         };
-        let delay = retry_delay(&options, &error, failures);
+        let delay = jittered(retry_delay(&options, &error, failures), jitter_seed());
         shared.phase.send_replace(Phase::Down(error));
         tokio::select! {
             () = tokio::time::sleep(delay) => {}
@@ -578,6 +580,35 @@ fn retry_delay(options: &Options, error: &WsError, failures: u32) -> Duration {
             .saturating_mul(1u32 << failures.saturating_sub(1).min(16))
             .min(options.max_backoff)
     }
+}
+
+/// The failure count after a connection that was up for `lasted` was lost: the backoff starts
+/// over only after a connection that held at least [`Options::max_backoff`]; one that drops right
+/// after its handshake (a gateway that accepts and closes) counts as one more failure, so such a
+/// gateway is backed off to `max_backoff` instead of being reconnected to at the first step
+/// forever (a TLS handshake and a 17 KB hello each time).
+fn failures_after_loss(failures: u32, lasted: Duration, options: &Options) -> u32 {
+    if lasted >= options.max_backoff {
+        1
+    } else {
+        failures.saturating_add(1)
+    }
+}
+
+/// `delay` spread by up to ±20 %, so that bridges restarted together (or many instances of one
+/// bridge after a gateway restart) do not reconnect in step. `seed` is any varying number.
+fn jittered(delay: Duration, seed: u32) -> Duration {
+    // 0.8 + 0.4 * (seed mod 1001) / 1000: from 80 % to 120 % of the delay.
+    let permille = 800 + u64::from(seed % 1001) * 400 / 1000;
+    Duration::from_nanos((delay.as_nanos() as u64).saturating_mul(permille) / 1000)
+}
+
+/// A cheap varying number for [`jittered`]: the sub-second part of the clock.
+fn jitter_seed() -> u32 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_micros())
+        .unwrap_or(0)
 }
 
 /// Why the gateway closed a connection, in words.
@@ -679,5 +710,51 @@ fn dispatch(text: &str, session: &Session, shared: &Shared) {
             _ => {}
         },
         _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn options() -> Options {
+        let mut o = Options::new(
+            super::super::conn::Endpoint::from_base_url("http://127.0.0.1:18789").unwrap(),
+            None,
+        );
+        o.first_backoff = Duration::from_secs(1);
+        o.max_backoff = Duration::from_secs(30);
+        o
+    }
+
+    #[test]
+    fn a_gateway_that_drops_every_connection_at_once_is_backed_off_to_the_maximum() {
+        let o = options();
+        let lost = WsError::Disconnected("closed".into());
+        let mut failures = 0;
+        let mut delays = Vec::new();
+        for _ in 0..8 {
+            failures = failures_after_loss(failures, Duration::from_millis(5), &o);
+            delays.push(retry_delay(&o, &lost, failures).as_secs());
+        }
+        assert_eq!(delays, [1, 2, 4, 8, 16, 30, 30, 30]);
+        // A connection that held for the longest backoff starts the count over.
+        assert_eq!(failures_after_loss(7, Duration::from_secs(30), &o), 1);
+        assert_eq!(failures_after_loss(7, Duration::from_secs(29), &o), 8);
+    }
+
+    #[test]
+    fn reconnects_are_spread_by_up_to_a_fifth_either_way() {
+        let d = Duration::from_secs(10);
+        assert_eq!(jittered(d, 0), Duration::from_secs(8));
+        assert_eq!(jittered(d, 1000), Duration::from_secs(12));
+        assert_eq!(jittered(d, 500), Duration::from_secs(10));
+        for seed in (0..5000).step_by(37) {
+            let j = jittered(d, seed);
+            assert!(
+                j >= Duration::from_secs(8) && j <= Duration::from_secs(12),
+                "{j:?}"
+            );
+        }
     }
 }
