@@ -60,23 +60,16 @@ PEER_DIR=${PEER_DIR:-target/peer-openclaw-mcp-1.7.0}
 PEER_VERSION=1.7.0
 PEER_SDK=1.32.2
 
-# log, die, WORK, PIDS (stopped on exit), stop, wait_port.
+# log, die, WORK, PIDS (stopped on exit), stop, wait_port, apt_install.
 source scripts/lib.sh bench-compare
 
 # --- 0. tools ----------------------------------------------------------------------------------------
-apt_install() {
-    [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null || return 1
-    log "installing $* (Debian)"
-    DEBIAN_FRONTEND=noninteractive timeout 300 apt-get install -y -qq "$@" >/dev/null 2>&1 ||
-        { timeout 300 apt-get update -qq >/dev/null 2>&1 &&
-            DEBIAN_FRONTEND=noninteractive timeout 300 apt-get install -y -qq "$@" >/dev/null 2>&1; }
-}
-command -v wrk >/dev/null || apt_install wrk || true
+command -v wrk >/dev/null || apt_install 300 wrk || true
 command -v wrk >/dev/null || die "wrk not found (apt-get install wrk)"
 for tool in curl python3 node npm; do command -v "$tool" >/dev/null || die "$tool not found"; done
 node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 20 ? 0 : 1)' || die "1.7.0 needs Node >= 20"
 if [ "$GATEWAY_CHOICE" != mock ] && ! command -v nginx >/dev/null && [ ! -x /usr/sbin/nginx ]; then
-    apt_install nginx-light || log "nginx unavailable: the mock gateway alone is measured"
+    apt_install 300 nginx-light || log "nginx unavailable: the mock gateway alone is measured"
 fi
 NGINX=$(command -v nginx || { [ -x /usr/sbin/nginx ] && echo /usr/sbin/nginx; } || true)
 

@@ -47,17 +47,11 @@ ROUNDS=${BENCH_AUTH_ROUNDS:-2}
 RATE_LIMIT=${BENCH_RATE_LIMIT:-0}
 [ "$ROUNDS" -ge 1 ] 2>/dev/null || { echo "bench-http: BENCH_AUTH_ROUNDS must be >= 1" >&2; exit 2; }
 
-# log, die, WORK, PIDS (stopped on exit), stop, wait_port.
+# log, die, WORK, PIDS (stopped on exit), stop, wait_port, apt_install.
 source scripts/lib.sh bench-http
 
-if ! command -v wrk >/dev/null; then
-    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-        log "installing wrk (Debian package)"
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null ||
-            { apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }
-    fi
-    command -v wrk >/dev/null || die "wrk not found (apt-get install wrk)"
-fi
+command -v wrk >/dev/null || apt_install 300 wrk || true
+command -v wrk >/dev/null || die "wrk not found (apt-get install wrk)"
 command -v curl >/dev/null || die "curl not found"
 command -v python3 >/dev/null || die "python3 not found"
 

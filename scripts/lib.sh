@@ -1,4 +1,5 @@
-# Shared by scripts/bench-compare.sh, scripts/bench-http.sh and scripts/soak.sh. Source it from
+# Shared by scripts/bench-compare.sh, scripts/bench-http.sh, scripts/package-test.sh and
+# scripts/soak.sh. Source it from
 # the repository's root:
 #
 #   STOP_WAIT=50 KEEP_WORK= source scripts/lib.sh NAME
@@ -6,7 +7,7 @@
 # NAME prefixes log lines and names the work directory. It defines log and die; WORK, a
 # temporary directory removed on exit (kept, and said so, when KEEP_WORK is not empty); PIDS,
 # the processes to stop on exit (TERM, then KILL after STOP_WAIT tenths of a second, 50 by
-# default), with the traps that do it; stop PID; and wait_port.
+# default), with the traps that do it; stop PID; wait_port; and apt_install.
 
 LIB_NAME=$1
 log() { printf '%s: %s\n' "$LIB_NAME" "$*" >&2; }
@@ -48,4 +49,17 @@ wait_port() {
     done
     cat "$file" >&2
     die "$name did not report its port within 10 s"
+}
+
+# apt_install SECS PACKAGE...: installs Debian packages when running as root with apt-get
+# (each apt-get bounded by SECS seconds, the index refreshed once if the first try fails);
+# returns non-zero when it cannot, for the caller to decide.
+apt_install() {
+    local secs=$1
+    shift
+    [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null || return 1
+    log "installing $* (Debian)"
+    DEBIAN_FRONTEND=noninteractive timeout "$secs" apt-get install -y -qq "$@" >/dev/null 2>&1 ||
+        { timeout 300 apt-get update -qq >/dev/null 2>&1 &&
+            DEBIAN_FRONTEND=noninteractive timeout "$secs" apt-get install -y -qq "$@" >/dev/null 2>&1; }
 }

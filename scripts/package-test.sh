@@ -78,20 +78,13 @@ check() {
 }
 
 # --- tools ---------------------------------------------------------------------------------------
-apt_install() {
-    [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null || return 1
-    log "installing $* (Debian)"
-    DEBIAN_FRONTEND=noninteractive timeout 600 apt-get install -y -qq "$@" >/dev/null 2>&1 ||
-        { timeout 300 apt-get update -qq >/dev/null 2>&1 &&
-            DEBIAN_FRONTEND=noninteractive timeout 600 apt-get install -y -qq "$@" >/dev/null 2>&1; }
-}
 need=()
 command -v file >/dev/null || need+=(file)
 { want linux-arm64 || want oci; } && [ -d "$DIST/bin/linux-arm64" ] && ! command -v qemu-aarch64-static >/dev/null &&
     need+=(qemu-user-static)
 want oci && ! command -v umoci >/dev/null && need+=(umoci)
 want oci && ! command -v skopeo >/dev/null && need+=(skopeo)
-[ ${#need[@]} -eq 0 ] || apt_install "${need[@]}" || die "cannot install ${need[*]}"
+[ ${#need[@]} -eq 0 ] || apt_install 600 "${need[@]}" || die "cannot install ${need[*]}"
 [ -x "$TOOLS/venv/bin/python" ] || python3 -m venv "$TOOLS/venv"
 if { want registry || want workflow; } && [ "$("$TOOLS/venv/bin/check-jsonschema" --version 2>/dev/null | awk '{print $NF}')" != "$CHECK_JSONSCHEMA_VERSION" ]; then
     timeout 600 "$TOOLS/venv/bin/pip" install -q --disable-pip-version-check "check-jsonschema==$CHECK_JSONSCHEMA_VERSION"
