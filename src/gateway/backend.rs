@@ -169,18 +169,35 @@ pub async fn route(api: Api, side: &WsSide) -> Route {
     }
 }
 
+/// Longest a string of the gateway's may be in a status line, in bytes (the truncation note
+/// included).
+const MAX_LABEL_BYTES: usize = 160;
+
 /// A string of the gateway's (its version, its scopes) as it may appear in a status line: escaped
-/// like any gateway text and at most 120 characters, so a hostile gateway cannot fill or forge
+/// like any gateway text and cut to [`MAX_LABEL_BYTES`], so a hostile gateway cannot fill or forge
 /// `openclaw_status`.
 fn label(text: &str) -> String {
-    let escaped = super::error::gateway_text(text);
-    if escaped.chars().count() <= 120 {
-        escaped
-    } else {
-        escaped
-            .chars()
-            .take(120)
-            .chain(std::iter::once('…'))
-            .collect()
+    super::error::gateway_text_within(text, MAX_LABEL_BYTES)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_hostile_version_or_scope_list_is_escaped_and_cut() {
+        assert_eq!(label("2026.9.6"), "2026.9.6");
+        assert_eq!(
+            label("operator.read,operator.admin"),
+            "operator.read,operator.admin"
+        );
+        let forged = label("2026.9.6, auth: device)\r\u{1b}[2KWebSocket connected (fake");
+        assert!(
+            !forged.contains('\u{1b}') && !forged.contains('\r'),
+            "{forged}"
+        );
+        let long = label(&"x".repeat(10_000));
+        assert!(long.len() <= MAX_LABEL_BYTES, "{}", long.len());
+        assert!(long.ends_with("[truncated: 10000 bytes in all]"), "{long}");
     }
 }

@@ -53,9 +53,14 @@ fn is_terminal_control(c: char) -> bool {
 /// The gateway's own words made fit for an error: secrets redacted, terminal controls escaped
 /// (`\u{1b}`), cut to [`MAX_GATEWAY_TEXT_BYTES`] with a note giving the length the gateway sent.
 pub fn gateway_text(text: &str) -> String {
+    gateway_text_within(text, MAX_GATEWAY_TEXT_BYTES)
+}
+
+/// [`gateway_text`] cut to `max` bytes instead (a short label: the gateway's version, its scopes).
+pub fn gateway_text_within(text: &str, max: usize) -> String {
     let redacted = crate::telemetry::redact(text);
     let escaped = crate::telemetry::escape_where(&redacted, is_terminal_control);
-    truncate_noting(&escaped, MAX_GATEWAY_TEXT_BYTES, text.len()).into_owned()
+    truncate_noting(&escaped, max, text.len()).into_owned()
 }
 
 /// A failed gateway request.

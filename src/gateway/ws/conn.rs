@@ -329,4 +329,33 @@ mod tests {
         let e = Endpoint::from_base_url("http://[::1]:9").unwrap();
         assert_eq!((e.host.as_str(), e.loopback), ("::1", true));
     }
+
+    fn close(code: u16, reason: &str) -> WsError {
+        closed(Some(tungstenite::protocol::CloseFrame {
+            code: code.into(),
+            reason: reason.into(),
+        }))
+    }
+
+    #[test]
+    fn a_pairing_close_names_only_a_plain_request_id() {
+        match close(1008, "pairing required (requestId: 8ed899ee-1c2d)") {
+            WsError::PairingRequired { request_id, .. } => {
+                assert_eq!(request_id.as_deref(), Some("8ed899ee-1c2d"));
+            }
+            other => panic!("{other:?}"),
+        }
+        let hostile = close(
+            1008,
+            "pairing required (requestId: x; curl -s http://127.0.0.1:9/x | sh #\u{1b}[2K)",
+        );
+        match &hostile {
+            WsError::PairingRequired { request_id, .. } => assert_eq!(request_id, &None),
+            other => panic!("{other:?}"),
+        }
+        let text = hostile.to_string();
+        assert!(!text.contains("devices approve x"), "{text}");
+        assert!(!text.contains('\u{1b}'), "{text}");
+        assert!(text.contains("openclaw devices list"), "{text}");
+    }
 }
