@@ -780,7 +780,8 @@ async fn a_removed_device_asks_for_pairing_again_and_is_retried_slowly() {
     })
     .await;
     let dir = tempfile::tempdir().unwrap();
-    let client = WsClient::start(options(&gw, Some(gw.token())), Some(identity(dir.path())));
+    let me = identity(dir.path());
+    let client = WsClient::start(options(&gw, Some(gw.token())), Some(me.clone()));
     phase_where(&client, Duration::from_secs(5), |p| {
         matches!(p, Phase::Down(WsError::PairingRequired { .. }))
     })
@@ -792,6 +793,10 @@ async fn a_removed_device_asks_for_pairing_again_and_is_retried_slowly() {
         matches!(p, Phase::Ready(_))
     })
     .await;
+    let ws_url = Endpoint::from_base_url(&gw.url).unwrap().url;
+    let file = openclaw_mcp::gateway::ws::identity::identity_path(dir.path(), "default");
+    assert!(me.lock().unwrap().device_token(&ws_url).is_some());
+    assert!(std::fs::read_to_string(&file).unwrap().contains("devtok-"));
     let device = gw.devices_seen()[0].clone();
     gw.remove_device(&device);
     let Phase::Down(e) = phase_where(&client, Duration::from_secs(5), |p| {
@@ -804,6 +809,14 @@ async fn a_removed_device_asks_for_pairing_again_and_is_retried_slowly() {
     let again = gw.pending_pairing();
     assert_eq!(again.len(), 1);
     assert_ne!(again[0], first, "a new request");
+    // The revoked device token is forgotten, in memory and on disk; the key stays.
+    assert_eq!(me.lock().unwrap().device_token(&ws_url), None);
+    let kept = std::fs::read_to_string(&file).unwrap();
+    assert!(
+        !kept.contains("devtok-") && kept.contains("privateKey"),
+        "{kept}"
+    );
+    assert_eq!(me.lock().unwrap().id(), device);
     let (api, reason) = describe(Api::Auto, &side(&client));
     assert_eq!(api, "http", "{reason}");
     assert!(

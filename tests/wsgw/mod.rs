@@ -70,6 +70,8 @@ struct State {
     started: HashMap<String, u32>,
     /// The shared token after a rotation (`rotate_token`).
     token: Option<String>,
+    /// New connections are closed at once (`refuse`).
+    refusing: bool,
 }
 
 /// What the fake does in its handshake.
@@ -85,6 +87,11 @@ pub struct Config {
     /// The agent's model takes text only: `agent` with attachments is refused as 2026.9.6 does
     /// (one failed `res`, no run, the key not kept).
     pub text_only: bool,
+    /// `agent.wait` answers "timeout" at once, whatever `timeoutMs` asks (a gateway that
+    /// cannot wait).
+    pub wait_at_once: bool,
+    /// `chat.history` answers this late.
+    pub history_delay: Duration,
 }
 
 impl Default for Config {
@@ -96,6 +103,8 @@ impl Default for Config {
             max_payload: 25 * 1024 * 1024,
             noise: true,
             text_only: false,
+            wait_at_once: false,
+            history_delay: Duration::ZERO,
         }
     }
 }
@@ -223,6 +232,11 @@ impl FakeWsGateway {
         st.conns.clear();
     }
 
+    /// While `refusing`, every new connection is closed at once (the gateway is unreachable).
+    pub fn refuse(&self, refusing: bool) {
+        lock(&self.state).refusing = refusing;
+    }
+
     /// Stops reading and writing on every connection (no pongs, nothing).
     pub fn go_silent(&self, silent: bool) {
         lock(&self.state).silent = silent;
@@ -242,6 +256,9 @@ impl FakeWsGateway {
     }
 
     async fn serve(self, tcp: tokio::net::TcpStream) {
+        if lock(&self.state).refusing {
+            return;
+        }
         let origins = Arc::new(Mutex::new(None::<String>));
         let seen = origins.clone();
         let callback = move |req: &tokio_tungstenite::tungstenite::handshake::server::Request,
@@ -516,7 +533,11 @@ impl FakeWsGateway {
             "agent.wait" => {
                 let me = self.clone();
                 let run = params["runId"].as_str().unwrap_or("").to_string();
-                let wait = params["timeoutMs"].as_u64().unwrap_or(30_000);
+                let wait = if self.config.wait_at_once {
+                    0
+                } else {
+                    params["timeoutMs"].as_u64().unwrap_or(30_000)
+                };
                 let id = id.clone();
                 tokio::spawn(async move {
                     let until = tokio::time::Instant::now() + Duration::from_millis(wait);
@@ -536,41 +557,56 @@ impl FakeWsGateway {
                     }
                 });
             }
-            "chat.history" => {
-                let key = Self::canonical(params["sessionKey"].as_str().unwrap_or(""));
-                let st = lock(&self.state);
-                let mut runs: Vec<(&String, &Run)> =
-                    st.runs.iter().filter(|(_, r)| r.session == key && r.started).collect();
-                runs.sort_by_key(|(_, r)| r.seq);
-                let mut messages = Vec::new();
-                let mut in_flight = Value::Null;
-                for (run_id, run) in runs {
-                    messages.push(json!({"role":"user","content":run.message,"idempotencyKey":format!("{run_id}:user")}));
-                    match &run.end {
-                        Some(RunEnd::Ok(text)) => messages.push(json!({"role":"assistant","content":[{"type":"text","text":text}],"__openclaw":{"runId":run_id}})),
-                        None => in_flight = json!({"runId":run_id,"text":run.text}),
-                        _ => {}
-                    }
-                }
-                // Sends waiting in the session's queue (2026.9.6's `pendingInputs.items[]`).
-                let queued: Vec<Value> = st
-                    .runs
-                    .iter()
-                    .filter(|(_, r)| r.session == key && !r.started && r.end.is_none())
-                    .map(|(id, r)| json!({"runId": id, "state": "queued", "message": {"role": "user", "content": r.message}}))
-                    .collect();
-                drop(st);
-                let mut payload = json!({"sessionKey":key,"messages":messages,"pendingInputs":{"items":queued}});
-                if !in_flight.is_null() {
-                    payload["inFlightRun"] = in_flight;
-                }
-                self.send_to(conn, ok(payload));
+            "chat.history" if !self.config.history_delay.is_zero() => {
+                let me = self.clone();
+                let delay = self.config.history_delay;
+                tokio::spawn(async move {
+                    tokio::time::sleep(delay).await;
+                    me.history(conn, &id, &params);
+                });
             }
+            "chat.history" => self.history(conn, &id, &params),
             _ => self.send_to(
                 conn,
                 json!({"type":"res","id":id,"ok":false,"error":{"code":"INVALID_REQUEST","message":format!("unknown method: {method}")}}),
             ),
         }
+    }
+
+    fn history(&self, conn: u64, id: &str, params: &Value) {
+        let ok = |payload: Value| json!({"type":"res","id":id,"ok":true,"payload":payload});
+        let key = Self::canonical(params["sessionKey"].as_str().unwrap_or(""));
+        let st = lock(&self.state);
+        let mut runs: Vec<(&String, &Run)> = st
+            .runs
+            .iter()
+            .filter(|(_, r)| r.session == key && r.started)
+            .collect();
+        runs.sort_by_key(|(_, r)| r.seq);
+        let mut messages = Vec::new();
+        let mut in_flight = Value::Null;
+        for (run_id, run) in runs {
+            messages.push(json!({"role":"user","content":run.message,"idempotencyKey":format!("{run_id}:user")}));
+            match &run.end {
+                Some(RunEnd::Ok(text)) => messages.push(json!({"role":"assistant","content":[{"type":"text","text":text}],"__openclaw":{"runId":run_id}})),
+                None => in_flight = json!({"runId":run_id,"text":run.text}),
+                _ => {}
+            }
+        }
+        // Sends waiting in the session's queue (2026.9.6's `pendingInputs.items[]`).
+        let queued: Vec<Value> = st
+            .runs
+            .iter()
+            .filter(|(_, r)| r.session == key && !r.started && r.end.is_none())
+            .map(|(id, r)| json!({"runId": id, "state": "queued", "message": {"role": "user", "content": r.message}}))
+            .collect();
+        drop(st);
+        let mut payload =
+            json!({"sessionKey":key,"messages":messages,"pendingInputs":{"items":queued}});
+        if !in_flight.is_null() {
+            payload["inFlightRun"] = in_flight;
+        }
+        self.send_to(conn, ok(payload));
     }
 
     fn agent(&self, conn: u64, id: &str, p: &Value) {

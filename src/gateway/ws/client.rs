@@ -12,16 +12,19 @@
 //!   dropped, as are unknown event types. Watches outlive reconnects; pending requests do not
 //!   (the gateway never answers a request of a closed connection).
 //! - **Keepalive.** The library answers the gateway's pings (the read loop never stops
-//!   polling). The bridge pings every [`Options::ping_every`] and drops a connection that has
-//!   sent nothing, not even a pong, for [`Options::dead_after`] (the gateway's own ticks come only
-//!   every 30 s).
-//! - **Limits.** A frame over the gateway's `maxPayload` is refused before it is sent.
+//!   polling, even while a frame is being written). The bridge pings every
+//!   [`Options::ping_every`] and drops a connection that has sent nothing, not even a pong, for
+//!   [`Options::dead_after`] (the gateway's own ticks come only every 30 s), or that has read
+//!   nothing the bridge sent for as long (its TCP window full).
+//! - **Limits.** A frame over the gateway's `maxPayload` is refused before it is sent, and so is
+//!   a request while more than [`Session::backlog_limit`] bytes wait to go out. Frames are
+//!   routed by their head ([`Head`]): only those somebody waits for are parsed in full.
 
 use std::{
     collections::HashMap,
     sync::{
         Arc, Mutex, MutexGuard,
-        atomic::{AtomicBool, AtomicU64, Ordering},
+        atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering},
     },
     time::Duration,
 };
@@ -39,9 +42,12 @@ use tokio_util::sync::CancellationToken;
 use super::{
     conn::{self, Endpoint, Socket},
     error::WsError,
-    frames::{self, Credentials, Hello, Incoming},
+    frames::{self, Credentials, Head, Hello, Incoming},
     identity::DeviceIdentity,
 };
+
+/// How long a closing connection waits for its close frame to go out.
+const CLOSE_WAIT: Duration = Duration::from_millis(500);
 
 /// How the client behaves (the defaults are those of production; tests shorten them).
 #[derive(Debug, Clone)]
@@ -145,8 +151,11 @@ pub struct Session {
     /// Whether the gateway restarted since the previous connection (its `bootId` changed): the
     /// runs in flight then are gone.
     pub gateway_restarted: bool,
-    /// Frames to send, handed to the connection task.
+    /// Frames to send, handed to the connection's writer.
     out: mpsc::UnboundedSender<Message>,
+    /// Bytes of requests handed to the writer and not yet written out ([`Session::start`]
+    /// refuses more than [`Session::backlog_limit`]).
+    queued: Arc<AtomicUsize>,
     /// Requests waiting for their answers, by id.
     pending: Mutex<HashMap<String, mpsc::UnboundedSender<Incoming>>>,
     /// Request id counter.
@@ -225,6 +234,13 @@ impl Session {
         if self.is_closed() {
             return Err(WsError::Disconnected("the connection has ended".into()));
         }
+        // A gateway that stops reading must not make the bridge hold every later request in
+        // memory: past the limit a request is refused (one always fits in an empty queue).
+        let before = self.queued.fetch_add(text.len(), Ordering::AcqRel);
+        if before > 0 && before + text.len() > self.backlog_limit() {
+            self.queued.fetch_sub(text.len(), Ordering::AcqRel);
+            return Err(WsError::Backlog { queued: before });
+        }
         let (tx, rx) = mpsc::unbounded_channel();
         lock(&self.pending).insert(id.clone(), tx);
         let pending = PendingRequest {
@@ -237,6 +253,11 @@ impl Session {
             .send(Message::text(text))
             .map_err(|_| WsError::Disconnected("the connection has ended".into()))?;
         Ok(pending)
+    }
+
+    /// How many bytes of requests may wait to be written: twice the gateway's `maxPayload`.
+    pub fn backlog_limit(&self) -> usize {
+        self.hello.max_payload.max(1024 * 1024).saturating_mul(2)
     }
 
     /// One request and its (first) answer within `timeout`.
@@ -462,6 +483,19 @@ async fn connect_once(
                 device_only = true;
                 continue;
             }
+            // The device token was sent and the gateway wants the device paired (again): it was
+            // removed or its token revoked. The token is dead; it is forgotten so that the status
+            // no longer calls the device paired and the next pairing starts clean. (Other
+            // refusals, such as a rate limit or a scope upgrade to approve, keep it.)
+            Err(e @ WsError::PairingRequired { .. }) if creds.device_token.is_some() => {
+                if let Some(identity) = identity
+                    && let Err(forget) = lock(identity).forget_device_token()
+                {
+                    tracing::warn!(error = %forget, "cannot forget the revoked device token");
+                }
+                tracing::warn!(gateway = %options.endpoint.display, "the gateway no longer accepts this bridge's device token (device removed or token revoked); it was forgotten");
+                return Err(e);
+            }
             other => other?,
         };
         if let (Some(identity), Some(token)) = (identity, &hello.device_token) {
@@ -518,6 +552,7 @@ async fn manage(
                     generation,
                     gateway_restarted,
                     out,
+                    queued: Arc::new(AtomicUsize::new(0)),
                     pending: Mutex::new(HashMap::new()),
                     next_id: AtomicU64::new(1),
                     closed: CancellationToken::new(),
@@ -630,52 +665,95 @@ fn close_reason(frame: Option<CloseFrame>) -> WsError {
 }
 
 /// Serves one connection until it ends; returns why it ended.
+///
+/// Reading and writing go on side by side: the writer (frames from [`Session::start`] and the
+/// pings) is one future, the reader another, so a gateway that stops reading (its TCP window
+/// full) cannot stop the bridge from reading, answering pings or noticing the stall. A writer
+/// that has had a frame in hand without getting one byte out for [`Options::dead_after`] ends
+/// the connection, as does a gateway that sent nothing for that long.
 async fn serve(
-    mut socket: Socket,
+    socket: Socket,
     session: &Arc<Session>,
     shared: &Arc<Shared>,
     mut out: mpsc::UnboundedReceiver<Message>,
     options: &Options,
 ) -> WsError {
+    let meter = socket.get_ref().meter();
+    let (mut sink, mut stream) = socket.split();
+    let writing = AtomicBool::new(false);
+    let queued = session.queued.clone();
+    let writer = async {
+        while let Some(message) = out.recv().await {
+            let size = match &message {
+                Message::Text(text) => text.len(),
+                _ => 0,
+            };
+            let closing = matches!(message, Message::Close(_));
+            writing.store(true, Ordering::Relaxed);
+            let sent = sink.send(message).await;
+            writing.store(false, Ordering::Relaxed);
+            queued.fetch_sub(size, Ordering::AcqRel);
+            sent?;
+            if closing {
+                break;
+            }
+        }
+        Ok::<(), tokio_tungstenite::tungstenite::Error>(())
+    };
+    tokio::pin!(writer);
     let mut last_heard = Instant::now();
+    let mut last_written = (meter.written(), Instant::now());
     let mut ping =
         tokio::time::interval_at(Instant::now() + options.ping_every, options.ping_every);
     ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             () = shared.stop.cancelled() => {
-                let _ = socket.close(None).await;
+                // A close frame, and a moment for the writer to get it out.
+                let _ = session.out.send(Message::Close(None));
+                let _ = tokio::time::timeout(CLOSE_WAIT, writer.as_mut()).await;
                 return WsError::Disconnected("the bridge closed the connection".into());
             }
-            message = socket.next() => {
+            message = stream.next() => {
                 last_heard = Instant::now();
                 match message {
                     None => return WsError::Disconnected("the gateway closed the connection".into()),
                     Some(Err(e)) => return WsError::Disconnected(e.to_string()),
                     Some(Ok(Message::Close(frame))) => return close_reason(frame),
                     Some(Ok(Message::Text(text))) => dispatch(text.as_str(), session, shared),
-                    // Pings are answered by the library on the next read; pongs and binary
-                    // frames only prove the connection alive.
+                    // Pings are answered by the library as it reads; pongs and binary frames
+                    // only prove the connection alive.
                     Some(Ok(_)) => {}
                 }
             }
-            Some(message) = out.recv() => {
-                if let Err(e) = socket.send(message).await {
-                    return WsError::Disconnected(e.to_string());
-                }
+            written = &mut writer => {
+                return WsError::Disconnected(match written {
+                    Ok(()) => "the bridge closed the connection".to_string(),
+                    Err(e) => e.to_string(),
+                });
             }
             _ = ping.tick() => {
                 let silent = last_heard.elapsed();
                 if silent >= options.dead_after {
-                    let _ = socket.close(None).await;
+                    // A close frame, and a moment for the writer to get it out.
+                let _ = session.out.send(Message::Close(None));
+                let _ = tokio::time::timeout(CLOSE_WAIT, writer.as_mut()).await;
                     return WsError::Disconnected(format!(
                         "the gateway sent nothing for {} s, not even a pong",
                         silent.as_secs()
                     ));
                 }
-                if let Err(e) = socket.send(Message::Ping(Bytes::from_static(b"openclaw-mcp"))).await {
-                    return WsError::Disconnected(e.to_string());
+                let written = meter.written();
+                if written != last_written.0 || !writing.load(Ordering::Relaxed) {
+                    last_written = (written, Instant::now());
+                } else if last_written.1.elapsed() >= options.dead_after {
+                    return WsError::Disconnected(format!(
+                        "the gateway read nothing this bridge sent for {} s ({} bytes waiting)",
+                        last_written.1.elapsed().as_secs(),
+                        session.queued.load(Ordering::Relaxed)
+                    ));
                 }
+                let _ = session.out.send(Message::Ping(Bytes::from_static(b"openclaw-mcp")));
             }
         }
     }
@@ -683,33 +761,38 @@ async fn serve(
 
 /// Hands one frame to whoever waits for it: an answer to its request, a run's event to the run's
 /// watch. Everything else (ticks, health, presence, other sessions' runs, unknown events,
-/// frames that are not JSON) is dropped.
+/// frames that are not JSON) is dropped after reading its head only ([`Head`]).
 fn dispatch(text: &str, session: &Session, shared: &Shared) {
-    let Some(frame) = Incoming::parse(text) else {
+    let Some(head) = Head::parse(text) else {
         return;
     };
-    match frame.kind.as_str() {
-        "res" => {
-            if let Some(id) = frame.id.as_deref()
-                && let Some(tx) = lock(&session.pending).get(id)
-            {
-                let _ = tx.send(frame);
+    let reader = match (head.kind.as_ref(), head.event.as_deref()) {
+        ("res", _) => head
+            .id
+            .as_deref()
+            .and_then(|id| lock(&session.pending).get(id).cloned()),
+        ("event", Some("chat" | "agent")) => head
+            .run_id
+            .as_deref()
+            .and_then(|run| lock(&shared.runs).get(run).cloned()),
+        ("event", Some("shutdown")) => {
+            let mut cut = text.len().min(300);
+            while !text.is_char_boundary(cut) {
+                cut -= 1;
             }
+            tracing::info!(
+                frame = %crate::gateway::error::gateway_text_within(&text[..cut], 300),
+                bytes = text.len(),
+                "the gateway announced a shutdown"
+            );
+            None
         }
-        "event" => match frame.event.as_deref() {
-            Some("chat" | "agent") => {
-                if let Some(run) = frame.run_id()
-                    && let Some(tx) = lock(&shared.runs).get(run)
-                {
-                    let _ = tx.send(frame);
-                }
-            }
-            Some("shutdown") => {
-                tracing::info!(payload = ?frame.payload, "the gateway announced a shutdown");
-            }
-            _ => {}
-        },
-        _ => {}
+        _ => None,
+    };
+    if let Some(tx) = reader
+        && let Some(frame) = Incoming::parse(text)
+    {
+        let _ = tx.send(frame);
     }
 }
 

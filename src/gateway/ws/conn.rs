@@ -5,7 +5,10 @@
 
 use std::{
     pin::Pin,
-    sync::{Arc, Mutex},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU64, AtomicUsize, Ordering},
+    },
     task::{Context, Poll},
     time::Duration,
 };
@@ -33,6 +36,10 @@ use crate::config::display_url;
 /// The largest message the bridge reads: above the gateway's 25 MiB `maxPayload`, so that any
 /// frame it may send is read.
 pub const MAX_INCOMING: usize = 64 * 1024 * 1024;
+/// What the gateway may send before `hello-ok`, upgrade answer included: its challenge and
+/// `hello-ok` are about 17 KB on 2026.9.6; a server that sends megabytes before authenticating
+/// is cut off there instead of at [`MAX_INCOMING`].
+pub const PRE_HELLO_BYTES: usize = 1024 * 1024;
 /// How long the gateway has to send `connect.challenge`, and then `hello-ok` (the reference
 /// client's 15 s).
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(15);
@@ -41,12 +48,53 @@ const CONNECT_ID: &str = "connect";
 /// `User-Agent` of the upgrade request.
 const USER_AGENT: &str = concat!("openclaw-mcp/", env!("CARGO_PKG_VERSION"));
 
-/// The stream a WebSocket runs over.
-pub enum Stream {
+/// The transport under a WebSocket.
+enum Io {
     /// `ws://`.
     Plain(TcpStream),
     /// `wss://`.
     Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
+}
+
+/// What a connection's stream counts: the bytes written (a writer that makes no progress for
+/// long is talking to a gateway that stopped reading), and the bytes the gateway may still send
+/// before `hello-ok` ([`PRE_HELLO_BYTES`]; lifted by [`Meter::hello_done`]).
+#[derive(Debug)]
+pub struct Meter {
+    written: AtomicU64,
+    pre_hello_left: AtomicUsize,
+}
+
+impl Meter {
+    fn new() -> Meter {
+        Meter {
+            written: AtomicU64::new(0),
+            pre_hello_left: AtomicUsize::new(PRE_HELLO_BYTES),
+        }
+    }
+
+    /// Bytes handed to the transport so far.
+    pub fn written(&self) -> u64 {
+        self.written.load(Ordering::Relaxed)
+    }
+
+    /// `hello-ok` arrived: from now on frames are limited by [`MAX_INCOMING`] alone.
+    pub fn hello_done(&self) {
+        self.pre_hello_left.store(usize::MAX, Ordering::Relaxed);
+    }
+}
+
+/// The stream a WebSocket runs over (TCP or TLS), metered.
+pub struct Stream {
+    io: Io,
+    meter: Arc<Meter>,
+}
+
+impl Stream {
+    /// The stream's counters.
+    pub fn meter(&self) -> Arc<Meter> {
+        self.meter.clone()
+    }
 }
 
 impl AsyncRead for Stream {
@@ -55,10 +103,30 @@ impl AsyncRead for Stream {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<std::io::Result<()>> {
-        match self.get_mut() {
-            Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
-            Stream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        let this = self.get_mut();
+        let before = buf.filled().len();
+        let polled = match &mut this.io {
+            Io::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Io::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        };
+        let read = buf.filled().len() - before;
+        if read > 0 {
+            let left = this.meter.pre_hello_left.load(Ordering::Relaxed);
+            if left != usize::MAX {
+                if read > left {
+                    // Before it is authenticated the gateway sends a challenge and `hello-ok`
+                    // (17 KB on 2026.9.6); anything this big is not a gateway worth reading.
+                    return Poll::Ready(Err(std::io::Error::other(format!(
+                        "the server sent more than {} KiB before hello-ok",
+                        PRE_HELLO_BYTES / 1024
+                    ))));
+                }
+                this.meter
+                    .pre_hello_left
+                    .store(left - read, Ordering::Relaxed);
+            }
         }
+        polled
     }
 }
 
@@ -68,23 +136,28 @@ impl AsyncWrite for Stream {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<std::io::Result<usize>> {
-        match self.get_mut() {
-            Stream::Plain(s) => Pin::new(s).poll_write(cx, buf),
-            Stream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+        let this = self.get_mut();
+        let polled = match &mut this.io {
+            Io::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            Io::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+        };
+        if let Poll::Ready(Ok(n)) = &polled {
+            this.meter.written.fetch_add(*n as u64, Ordering::Relaxed);
         }
+        polled
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        match self.get_mut() {
-            Stream::Plain(s) => Pin::new(s).poll_flush(cx),
-            Stream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+        match &mut self.get_mut().io {
+            Io::Plain(s) => Pin::new(s).poll_flush(cx),
+            Io::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
         }
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        match self.get_mut() {
-            Stream::Plain(s) => Pin::new(s).poll_shutdown(cx),
-            Stream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+        match &mut self.get_mut().io {
+            Io::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            Io::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
         }
     }
 }
@@ -173,9 +246,13 @@ pub async fn open(endpoint: &Endpoint, timeout: Duration) -> Result<Socket, WsEr
                 .connect(name, tcp)
                 .await
                 .map_err(|e| connect_error(format!("TLS: {e}")))?;
-            Stream::Tls(Box::new(tls))
+            Io::Tls(Box::new(tls))
         } else {
-            Stream::Plain(tcp)
+            Io::Plain(tcp)
+        };
+        let stream = Stream {
+            io: stream,
+            meter: Arc::new(Meter::new()),
         };
         let mut request = endpoint
             .url
@@ -195,6 +272,13 @@ pub async fn open(endpoint: &Endpoint, timeout: Duration) -> Result<Socket, WsEr
                     response.status().as_u16()
                 ),
             }),
+            // The connection failed during the upgrade (reset, closed: a gateway restarting, a
+            // proxy between): a transient failure, retried, not a sign of another protocol.
+            Err(
+                e @ (tungstenite::Error::Io(_)
+                | tungstenite::Error::ConnectionClosed
+                | tungstenite::Error::AlreadyClosed),
+            ) => Err(connect_error(format!("during the WebSocket upgrade: {e}"))),
             Err(e) => Err(WsError::NotWebSocket {
                 url: endpoint.display.clone(),
                 reason: e.to_string(),
@@ -309,7 +393,9 @@ pub async fn handshake(
         let frame = next_frame(socket, deadline).await?;
         if frame.kind == "res" && frame.id.as_deref() == Some(CONNECT_ID) {
             let payload = frame.into_result()?;
-            return Hello::parse(&payload);
+            let hello = Hello::parse(&payload)?;
+            socket.get_ref().meter.hello_done();
+            return Ok(hello);
         }
     }
 }

@@ -101,6 +101,14 @@ pub enum WsError {
         /// The gateway's limit.
         limit: usize,
     },
+    /// The gateway is not reading what the bridge sends: too much already waits to go out.
+    #[error(
+        "the gateway is not reading what this bridge sends ({queued} bytes are waiting to go out); nothing was sent"
+    )]
+    Backlog {
+        /// Bytes waiting.
+        queued: usize,
+    },
     /// Something the gateway sent that the protocol does not allow.
     #[error("unexpected answer from the gateway: {0}")]
     Invalid(String),

@@ -3,10 +3,10 @@
 //! and events it reads (loosely: the gateway adds fields), the `connect` parameters, what
 //! `hello-ok` grants, and how an error frame becomes a [`WsError`].
 
-use std::time::Duration;
+use std::{borrow::Cow, time::Duration};
 
 use serde::Deserialize;
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value, json, value::RawValue};
 
 use super::error::WsError;
 use crate::gateway::error::gateway_text;
@@ -88,6 +88,61 @@ impl Incoming {
     /// `payload.runId` of a `chat` or `agent` event.
     pub fn run_id(&self) -> Option<&str> {
         self.payload.as_ref()?.get("runId")?.as_str()
+    }
+}
+
+/// The fields of a frame that decide where it goes, read without building the rest: a frame
+/// nobody waits for (ticks, presence, other sessions' runs, unknown events, or a hostile
+/// gateway's megabytes of `[0,0,…]`) costs no allocation beyond its text; only a frame that has a
+/// reader is parsed into an [`Incoming`] (a `serde_json::Value` takes up to 16 times the text).
+#[derive(Debug, Default)]
+pub struct Head<'a> {
+    /// `res` or `event`.
+    pub kind: Cow<'a, str>,
+    /// Of a `res`: the request's id.
+    pub id: Option<Cow<'a, str>>,
+    /// Of an `event`: its name.
+    pub event: Option<Cow<'a, str>>,
+    /// Of a `chat` or `agent` event: `payload.runId`.
+    pub run_id: Option<Cow<'a, str>>,
+}
+
+#[derive(Deserialize)]
+struct RawHead<'a> {
+    #[serde(rename = "type", default, borrow)]
+    kind: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    id: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    event: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    payload: Option<&'a RawValue>,
+}
+
+#[derive(Deserialize)]
+struct RunOf<'a> {
+    #[serde(rename = "runId", default, borrow)]
+    run_id: Option<Cow<'a, str>>,
+}
+
+impl<'a> Head<'a> {
+    /// The head of one text frame; `None` for anything that is not a JSON object.
+    pub fn parse(text: &'a str) -> Option<Head<'a>> {
+        let raw: RawHead<'a> = serde_json::from_str(text).ok()?;
+        let run_id = match (raw.event.as_deref(), raw.payload) {
+            (Some("chat" | "agent"), Some(payload)) => {
+                serde_json::from_str::<RunOf<'a>>(payload.get())
+                    .ok()
+                    .and_then(|p| p.run_id)
+            }
+            _ => None,
+        };
+        Some(Head {
+            kind: raw.kind.unwrap_or_default(),
+            id: raw.id,
+            event: raw.event,
+            run_id,
+        })
     }
 }
 

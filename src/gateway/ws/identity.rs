@@ -88,6 +88,19 @@ impl DeviceIdentity {
             return Self::from_stored(Self::generate()?, None);
         };
         let path = identity_path(dir, instance);
+        // A file left open to others (restored from a backup, copied by hand) is made private
+        // before its key is read; a symbolic link is not followed (the identity is a file this
+        // bridge made).
+        let devices = dir.join(DEVICES_DIR);
+        if devices.exists() {
+            crate::sqlite::secure_dir(&devices).map_err(identity_error)?;
+        }
+        if std::fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_symlink()) {
+            return Err(identity_error(format!(
+                "{} is a symbolic link; the device identity must be a plain file in the data directory (move the link away to make a new identity, which the gateway's owner must approve again)",
+                path.display()
+            )));
+        }
         match std::fs::read_to_string(&path) {
             Ok(text) => {
                 let stored: Stored = serde_json::from_str(&text).map_err(|e| {
@@ -140,7 +153,10 @@ impl DeviceIdentity {
         })
     }
 
-    /// Writes the identity file (0600, in a private directory), replacing it atomically.
+    /// Writes the identity file (0600, in a private directory), replacing it atomically: the
+    /// text goes to a temporary file of a name no other writer uses, created exclusively (a
+    /// file or link already there is never opened or followed), synced, then renamed over the
+    /// identity (a link there is replaced, not followed).
     fn save(&self) -> Result<(), WsError> {
         let Some(path) = &self.path else {
             return Ok(());
@@ -151,9 +167,16 @@ impl DeviceIdentity {
         }
         crate::sqlite::secure_dir(dir).map_err(identity_error)?;
         let text = serde_json::to_string_pretty(&self.stored).map_err(identity_error)?;
-        let tmp = path.with_extension("json.tmp");
+        let tmp = path.with_extension(format!(
+            "json.{}.{}.tmp",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos())
+                .unwrap_or(0)
+        ));
         let mut options = std::fs::OpenOptions::new();
-        options.write(true).create(true).truncate(true);
+        options.write(true).create_new(true);
         #[cfg(unix)]
         {
             use std::os::unix::fs::OpenOptionsExt;
@@ -163,9 +186,15 @@ impl DeviceIdentity {
             let mut file = options.open(&tmp)?;
             file.write_all(text.as_bytes())?;
             file.sync_all()?;
-            std::fs::rename(&tmp, path)
+            std::fs::rename(&tmp, path)?;
+            #[cfg(unix)]
+            std::fs::File::open(dir)?.sync_all()?;
+            Ok(())
         };
-        write().map_err(|e| identity_error(format!("cannot write {}: {e}", path.display())))
+        write().map_err(|e| {
+            let _ = std::fs::remove_file(&tmp);
+            identity_error(format!("cannot write {}: {e}", path.display()))
+        })
     }
 
     /// The gateway's id of this device.
@@ -307,5 +336,52 @@ mod tests {
             Some("dev-token-1234567890")
         );
         assert_eq!(reloaded.device_token("http://other"), None);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_loosened_identity_is_made_private_on_load_and_links_are_never_followed() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let mut first = DeviceIdentity::load_or_create(Some(dir.path()), "default").unwrap();
+        let path = identity_path(dir.path(), "default");
+        let devices = path.parent().unwrap().to_path_buf();
+        // Restored from a backup with the wrong mode: private again before the key is used.
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        std::fs::set_permissions(&devices, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let again = DeviceIdentity::load_or_create(Some(dir.path()), "default").unwrap();
+        assert_eq!(again.id(), first.id());
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&path), 0o600);
+        assert_eq!(mode(&devices), 0o700);
+
+        // A link planted where the temporary file would go is not written through: saving uses
+        // a fresh name, created exclusively, and the victim stays untouched.
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, "keep").unwrap();
+        std::os::unix::fs::symlink(&victim, path.with_extension("json.tmp")).unwrap();
+        first
+            .store_device_token("http://gw", "dev-token-abcdef123456", &[])
+            .unwrap();
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "keep");
+        assert!(
+            std::fs::read_to_string(&path)
+                .unwrap()
+                .contains("dev-token-abcdef123456")
+        );
+        let leftovers: Vec<_> = std::fs::read_dir(&devices)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .filter(|n| n.ends_with(".tmp") && n != "default.json.tmp")
+            .collect();
+        assert!(leftovers.is_empty(), "{leftovers:?}");
+
+        // An identity that is a link (to a file anyone may read) is refused, not read.
+        let other = dir.path().join("elsewhere.json");
+        std::fs::copy(&path, &other).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        std::os::unix::fs::symlink(&other, &path).unwrap();
+        let refused = DeviceIdentity::load_or_create(Some(dir.path()), "default").unwrap_err();
+        assert!(refused.to_string().contains("symbolic link"), "{refused}");
     }
 }

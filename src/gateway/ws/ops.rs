@@ -41,6 +41,12 @@ pub const DEDUPE_WINDOW: Duration = Duration::from_secs(4 * 60);
 const ABORT_WAIT: Duration = Duration::from_secs(3);
 /// Each `agent.wait` of an adopted run asks for at most this long.
 const WAIT_SLICE: Duration = Duration::from_secs(10);
+/// `agent.wait` slices start at least this far apart: a gateway that answers "not yet" at once
+/// is asked again a second later, not in a tight loop.
+const WAIT_PAUSE: Duration = Duration::from_secs(1);
+/// How long a run cancelled (or timed out) while the connection was down may wait for the
+/// connection to come back to be aborted.
+const ABORT_LATER: Duration = Duration::from_secs(5 * 60);
 /// Read requests (history, lists) get this long.
 const READ_TIMEOUT: Duration = Duration::from_secs(15);
 /// Messages of the history read to find a run again.
@@ -392,6 +398,46 @@ async fn abort(session: &Arc<Session>, run: &RunRecord, canonical: Option<&str>)
     }
 }
 
+/// Aborts the run once the connection is back (a cancel or a timeout while it was down), in the
+/// background and bounded by [`ABORT_LATER`]: the caller is answered now; the run, still going
+/// on the gateway, is stopped as soon as the bridge can tell it to. A gateway that restarted
+/// meanwhile lost the run: nothing to abort.
+fn abort_when_back(client: &WsClient, run: &RunRecord, canonical: Option<String>) {
+    let client = client.clone();
+    let run = run.clone();
+    tokio::spawn(async move {
+        let deadline = Instant::now() + ABORT_LATER;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match client.session(left, true).await {
+                Ok(session) => {
+                    let restarted = matches!((&run.boot_id, &session.hello.boot_id), (Some(was), Some(now)) if was != now);
+                    if !restarted {
+                        abort(&session, &run, canonical.as_deref()).await;
+                    }
+                    return;
+                }
+                // A failure only a person can fix is returned at once: look again later.
+                Err(_) if Instant::now() + WAIT_PAUSE < deadline => {
+                    tokio::time::sleep(WAIT_PAUSE).await;
+                }
+                Err(e) => {
+                    tracing::warn!(run = %run.run_id, error = %e, "could not abort the run: no connection to the gateway");
+                    return;
+                }
+            }
+        }
+    });
+}
+
+/// Resolves at `due`, or never.
+async fn sleep_until_due(due: Option<Instant>) {
+    match due {
+        Some(due) => tokio::time::sleep_until(due).await,
+        None => std::future::pending().await,
+    }
+}
+
 async fn next_of(pending: &mut Option<PendingRequest>) -> Result<Incoming, WsError> {
     match pending {
         Some(p) => p.next(Instant::now() + Duration::from_secs(86_400)).await,
@@ -423,16 +469,28 @@ pub async fn run_turn(client: &WsClient, mut turn: Turn) -> Result<ChatReply, Ga
     loop {
         let deadline = deadline_of(last_event);
         let wait = deadline.saturating_duration_since(Instant::now());
+        // Not connected: a cancel or a timeout now still aborts the run, once the connection
+        // is back, if the prompt may be on the gateway.
         let session = tokio::select! {
             s = client.session(wait, true) => s,
-            () = turn.cancel.cancelled() => return Err(GatewayError::Cancelled),
+            () = turn.cancel.cancelled() => {
+                if sent {
+                    abort_when_back(client, &turn.run, canonical.clone());
+                }
+                return Err(GatewayError::Cancelled);
+            }
         };
         let session = match session {
             Ok(s) => s,
-            Err(e) if Instant::now() >= deadline && !e.needs_a_person() => {
-                return Err(timed_out(turn.limit));
+            Err(e) => {
+                if sent {
+                    abort_when_back(client, &turn.run, canonical.clone());
+                }
+                if Instant::now() >= deadline && !e.needs_a_person() {
+                    return Err(timed_out(turn.limit));
+                }
+                return Err(e.into());
             }
-            Err(e) => return Err(e.into()),
         };
         let boot = session.hello.boot_id.clone();
         if sent
@@ -443,6 +501,9 @@ pub async fn run_turn(client: &WsClient, mut turn: Turn) -> Result<ChatReply, Ga
         }
         let mut agent_req: Option<PendingRequest> = None;
         let mut wait_req: Option<PendingRequest> = None;
+        // When the next `agent.wait` slice is due (one answered "not yet").
+        let mut wait_due: Option<Instant> = None;
+        let mut wait_started = Instant::now();
         if !sent {
             turn.run.boot_id = boot.clone();
             turn.run.sent_at_ms = now_ms();
@@ -456,7 +517,20 @@ pub async fn run_turn(client: &WsClient, mut turn: Turn) -> Result<ChatReply, Ga
             agent_req = Some(session.start("agent", &params)?);
             sent = true;
         } else {
-            let found = match find_run(&session, &turn.run).await {
+            // The lookup waits for the gateway; a cancel or the deadline meanwhile still aborts.
+            let found = tokio::select! {
+                biased;
+                () = turn.cancel.cancelled() => {
+                    abort(&session, &turn.run, canonical.as_deref()).await;
+                    return Err(GatewayError::Cancelled);
+                }
+                () = tokio::time::sleep_until(deadline) => {
+                    abort(&session, &turn.run, canonical.as_deref()).await;
+                    return Err(timed_out(turn.limit));
+                }
+                found = find_run(&session, &turn.run) => found,
+            };
+            let found = match found {
                 Ok(found) => found,
                 Err(GatewayError::Ws(WsError::Disconnected(_))) => continue,
                 Err(e) => return Err(e),
@@ -466,6 +540,7 @@ pub async fn run_turn(client: &WsClient, mut turn: Turn) -> Result<ChatReply, Ga
                     return Ok(answered(&turn.progress, reply));
                 }
                 Found::Running => {
+                    wait_started = Instant::now();
                     wait_req = Some(wait_slice(&session, &turn.run.run_id)?);
                 }
                 Found::Unknown
@@ -552,6 +627,7 @@ pub async fn run_turn(client: &WsClient, mut turn: Turn) -> Result<ChatReply, Ga
                                 return Ok(answered(&turn.progress, reply));
                             }
                             Final::InFlight => {
+                                wait_started = Instant::now();
                                 wait_req = Some(wait_slice(&session, &turn.run.run_id)?);
                             }
                             Final::Aborted(why) => {
@@ -572,13 +648,19 @@ pub async fn run_turn(client: &WsClient, mut turn: Turn) -> Result<ChatReply, Ga
                                 return result.map(|reply| answered(&turn.progress, reply));
                             }
                             None => {
-                                wait_req = Some(wait_slice(&session, &turn.run.run_id)?);
+                                wait_req = None;
+                                wait_due = Some((wait_started + WAIT_PAUSE).max(Instant::now()));
                             }
                         }
                     }
                     Err(WsError::Disconnected(_)) => break,
                     Err(e) => return Err(e.into()),
                 },
+                () = sleep_until_due(wait_due) => {
+                    wait_due = None;
+                    wait_started = Instant::now();
+                    wait_req = Some(wait_slice(&session, &turn.run.run_id)?);
+                }
                 event = watch.next() => {
                     let Some(event) = event else { continue };
                     last_event = Instant::now();
