@@ -1051,6 +1051,7 @@ mod tests {
             max_tasks,
             retention: Duration::from_secs(3600),
             data_dir: None,
+            database_url: None,
         };
         TaskSupervisor::new(store, registry, &settings)
             .with_write_retry(retry)
