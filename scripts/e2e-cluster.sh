@@ -42,7 +42,7 @@ free_port() {
 
 # --- 1. what it needs ------------------------------------------------------------------------------
 bash scripts/pg-deps.sh
-PG_BIN=$(dirname "$(ls /usr/lib/postgresql/*/bin/initdb 2>/dev/null | sort -V | tail -1)")
+PG_BIN=$(dirname "$(find /usr/lib/postgresql -path "*/bin/initdb" 2>/dev/null | sort -V | tail -1)")
 [ -x "$PG_BIN/initdb" ] || PG_BIN=$(dirname "$(command -v initdb)")
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 if ! [ -x "$NGINX" ]; then

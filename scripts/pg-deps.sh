@@ -13,7 +13,7 @@ cd "$(dirname "$0")/.."
 # shellcheck source=scripts/lib.sh
 source scripts/lib.sh pg-deps
 
-found() { ls /usr/lib/postgresql/*/bin/initdb 2>/dev/null | sort -V | tail -1; }
+found() { find /usr/lib/postgresql -path "*/bin/initdb" 2>/dev/null | sort -V | tail -1; }
 if [ -z "$(found)" ] && ! command -v initdb >/dev/null; then
     apt_install 600 postgresql || die "PostgreSQL's server binaries are missing and cannot be installed here (as root: apt-get install postgresql)"
 fi
