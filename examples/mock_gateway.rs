@@ -14,7 +14,8 @@
 //! A message containing `[[huge:BYTES]]` is answered with BYTES `x` characters instead of the
 //! echo (at most [`MAX_HUGE_BYTES`]), for checking that a large answer reaches a client whole.
 //! `GET /stats` counts the chats started, answered and aborted (the client closed the connection
-//! while the answer was held back by `--delay-ms`, as the bridge does when a call is cancelled);
+//! while the answer was held back by `--delay-ms`, as the bridge does when a call is cancelled),
+//! and lists the user messages that arrived more than once;
 //! each abort also logs `mock gateway: chat aborted by the client` on stderr. A message holding
 //! `[[drip:MS]]` gets its streamed answer one chunk every MS milliseconds, as a model produces it
 //! (for progress notifications).
@@ -53,6 +54,9 @@ struct Stats {
     started: AtomicU64,
     completed: AtomicU64,
     aborted: AtomicU64,
+    /// How often each user message arrived (several bridges on one task store must send each
+    /// task's prompt once).
+    seen: Mutex<std::collections::HashMap<String, u32>>,
 }
 
 /// Counts a chat as aborted when dropped before [`InFlight::answered`]: when the client closes
@@ -208,6 +212,13 @@ async fn chat(req: HttpRequest, body: web::Bytes, options: web::Data<Options>) -
             "invalid_request_error",
         );
     };
+    *options
+        .stats
+        .seen
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .entry(text.clone())
+        .or_default() += 1;
     let in_flight = InFlight::start(&options.stats);
     if !options.delay.is_zero() {
         tokio::select! {
@@ -337,13 +348,18 @@ async fn tools_invoke(
     }
 }
 
-/// `GET /stats`: `{"chats": {"started": n, "completed": n, "aborted": n}}`.
+/// `GET /stats`: `{"chats": {"started": n, "completed": n, "aborted": n, "distinct": n,
+/// "repeated": [messages that arrived more than once]}}`.
 async fn stats(options: web::Data<Options>) -> HttpResponse {
     let s = &options.stats;
+    let seen = s.seen.lock().unwrap_or_else(|e| e.into_inner());
+    let repeated: Vec<&String> = seen.iter().filter(|(_, n)| **n > 1).map(|(m, _)| m).collect();
     HttpResponse::Ok().json(json!({"chats": {
         "started": s.started.load(Ordering::SeqCst),
         "completed": s.completed.load(Ordering::SeqCst),
         "aborted": s.aborted.load(Ordering::SeqCst),
+        "distinct": seen.len(),
+        "repeated": repeated,
     }}))
 }
 

@@ -10,7 +10,8 @@ use crate::{
     mcp::server::{OpenClawServer, Services},
     tasks::{
         Owner, Tasks,
-        store::{Location, SqliteBackend},
+        pg::PgBackend,
+        store::{Location, SqliteBackend, TaskBackend},
     },
     telemetry,
     transport::{http, stdio},
@@ -27,6 +28,14 @@ fn register_secrets(settings: &Settings) {
     for instance in &settings.instances {
         if let Some(token) = &instance.token {
             telemetry::register_secret(token.expose());
+        }
+    }
+    if let Some(url) = &settings.tasks.database_url {
+        telemetry::register_secret(url.expose());
+        if let Ok(config) = crate::tasks::pg::parse_url(url.expose())
+            && let Some(password) = config.get_password()
+        {
+            telemetry::register_secret(&String::from_utf8_lossy(password));
         }
     }
     let auth = &settings.auth;
@@ -53,17 +62,34 @@ pub fn install_crypto_provider() {
 
 /// Starts everything the tools talk to. Must run inside the actix system.
 pub async fn start_services(settings: &Settings) -> Result<Services, String> {
-    let location = match &settings.tasks.data_dir {
-        Some(dir) => Location::Dir(dir.clone()),
-        None => Location::Memory,
+    let store: Arc<dyn TaskBackend> = match &settings.tasks.database_url {
+        Some(url) => {
+            let pg = PgBackend::start(url.expose()).map_err(|e| e.to_string())?;
+            // A database that is down now is not fatal: every task call says so until it is
+            // back, and the store recovers by itself.
+            match pg.ready().await {
+                Ok(()) => tracing::info!(database = %pg.place(), "task store on PostgreSQL"),
+                Err(e) => {
+                    tracing::warn!(error = %e, "task store on PostgreSQL, not reachable yet; task tools fail until it is")
+                }
+            }
+            Arc::new(pg)
+        }
+        None => {
+            let location = match &settings.tasks.data_dir {
+                Some(dir) => Location::Dir(dir.clone()),
+                None => Location::Memory,
+            };
+            let store = SqliteBackend::start(&location).map_err(|e| e.to_string())?;
+            match &settings.tasks.data_dir {
+                Some(dir) => tracing::info!(data_dir = %dir.display(), "task store opened"),
+                None => tracing::info!("task store in memory (tasks do not survive a restart)"),
+            }
+            Arc::new(store)
+        }
     };
-    let store = SqliteBackend::start(&location).map_err(|e| e.to_string())?;
-    match &settings.tasks.data_dir {
-        Some(dir) => tracing::info!(data_dir = %dir.display(), "task store opened"),
-        None => tracing::info!("task store in memory (tasks do not survive a restart)"),
-    }
     let registry = InstanceRegistry::start(&settings.instances, settings.health_interval);
-    let tasks = Tasks::start(Arc::new(store), registry.clone(), &settings.tasks);
+    let tasks = Tasks::start(store, registry.clone(), &settings.tasks);
     Ok(Services {
         registry,
         tasks,

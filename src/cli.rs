@@ -187,6 +187,10 @@ pub struct Cli {
     /// Directory of the task database, or :memory: [env: OPENCLAW_MCP_DATA_DIR] [default: ~/.local/state/openclaw-mcp on Linux, ~/Library/Application Support/openclaw-mcp on macOS, %LOCALAPPDATA%\openclaw-mcp on Windows]
     #[arg(long, value_name = "DIR")]
     pub data_dir: Option<String>,
+
+    /// PostgreSQL database shared by several bridges (postgres://user:password@host/db), for the tasks instead of the data directory [env: OPENCLAW_MCP_DATABASE_URL, or a file in OPENCLAW_MCP_DATABASE_URL_FILE]
+    #[arg(long, value_name = "URL")]
+    pub database_url: Option<String>,
 }
 
 /// Commands besides serving (which needs none).
@@ -246,7 +250,7 @@ impl Cli {
 
     /// The flags that were given, as (settings key, value) pairs for the flag layer.
     pub fn values(&self) -> Vec<(&'static str, FigValue)> {
-        let strings: [(&'static str, &Option<String>); 35] = [
+        let strings: [(&'static str, &Option<String>); 36] = [
             ("url", &self.openclaw_url),
             ("api", &self.api),
             ("gateway_commands", &self.gateway_commands),
@@ -274,6 +278,7 @@ impl Cli {
             ("max_tasks", &self.max_tasks),
             ("task_retention_secs", &self.task_retention_secs),
             ("data_dir", &self.data_dir),
+            ("database_url", &self.database_url),
             ("approval_password", &self.approval_password),
             ("cimd_allowed_hosts", &self.cimd_allowed_hosts),
             ("token_signing_key", &self.token_signing_key),

@@ -164,6 +164,11 @@ pub const SETTINGS: &[SettingName] = &[
         Some("task-retention-secs"),
     ),
     s("data_dir", &["OPENCLAW_MCP_DATA_DIR"], Some("data-dir")),
+    secret(
+        "database_url",
+        &["OPENCLAW_MCP_DATABASE_URL"],
+        Some("database-url"),
+    ),
     s(
         "disabled_tools",
         &["OPENCLAW_MCP_DISABLED_TOOLS"],

@@ -294,6 +294,9 @@ pub struct TaskSettings {
     pub retention: Duration,
     /// Where the task database lives; `None` = in memory.
     pub data_dir: Option<PathBuf>,
+    /// A PostgreSQL database shared by several bridges, used for the tasks instead of
+    /// `data_dir` (a secret: it may hold a password).
+    pub database_url: Option<Secret>,
 }
 
 /// The validated configuration of one run.

@@ -580,11 +580,18 @@ impl Layers {
             Some(dir) => Some(PathBuf::from(dir)),
             None => default_data_dir(),
         };
+        let database_url = self.nonempty("database_url")?;
+        if let Some(url) = &database_url {
+            crate::tasks::pg::parse_url(url).map_err(|e| {
+                ConfigError::Invalid(format!("{}: {e}", self.origin("database_url")))
+            })?;
+        }
         Ok(TaskSettings {
             concurrency,
             max_tasks,
             retention,
             data_dir,
+            database_url: database_url.map(Secret::new),
         })
     }
 }

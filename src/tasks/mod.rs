@@ -6,6 +6,7 @@
 pub mod error;
 pub mod fair;
 mod owner;
+pub mod pg;
 pub mod store;
 pub mod supervisor;
 pub mod task;

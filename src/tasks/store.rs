@@ -157,6 +157,12 @@ pub trait TaskBackend: Send + Sync + 'static {
     fn maintain(&self, cutoff: i64, now: i64) -> StoreFuture<Maintenance>;
     /// Fails this runner's running tasks (on shutdown, after the grace period).
     fn interrupt_mine(&self, now: i64) -> StoreFuture<u64>;
+    /// Ids of tasks cancelled through another process sharing the store (taken once, by the
+    /// supervisor, which stops those it runs); `None` where the store cannot tell
+    /// (SQLite: a cancel reaches the process that runs the task only through its own tools).
+    fn cancellations(&self) -> Option<tokio::sync::mpsc::UnboundedReceiver<String>> {
+        None
+    }
 }
 
 /// The lock that says "this runner is alive", held for the life of the process.

@@ -582,6 +582,12 @@ impl Actor for TaskSupervisor {
         ctx.set_mailbox_capacity(MAILBOX_CAPACITY);
         // Recovery first (fail what dead processes left running, adopt their pending tasks).
         self.maintain(ctx);
+        // Cancels made through another replica of a shared store.
+        if let Some(mut cancels) = self.store.cancellations() {
+            ctx.add_stream(futures_util::stream::poll_fn(move |cx| {
+                cancels.poll_recv(cx).map(|id| id.map(CancelledElsewhere))
+            }));
+        }
         let every = MAINTENANCE_EVERY
             .min(self.retention)
             .max(Duration::from_secs(1));
@@ -700,6 +706,21 @@ impl Handler<CancelTask> for TaskSupervisor {
             CancelOutcome::NotCancellable(status) => Err(TaskError::NotCancellable(status)),
         }))
     }
+}
+
+/// A task cancelled through another process sharing the store.
+struct CancelledElsewhere(String);
+
+impl actix::StreamHandler<CancelledElsewhere> for TaskSupervisor {
+    fn handle(&mut self, msg: CancelledElsewhere, _ctx: &mut Context<Self>) {
+        if let Some(job) = self.running.get(&msg.0) {
+            // Drops the gateway request, as for a cancel made here.
+            job.cancel.cancel();
+            tracing::info!(task = %msg.0, "task cancelled through another replica");
+        }
+    }
+
+    fn finished(&mut self, _ctx: &mut Context<Self>) {}
 }
 
 impl Handler<Load> for TaskSupervisor {
@@ -1030,6 +1051,7 @@ mod tests {
             max_tasks,
             retention: Duration::from_secs(3600),
             data_dir: None,
+            database_url: None,
         };
         TaskSupervisor::new(store, registry, &settings)
             .with_write_retry(retry)

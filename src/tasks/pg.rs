@@ -1,0 +1,785 @@
+//! Durable task state in PostgreSQL, shared by several bridges (replicas behind a load
+//! balancer): the same [`TaskBackend`] as the embedded SQLite store, with what one machine got
+//! from its file system done by the database instead.
+//!
+//! - **Claims.** A pending task is claimed with one conditional `UPDATE … WHERE status =
+//!   'pending' RETURNING …`: under PostgreSQL's row locks two replicas cannot both win it, so its
+//!   prompt reaches the gateway once.
+//! - **Live runners: leases.** Each replica has a row in `runners` that it refreshes every
+//!   [`HEARTBEAT`]; a runner not seen for [`LEASE`] is dead. Maintenance on any survivor then
+//!   adopts the dead runner's running tasks whose WebSocket run was recorded (one conditional
+//!   update per task: one survivor wins each) and fails the others as interrupted (never sent
+//!   again). A replica that was only cut off and comes back finds its tasks taken: its `finish`
+//!   is refused, as for a cancelled task.
+//! - **Limits.** An insert takes a transaction-scoped advisory lock, so that the total and
+//!   per-owner limits hold across replicas (two inserts cannot both take the last place).
+//! - **Cancels across replicas.** A cancel commits with `pg_notify('openclaw_mcp_cancel', id)`;
+//!   every replica `LISTEN`s on its own connection and stops the gateway request of a task it
+//!   runs ([`TaskBackend::cancellations`]).
+//! - **Schema.** Tables live in the schema `openclaw_mcp`; `openclaw_mcp.schema_version` holds
+//!   one row per component. Migrations run at start under an advisory lock and are additive, so
+//!   the previous release's binary keeps working on the same database during a rolling deploy; a
+//!   binary refuses a schema more than one version newer than its own.
+//! - **An unreachable database** is a clear error on every call (`task store unavailable: …`),
+//!   never a crash: the pool reconnects by itself, the schema is checked on the first call that
+//!   reaches the database, and the listener reconnects every second. Tables that vanish under a
+//!   running bridge (a database restored or recreated) are made again on the next call.
+
+use std::{
+    str::FromStr,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
+
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use futures_util::{FutureExt, StreamExt, future::BoxFuture};
+use tokio::sync::mpsc;
+use tokio_postgres::{AsyncMessage, Row, config::Host};
+
+use super::{
+    store::{
+        CancelOutcome, Finish, Inserted, Limits, Maintenance, StoreError, StoreFuture, TaskBackend,
+    },
+    task::{INTERRUPTED, NewTask, TaskRecord, TaskStatus, new_task_id},
+};
+
+/// How often a replica says it is alive.
+pub const HEARTBEAT: Duration = Duration::from_secs(5);
+/// A replica not seen for this long is dead: its tasks are adopted or failed.
+pub const LEASE: Duration = Duration::from_secs(30);
+/// The schema version this binary writes. 1: tasks and runners.
+pub const SCHEMA_VERSION: i32 = 1;
+/// The channel cancels are announced on.
+const CANCEL_CHANNEL: &str = "openclaw_mcp_cancel";
+/// How an error starts when the tables vanished under a running bridge (a database restored or
+/// recreated): the schema is made again on the next call.
+const SCHEMA_GONE: &str = "the task tables are missing";
+/// Connections of one replica's pool.
+const POOL_SIZE: usize = 8;
+/// How long a call waits for a connection of the pool (a database that is down answers at once).
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+const COLUMNS: &str = "id, owner, instance, session_id, agent_id, message, priority, seq, status, \
+    created_at, started_at, completed_at, result, error, progress_chars, last_activity_at, images, run";
+
+const SCHEMA: &str = "
+CREATE SCHEMA IF NOT EXISTS openclaw_mcp;
+CREATE TABLE IF NOT EXISTS openclaw_mcp.schema_version (
+    component TEXT PRIMARY KEY,
+    version INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS openclaw_mcp.tasks (
+    seq BIGSERIAL PRIMARY KEY,
+    id TEXT NOT NULL UNIQUE,
+    owner TEXT NOT NULL,
+    instance TEXT NOT NULL,
+    session_id TEXT,
+    agent_id TEXT,
+    message TEXT,
+    images TEXT,
+    priority BIGINT NOT NULL,
+    status TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    started_at BIGINT,
+    completed_at BIGINT,
+    result TEXT,
+    error TEXT,
+    progress_chars BIGINT NOT NULL DEFAULT 0,
+    last_activity_at BIGINT,
+    runner TEXT,
+    run TEXT
+);
+CREATE INDEX IF NOT EXISTS tasks_by_status ON openclaw_mcp.tasks (status, priority DESC, seq);
+CREATE INDEX IF NOT EXISTS tasks_by_owner ON openclaw_mcp.tasks (owner, priority DESC, seq);
+CREATE INDEX IF NOT EXISTS tasks_by_completion ON openclaw_mcp.tasks (completed_at)
+    WHERE completed_at IS NOT NULL;
+CREATE INDEX IF NOT EXISTS tasks_unfinished_by_owner ON openclaw_mcp.tasks (owner)
+    WHERE status IN ('pending', 'running');
+CREATE INDEX IF NOT EXISTS tasks_running_by_runner ON openclaw_mcp.tasks (runner)
+    WHERE status = 'running';
+CREATE TABLE IF NOT EXISTS openclaw_mcp.runners (
+    id TEXT PRIMARY KEY,
+    seen_at BIGINT NOT NULL
+);
+";
+
+/// Advisory lock keys (arbitrary, fixed): migrations, inserts.
+const MIGRATION_LOCK: i64 = 0x6f63_6d5f_6d69_6701;
+const INSERT_LOCK: i64 = 0x6f63_6d5f_696e_7301;
+
+/// A database error in words: PostgreSQL's own message (`db error` alone says nothing), or the
+/// innermost cause of a connection failure.
+fn db_error(e: tokio_postgres::Error) -> StoreError {
+    use tokio_postgres::error::SqlState;
+    if let Some(db) = e.as_db_error() {
+        if matches!(
+            *db.code(),
+            SqlState::UNDEFINED_TABLE | SqlState::INVALID_SCHEMA_NAME
+        ) {
+            return StoreError::Unavailable(format!(
+                "{SCHEMA_GONE} (PostgreSQL: {}); it is made again on the next call",
+                db.message()
+            ));
+        }
+        return StoreError::Db(format!("PostgreSQL: {}", db.message()));
+    }
+    if e.is_closed() {
+        return StoreError::Unavailable("the connection to PostgreSQL was lost".into());
+    }
+    StoreError::Db(innermost(&e))
+}
+
+/// The innermost cause of an error, in words (deadpool wraps tokio-postgres wraps io).
+fn innermost(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text = s.to_string();
+        source = s.source();
+    }
+    text
+}
+
+/// Where the database is, for messages: host and port, or the socket folder, and the database;
+/// never the user or the password.
+pub fn describe(config: &tokio_postgres::Config) -> String {
+    let host = match config.get_hosts().first() {
+        Some(Host::Tcp(h)) => h.clone(),
+        #[cfg(unix)]
+        Some(Host::Unix(p)) => p.display().to_string(),
+        None => "localhost".into(),
+    };
+    let port = config.get_ports().first().copied().unwrap_or(5432);
+    let db = config.get_dbname().unwrap_or("(default)");
+    format!("postgresql://{host}:{port}/{db}")
+}
+
+/// Parses a `postgres://` URL (or key=value string) into a connection config.
+pub fn parse_url(url: &str) -> Result<tokio_postgres::Config, String> {
+    let mut config = tokio_postgres::Config::from_str(url)
+        .map_err(|e| format!("the database URL is not a PostgreSQL connection string: {e}"))?;
+    if config.get_connect_timeout().is_none() {
+        config.connect_timeout(CONNECT_TIMEOUT);
+    }
+    config.application_name("openclaw-mcp");
+    Ok(config)
+}
+
+struct Inner {
+    pool: Pool,
+    config: tokio_postgres::Config,
+    runner: String,
+    place: String,
+    /// Whether the schema was checked (again after the tables vanished).
+    schema_ok: AtomicBool,
+    /// One migration at a time in this process.
+    migrating: tokio::sync::Mutex<()>,
+}
+
+/// [`TaskBackend`] on PostgreSQL.
+pub struct PgBackend {
+    inner: Arc<Inner>,
+    cancels: std::sync::Mutex<Option<mpsc::UnboundedReceiver<String>>>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for PgBackend {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+fn tls() -> tokio_postgres_rustls::MakeRustlsConnect {
+    tokio_postgres_rustls::MakeRustlsConnect::new((*crate::outbound::tls_config()).clone())
+}
+
+fn record(row: &Row) -> TaskRecord {
+    let status: String = row.get(8);
+    TaskRecord {
+        id: row.get(0),
+        owner: row.get(1),
+        instance: row.get(2),
+        session_id: row.get(3),
+        agent_id: row.get(4),
+        message: row.get(5),
+        priority: row.get(6),
+        seq: row.get(7),
+        status: TaskStatus::parse(&status).unwrap_or(TaskStatus::Failed),
+        created_at: row.get(9),
+        started_at: row.get(10),
+        completed_at: row.get(11),
+        result: row.get(12),
+        error: row.get(13),
+        progress_chars: row.get::<_, i64>(14).max(0) as u64,
+        last_activity_at: row.get(15),
+        images: row
+            .get::<_, Option<String>>(16)
+            .and_then(|j| serde_json::from_str(&j).ok())
+            .unwrap_or_default(),
+        run: row.get(17),
+    }
+}
+
+impl PgBackend {
+    /// Connects the pool (lazily: a database that is down now is reported by the calls, and
+    /// reached once it is up), starts the heartbeat and the cancel listener. Errors here are
+    /// configuration errors only.
+    pub fn start(url: &str) -> Result<PgBackend, StoreError> {
+        let config = parse_url(url).map_err(StoreError::Db)?;
+        let place = describe(&config);
+        let manager = Manager::from_config(
+            config.clone(),
+            tls(),
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(POOL_SIZE)
+            .runtime(deadpool_postgres::Runtime::Tokio1)
+            .wait_timeout(Some(CONNECT_TIMEOUT))
+            .create_timeout(Some(CONNECT_TIMEOUT))
+            .build()
+            .map_err(|e| StoreError::Db(e.to_string()))?;
+        let inner = Arc::new(Inner {
+            pool,
+            config,
+            runner: uuid::Uuid::new_v4().to_string(),
+            place,
+            schema_ok: AtomicBool::new(false),
+            migrating: tokio::sync::Mutex::new(()),
+        });
+        let (tx, rx) = mpsc::unbounded_channel();
+        let tasks = vec![
+            tokio::spawn(heartbeat(inner.clone())),
+            tokio::spawn(listen(inner.clone(), tx)),
+        ];
+        Ok(PgBackend {
+            inner,
+            cancels: std::sync::Mutex::new(Some(rx)),
+            tasks,
+        })
+    }
+
+    /// Checks now that the database is reachable and its schema usable (startup, tests).
+    pub async fn ready(&self) -> Result<(), StoreError> {
+        self.inner.client().await.map(drop)
+    }
+
+    /// Where the database is (no credentials).
+    pub fn place(&self) -> &str {
+        &self.inner.place
+    }
+
+    fn run<R, F>(&self, f: F) -> StoreFuture<R>
+    where
+        R: Send + 'static,
+        F: for<'c> FnOnce(
+                &'c mut deadpool_postgres::Object,
+                Arc<Inner>,
+            ) -> BoxFuture<'c, Result<R, StoreError>>
+            + Send
+            + 'static,
+    {
+        let inner = self.inner.clone();
+        async move {
+            let mut client = inner.client().await?;
+            let result = f(&mut client, inner.clone()).await;
+            if let Err(StoreError::Unavailable(why)) = &result
+                && why.starts_with(SCHEMA_GONE)
+            {
+                inner.schema_ok.store(false, Ordering::Release);
+            }
+            result
+        }
+        .boxed()
+    }
+}
+
+impl Inner {
+    /// A connection of the pool, with the schema checked (once per process).
+    async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
+        let mut client = self.pool.get().await.map_err(|e| {
+            StoreError::Unavailable(format!(
+                "cannot reach PostgreSQL at {}: {}",
+                self.place,
+                innermost(&e)
+            ))
+        })?;
+        if !self.schema_ok.load(Ordering::Acquire) {
+            let _one = self.migrating.lock().await;
+            if !self.schema_ok.load(Ordering::Acquire) {
+                migrate(&mut client, &self.place).await?;
+                self.schema_ok.store(true, Ordering::Release);
+            }
+        }
+        Ok(client)
+    }
+}
+
+/// Brings the schema to [`SCHEMA_VERSION`] (additive statements, under an advisory lock so that
+/// replicas starting together do not race); refuses a schema more than one version newer.
+async fn migrate(client: &mut deadpool_postgres::Object, place: &str) -> Result<(), StoreError> {
+    let tx = client.transaction().await.map_err(db_error)?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+        .await
+        .map_err(db_error)?;
+    tx.batch_execute(SCHEMA).await.map_err(db_error)?;
+    let found: Option<i32> = tx
+        .query_opt(
+            "SELECT version FROM openclaw_mcp.schema_version WHERE component = 'tasks'",
+            &[],
+        )
+        .await
+        .map_err(db_error)?
+        .map(|r| r.get(0));
+    match found {
+        Some(v) if v > SCHEMA_VERSION + 1 => {
+            return Err(StoreError::Db(format!(
+                "the task schema at {place} is version {v}, written by a newer openclaw-mcp; this binary (schema {SCHEMA_VERSION}) works with version {} at most: upgrade it",
+                SCHEMA_VERSION + 1
+            )));
+        }
+        Some(v) if v >= SCHEMA_VERSION => {}
+        _ => {
+            tx.execute(
+                "INSERT INTO openclaw_mcp.schema_version (component, version) VALUES ('tasks', $1)
+                 ON CONFLICT (component) DO UPDATE SET version = EXCLUDED.version",
+                &[&SCHEMA_VERSION],
+            )
+            .await
+            .map_err(db_error)?;
+        }
+    }
+    tx.commit().await.map_err(db_error)?;
+    tracing::info!(database = %place, schema = SCHEMA_VERSION, "task store ready on PostgreSQL");
+    Ok(())
+}
+
+/// Keeps this replica's `runners` row fresh. A failure is logged once per outage.
+async fn heartbeat(inner: Arc<Inner>) {
+    let mut failing = false;
+    loop {
+        let beat = async {
+            let client = inner.client().await?;
+            client
+                .execute(
+                    "INSERT INTO openclaw_mcp.runners (id, seen_at) VALUES ($1, $2)
+                     ON CONFLICT (id) DO UPDATE SET seen_at = EXCLUDED.seen_at",
+                    &[&inner.runner, &crate::util::now_ms()],
+                )
+                .await
+                .map_err(db_error)
+        };
+        match beat.await {
+            Ok(_) if failing => {
+                tracing::info!(database = %inner.place, "PostgreSQL reachable again");
+                failing = false;
+            }
+            Ok(_) => {}
+            Err(e) if !failing => {
+                tracing::warn!(error = %e, "cannot renew this replica's lease in PostgreSQL");
+                failing = true;
+            }
+            Err(_) => {}
+        }
+        tokio::time::sleep(HEARTBEAT).await;
+    }
+}
+
+/// Listens for cancels on a connection of its own, reconnecting every second while the database
+/// is away, and hands each cancelled task id to the supervisor.
+async fn listen(inner: Arc<Inner>, tx: mpsc::UnboundedSender<String>) {
+    loop {
+        if tx.is_closed() {
+            return;
+        }
+        match inner.config.connect(tls()).await {
+            Ok((client, mut connection)) => {
+                let (notes_tx, mut notes) = mpsc::unbounded_channel();
+                let driver = tokio::spawn(async move {
+                    let mut messages =
+                        futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
+                    while let Some(Ok(message)) = messages.next().await {
+                        if let AsyncMessage::Notification(n) = message {
+                            let _ = notes_tx.send(n.payload().to_string());
+                        }
+                    }
+                });
+                if client
+                    .batch_execute(&format!("LISTEN {CANCEL_CHANNEL}"))
+                    .await
+                    .is_ok()
+                {
+                    while let Some(id) = notes.recv().await {
+                        if tx.send(id).is_err() {
+                            driver.abort();
+                            return;
+                        }
+                    }
+                }
+                driver.abort();
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "cancel listener: cannot reach PostgreSQL");
+            }
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+/// The SQL of a [`TaskBackend`] call, over one pooled connection.
+macro_rules! call {
+    ($self:ident, |$client:ident, $inner:ident| $body:expr) => {
+        $self.run(move |$client, $inner| async move { $body }.boxed())
+    };
+}
+
+impl TaskBackend for PgBackend {
+    fn runner(&self) -> &str {
+        &self.inner.runner
+    }
+
+    fn insert(&self, task: NewTask, limits: Limits, now: i64) -> StoreFuture<Inserted> {
+        call!(self, |client, inner| {
+            let tx = client.transaction().await.map_err(db_error)?;
+            tx.execute("SELECT pg_advisory_xact_lock($1)", &[&INSERT_LOCK])
+                .await
+                .map_err(db_error)?;
+            let counts = tx
+                .query_one(
+                    "SELECT count(*), count(*) FILTER (WHERE owner = $1)
+                     FROM openclaw_mcp.tasks WHERE status IN ('pending', 'running')",
+                    &[&task.owner],
+                )
+                .await
+                .map_err(db_error)?;
+            let (mut unfinished, mut mine): (i64, i64) = (counts.get(0), counts.get(1));
+            if !limits.ended.is_empty() {
+                let ended = tx
+                    .query(
+                        "SELECT owner FROM openclaw_mcp.tasks
+                         WHERE id = ANY($1) AND status = 'running' AND runner = $2",
+                        &[&limits.ended, &inner.runner],
+                    )
+                    .await
+                    .map_err(db_error)?;
+                for row in ended {
+                    unfinished -= 1;
+                    if row.get::<_, String>(0) == task.owner {
+                        mine -= 1;
+                    }
+                }
+            }
+            if limits.owner < limits.total && mine.max(0) as usize >= limits.owner {
+                return Ok(Inserted::ShareReached);
+            }
+            if unfinished.max(0) as usize >= limits.total {
+                return Ok(Inserted::LimitReached);
+            }
+            let id = new_task_id();
+            let images = (!task.images.is_empty())
+                .then(|| serde_json::to_string(&task.images).unwrap_or_default());
+            let row = tx
+                .query_one(
+                    "INSERT INTO openclaw_mcp.tasks
+                       (id, owner, instance, session_id, agent_id, message, priority, status, created_at, images)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending', $8, $9) RETURNING seq",
+                    &[
+                        &id,
+                        &task.owner,
+                        &task.instance,
+                        &task.session_id,
+                        &task.agent_id,
+                        &task.message,
+                        &task.priority,
+                        &now,
+                        &images,
+                    ],
+                )
+                .await
+                .map_err(db_error)?;
+            tx.commit().await.map_err(db_error)?;
+            Ok(Inserted::Stored(Box::new(TaskRecord {
+                id,
+                owner: task.owner,
+                instance: task.instance,
+                session_id: task.session_id,
+                agent_id: task.agent_id,
+                message: Some(task.message),
+                images: task.images,
+                priority: task.priority,
+                seq: row.get(0),
+                status: TaskStatus::Pending,
+                created_at: now,
+                started_at: None,
+                completed_at: None,
+                result: None,
+                error: None,
+                progress_chars: 0,
+                last_activity_at: None,
+                run: None,
+            })))
+        })
+    }
+
+    fn claim(&self, id: String, now: i64) -> StoreFuture<Option<TaskRecord>> {
+        call!(self, |client, inner| {
+            let row = client
+                .query_opt(
+                    &format!(
+                        "UPDATE openclaw_mcp.tasks SET status = 'running', started_at = $2, runner = $3
+                         WHERE id = $1 AND (status = 'pending' OR (status = 'running' AND runner = $3))
+                         RETURNING {COLUMNS}"
+                    ),
+                    &[&id, &now, &inner.runner],
+                )
+                .await
+                .map_err(db_error)?;
+            Ok(row.as_ref().map(record))
+        })
+    }
+
+    fn finish(&self, id: String, f: Finish) -> StoreFuture<bool> {
+        call!(self, |client, inner| {
+            let progress = f.progress_chars as i64;
+            let changed = client
+                .execute(
+                    "UPDATE openclaw_mcp.tasks SET status = $2, result = $3, error = $4, progress_chars = $5,
+                         last_activity_at = $6, completed_at = $7, message = NULL, images = NULL, run = NULL
+                     WHERE id = $1 AND status = 'running' AND runner = $8",
+                    &[
+                        &id,
+                        &f.status.as_str(),
+                        &f.result,
+                        &f.error,
+                        &progress,
+                        &f.last_activity_at,
+                        &f.at,
+                        &inner.runner,
+                    ],
+                )
+                .await
+                .map_err(db_error)?;
+            if changed == 0 {
+                client
+                    .execute(
+                        "UPDATE openclaw_mcp.tasks SET progress_chars = $2, last_activity_at = $3
+                         WHERE id = $1 AND runner = $4",
+                        &[&id, &progress, &f.last_activity_at, &inner.runner],
+                    )
+                    .await
+                    .map_err(db_error)?;
+            }
+            Ok(changed == 1)
+        })
+    }
+
+    fn set_run(&self, id: String, run: String) -> StoreFuture<bool> {
+        call!(self, |client, inner| {
+            Ok(client
+                .execute(
+                    "UPDATE openclaw_mcp.tasks SET run = $2 WHERE id = $1 AND status = 'running' AND runner = $3",
+                    &[&id, &run, &inner.runner],
+                )
+                .await
+                .map_err(db_error)?
+                == 1)
+        })
+    }
+
+    fn cancel(
+        &self,
+        id: String,
+        owner: String,
+        now: i64,
+        cutoff: i64,
+    ) -> StoreFuture<CancelOutcome> {
+        call!(self, |client, _inner| {
+            let tx = client.transaction().await.map_err(db_error)?;
+            let found = tx
+                .query_opt(
+                    "SELECT status, runner FROM openclaw_mcp.tasks
+                     WHERE id = $1 AND owner = $2 AND (completed_at IS NULL OR completed_at >= $3)
+                     FOR UPDATE",
+                    &[&id, &owner, &cutoff],
+                )
+                .await
+                .map_err(db_error)?;
+            let Some(found) = found else {
+                return Ok(CancelOutcome::NotFound);
+            };
+            let status = TaskStatus::parse(found.get(0)).unwrap_or(TaskStatus::Failed);
+            let runner: Option<String> = found.get(1);
+            if status.is_finished() {
+                return Ok(CancelOutcome::NotCancellable(status));
+            }
+            tx.execute(
+                "UPDATE openclaw_mcp.tasks SET status = 'cancelled', completed_at = $2, message = NULL, images = NULL
+                 WHERE id = $1",
+                &[&id, &now],
+            )
+            .await
+            .map_err(db_error)?;
+            if status == TaskStatus::Running {
+                // Delivered at commit to every replica listening: the one running it stops it.
+                tx.execute("SELECT pg_notify($1, $2)", &[&CANCEL_CHANNEL, &id])
+                    .await
+                    .map_err(db_error)?;
+            }
+            tx.commit().await.map_err(db_error)?;
+            Ok(CancelOutcome::Cancelled {
+                previous: status,
+                runner: runner.filter(|_| status == TaskStatus::Running),
+            })
+        })
+    }
+
+    fn get(&self, id: String, owner: String, cutoff: i64) -> StoreFuture<Option<TaskRecord>> {
+        call!(self, |client, _inner| {
+            let row = client
+                .query_opt(
+                    &format!(
+                        "SELECT {COLUMNS} FROM openclaw_mcp.tasks
+                         WHERE id = $1 AND owner = $2 AND (completed_at IS NULL OR completed_at >= $3)"
+                    ),
+                    &[&id, &owner, &cutoff],
+                )
+                .await
+                .map_err(db_error)?;
+            Ok(row.as_ref().map(record))
+        })
+    }
+
+    fn list(&self, owner: String, cutoff: i64) -> StoreFuture<Vec<TaskRecord>> {
+        call!(self, |client, _inner| {
+            let rows = client
+                .query(
+                    &format!(
+                        "SELECT {COLUMNS} FROM openclaw_mcp.tasks
+                         WHERE owner = $1 AND (completed_at IS NULL OR completed_at >= $2)
+                         ORDER BY priority DESC, seq ASC"
+                    ),
+                    &[&owner, &cutoff],
+                )
+                .await
+                .map_err(db_error)?;
+            Ok(rows.iter().map(record).collect())
+        })
+    }
+
+    fn pending(&self) -> StoreFuture<Vec<TaskRecord>> {
+        call!(self, |client, _inner| {
+            let rows = client
+                .query(
+                    &format!(
+                        "SELECT {COLUMNS} FROM openclaw_mcp.tasks WHERE status = 'pending'
+                         ORDER BY priority DESC, seq ASC"
+                    ),
+                    &[],
+                )
+                .await
+                .map_err(db_error)?;
+            Ok(rows.iter().map(record).collect())
+        })
+    }
+
+    fn maintain(&self, cutoff: i64, now: i64) -> StoreFuture<Maintenance> {
+        call!(self, |client, inner| {
+            let expired = client
+                .execute(
+                    "DELETE FROM openclaw_mcp.tasks WHERE completed_at IS NOT NULL AND completed_at < $1",
+                    &[&cutoff],
+                )
+                .await
+                .map_err(db_error)?;
+            // Runners of running tasks not seen within the lease (or never registered).
+            let stale = now - LEASE.as_millis() as i64;
+            let dead: Vec<String> = client
+                .query(
+                    "SELECT DISTINCT t.runner FROM openclaw_mcp.tasks t
+                     LEFT JOIN openclaw_mcp.runners r ON r.id = t.runner
+                     WHERE t.status = 'running' AND t.runner IS NOT NULL AND t.runner <> $1
+                       AND (r.id IS NULL OR r.seen_at < $2)",
+                    &[&inner.runner, &stale],
+                )
+                .await
+                .map_err(db_error)?
+                .iter()
+                .map(|r| r.get(0))
+                .collect();
+            let mut adopted = Vec::new();
+            let mut interrupted = 0;
+            for runner in dead {
+                let rows = client
+                    .query(
+                        &format!(
+                            "UPDATE openclaw_mcp.tasks SET runner = $2
+                             WHERE status = 'running' AND runner = $1 AND run IS NOT NULL
+                             RETURNING {COLUMNS}"
+                        ),
+                        &[&runner, &inner.runner],
+                    )
+                    .await
+                    .map_err(db_error)?;
+                adopted.extend(rows.iter().map(record));
+                interrupted += client
+                    .execute(
+                        "UPDATE openclaw_mcp.tasks SET status = 'failed', error = $2, completed_at = $3,
+                             message = NULL, images = NULL
+                         WHERE status = 'running' AND runner = $1",
+                        &[&runner, &INTERRUPTED, &now],
+                    )
+                    .await
+                    .map_err(db_error)?;
+                tracing::warn!(runner = %runner, "a replica's lease expired: its running tasks were taken over");
+            }
+            client
+                .execute(
+                    "DELETE FROM openclaw_mcp.runners WHERE seen_at < $1",
+                    &[&(now - 10 * LEASE.as_millis() as i64)],
+                )
+                .await
+                .map_err(db_error)?;
+            Ok(Maintenance {
+                expired,
+                interrupted,
+                adopted,
+            })
+        })
+    }
+
+    fn interrupt_mine(&self, now: i64) -> StoreFuture<u64> {
+        call!(self, |client, inner| {
+            let failed = client
+                .execute(
+                    "UPDATE openclaw_mcp.tasks SET status = 'failed', error = $2, completed_at = $3,
+                         message = NULL, images = NULL
+                     WHERE status = 'running' AND runner = $1",
+                    &[&inner.runner, &INTERRUPTED, &now],
+                )
+                .await
+                .map_err(db_error)?;
+            client
+                .execute(
+                    "DELETE FROM openclaw_mcp.runners WHERE id = $1",
+                    &[&inner.runner],
+                )
+                .await
+                .map_err(db_error)?;
+            Ok(failed)
+        })
+    }
+
+    fn cancellations(&self) -> Option<mpsc::UnboundedReceiver<String>> {
+        self.cancels
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+    }
+}
