@@ -353,7 +353,11 @@ async fn tools_invoke(
 async fn stats(options: web::Data<Options>) -> HttpResponse {
     let s = &options.stats;
     let seen = s.seen.lock().unwrap_or_else(|e| e.into_inner());
-    let repeated: Vec<&String> = seen.iter().filter(|(_, n)| **n > 1).map(|(m, _)| m).collect();
+    let repeated: Vec<&String> = seen
+        .iter()
+        .filter(|(_, n)| **n > 1)
+        .map(|(m, _)| m)
+        .collect();
     HttpResponse::Ok().json(json!({"chats": {
         "started": s.started.load(Ordering::SeqCst),
         "completed": s.completed.load(Ordering::SeqCst),
