@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# Tasks queued and drained per second, through MCP over HTTP, with the embedded SQLite store and
+# with one, two and three bridges on one PostgreSQL database, against an instant gateway:
+#
+#   bash scripts/bench-cluster.sh            # BENCH_TASKS=2000 BENCH_CONCURRENCY=32 BENCH_TASK_CONCURRENCY=16
+#
+# Builds the release binaries, starts PostgreSQL in a temporary directory on 127.0.0.1 (as
+# `nobody` under root) and the mock gateway (no delay), then for each setup a fresh database (or
+# data directory) and its bridges (`--transport http`), and runs scripts/bench_cluster.py: the
+# tasks are queued round robin over the bridges by BENCH_CONCURRENCY calls in flight (official
+# Python SDK, sessionless era), then waited for until all completed. Prints one line per setup
+# and a Markdown table. Loopback only; not run in CI (figures depend on the machine).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+# shellcheck source=scripts/lib.sh
+source scripts/lib.sh bench-cluster
+# shellcheck source=scripts/e2e-lib.sh
+source scripts/e2e-lib.sh
+
+VENV=${E2E_VENV:-target/e2e-venv}
+PYTHON=${E2E_PYTHON:-python3}
+TASKS=${BENCH_TASKS:-2000}
+CONCURRENCY=${BENCH_CONCURRENCY:-32}
+TASK_CONCURRENCY=${BENCH_TASK_CONCURRENCY:-16}
+
+bash scripts/pg-deps.sh
+PG_BIN=$(dirname "$(find /usr/lib/postgresql -path "*/bin/initdb" 2>/dev/null | sort -V | tail -1)")
+[ -x "$PG_BIN/initdb" ] || PG_BIN=$(dirname "$(command -v initdb)")
+ensure_mcp_venv
+cargo build --quiet --release --bin openclaw-mcp --example mock_gateway
+TARGET_DIR=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
+ln -f "$TARGET_DIR/release/openclaw-mcp" "$WORK/openclaw-mcp"
+ln -f "$TARGET_DIR/release/examples/mock_gateway" "$WORK/mock_gateway"
+
+PG_DIR=$WORK/pg
+mkdir -p "$PG_DIR"
+as_pg=()
+if [ "$(id -u)" = 0 ]; then
+    chown -R 65534:65534 "$PG_DIR"
+    chmod 755 "$WORK"
+    as_pg=(setpriv --reuid=65534 --regid=65534 --clear-groups --)
+fi
+"${as_pg[@]}" "$PG_BIN/initdb" -D "$PG_DIR/data" -U postgres -A trust -E UTF8 --locale=C >/dev/null
+PG_PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+"${as_pg[@]}" "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/log" -w -t 30 \
+    -o "-c listen_addresses=127.0.0.1 -p $PG_PORT -k $PG_DIR -c max_connections=200" start >/dev/null ||
+    die "PostgreSQL did not start: $(cat "$PG_DIR/log")"
+PIDS+=("$(head -1 "$PG_DIR/data/postmaster.pid")")
+
+"$WORK/mock_gateway" --host 127.0.0.1 --port 0 2>"$WORK/gateway.log" &
+PIDS+=($!)
+GW_PORT=$(wait_port "$WORK/gateway.log" 's#^mock gateway listening on http://127\.0\.0\.1:\([0-9][0-9]*\)$#\1#p' "${PIDS[-1]}" gateway)
+BEARER=$(python3 -c 'import secrets; print(secrets.token_hex(24))')
+
+# run_setup NAME REPLICAS [DATABASE_URL]: bridges on a fresh store, the client, then the bridges stopped.
+run_setup() {
+    local name=$1 replicas=$2 url=${3:-} ports=() pids=() i port
+    for i in $(seq "$replicas"); do
+        mkdir -p "$WORK/$name-$i"
+        env -i PATH="$PATH" HOME="$WORK/$name-$i" \
+            OPENCLAW_URL="http://127.0.0.1:$GW_PORT" OPENCLAW_API=http \
+            OPENCLAW_TASK_CONCURRENCY="$TASK_CONCURRENCY" OPENCLAW_MAX_TASKS=1000000 \
+            OPENCLAW_MCP_DATA_DIR="$WORK/$name-$i/data" ${url:+OPENCLAW_MCP_DATABASE_URL="$url"} \
+            MCP_BEARER_TOKENS="bench:$BEARER" MCP_RATE_LIMIT_PER_MINUTE=0 OPENCLAW_MCP_LOG=warn \
+            "$WORK/openclaw-mcp" --transport http --host 127.0.0.1 --port 0 2>"$WORK/$name-$i.log" &
+        pids+=($!)
+        PIDS+=($!)
+        port=$(wait_port "$WORK/$name-$i.log" 's/.*listening address=127\.0\.0\.1:\([0-9][0-9]*\).*/\1/p' "$!" "bridge $name-$i")
+        ports+=("$port")
+    done
+    "$VENV/bin/python" "$ROOT/scripts/bench_cluster.py" --ports "$(IFS=,; echo "${ports[*]}")" \
+        --bearer "$BEARER" --tasks "$TASKS" --concurrency "$CONCURRENCY" | tee -a "$WORK/results.jsonl"
+    for i in "${pids[@]}"; do stop "$i"; done
+}
+
+run_setup sqlite 1
+for n in 1 2 3; do
+    "${as_pg[@]}" "$PG_BIN/createdb" -h 127.0.0.1 -p "$PG_PORT" -U postgres "bench$n"
+    run_setup "pg$n" "$n" "postgres://postgres@127.0.0.1:$PG_PORT/bench$n"
+done
+
+python3 - "$WORK/results.jsonl" "$TASKS" "$CONCURRENCY" "$TASK_CONCURRENCY" <<'PYEOF'
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+names = ["SQLite, 1 bridge"] + [f"PostgreSQL, {r['replicas']} bridge{'s' if r['replicas'] > 1 else ''}" for r in rows[1:]]
+print(f"\n{sys.argv[2]} tasks, {sys.argv[3]} calls in flight, task_concurrency {sys.argv[4]} per bridge, instant gateway\n")
+print("| Store | Queued (tasks/s) | Queued and drained (tasks/s) |")
+print("|---|---|---|")
+for name, r in zip(names, rows):
+    print(f"| {name} | {r['queued_per_s']} | {r['drained_per_s']} |")
+PYEOF
