@@ -172,8 +172,10 @@ async fn a_gateway_that_stops_reading_is_given_up_and_requests_are_not_hoarded()
     );
     assert!(session.is_closed());
     match down(&client).await {
+        // Whichever sign comes first: the frame that gets no byte out, or the ping without pong.
         WsError::Disconnected(why) => assert!(
-            why.contains("the gateway read nothing this bridge sent for"),
+            why.contains("the gateway read nothing this bridge sent for")
+                || why.contains("the gateway answered no ping for"),
             "{why}"
         ),
         other => panic!("{other:?}"),
@@ -423,4 +425,28 @@ async fn a_cancel_while_the_run_is_looked_up_is_heard_at_once_and_aborts_it() {
         cancelled_at.elapsed()
     );
     until_ended(&gw, "run-l", RunEnd::Aborted, Duration::from_secs(1)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gateway_that_reads_nothing_is_dropped_by_its_unanswered_pings_even_while_idle() {
+    let (url, connects) = deaf_gateway().await;
+    let client = WsClient::start(options(&url, Some("t")), None);
+    let session = ready(&client).await;
+    // No request at all: nothing fills the buffers, the gateway keeps sending ticks; only the
+    // pongs it never sends tell it is not reading.
+    let started = Instant::now();
+    session.closed().await;
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "given up after {:?}",
+        started.elapsed()
+    );
+    match down(&client).await {
+        WsError::Disconnected(why) => {
+            assert!(why.contains("the gateway answered no ping for"), "{why}")
+        }
+        other => panic!("{other:?}"),
+    }
+    ready(&client).await;
+    assert!(connects.load(std::sync::atomic::Ordering::SeqCst) >= 2);
 }

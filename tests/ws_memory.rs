@@ -1,7 +1,8 @@
 //! What a frame the bridge throws away costs it: a gateway (or anything on a plain `ws://` path)
 //! may send frames up to the 64 MiB read limit, and a `serde_json::Value` of `[0,0,…]` takes
-//! about 16 times its text. An ignored event must cost about its size, not many times it; a
-//! server that floods before `hello-ok` is cut off at 1 MiB.
+//! about 16 times its text. An ignored event must cost about its size, not many times it; an
+//! answer of zeros aimed at a request id (which a hostile gateway can predict) is refused by its
+//! parse cost before it is parsed. (A server that floods before `hello-ok`: tests/ws_hostile.rs.)
 //!
 //! The peak resident set of the test process is measured (`VmHWM`, reset through
 //! `/proc/self/clear_refs`), so this file holds one test, Linux only (the server and the bridge
@@ -45,7 +46,8 @@ fn now_ms() -> i64 {
 }
 
 /// A gateway that completes the handshake, then sends one `tick` event of `zeros` JSON zeros
-/// when told to, then reads until the end.
+/// when told to, then answers every request: `health` with `{}`, `big` with a payload of
+/// `zeros` zeros (aimed at the request's id, which a hostile gateway can predict).
 async fn gateway(zeros: usize, go: oneshot::Receiver<()>) -> String {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
@@ -81,8 +83,24 @@ async fn gateway(zeros: usize, go: oneshot::Receiver<()>) -> String {
             frame.push('0');
         }
         frame.push_str("]}");
-        ws.send(Message::text(frame)).await.unwrap();
-        while let Some(Ok(_)) = ws.next().await {}
+        ws.send(Message::text(frame.clone())).await.unwrap();
+        while let Some(Ok(message)) = ws.next().await {
+            let Message::Text(text) = message else {
+                continue;
+            };
+            let request: Value = serde_json::from_str(text.as_str()).unwrap();
+            let id = request["id"].as_str().unwrap();
+            let answer = if request["method"] == "big" {
+                let head = format!(r#"{{"type":"res","id":"{id}","ok":true,"payload":"#);
+                format!(
+                    "{head}{}}}",
+                    &frame[frame.find('[').unwrap()..frame.len() - 1]
+                )
+            } else {
+                json!({"type":"res","id":id,"ok":true,"payload":{}}).to_string()
+            };
+            ws.send(Message::text(answer)).await.unwrap();
+        }
     });
     format!("http://127.0.0.1:{port}")
 }
@@ -114,16 +132,13 @@ async fn an_ignored_eight_mebibyte_event_costs_about_its_size_not_sixteen_times_
     reset_peak();
     let before = status_kib("VmRSS:");
     go.send(()).unwrap();
-    // The frame is read and thrown away; the connection stays (a ping answered proves the read
-    // loop went past it).
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // The frame is read and thrown away; the connection stays, and an answer sent after the frame
+    // arrives (so the frame was read before it).
+    session
+        .request("health", json!({}), Duration::from_secs(20))
+        .await
+        .expect("an answer after the ignored frame");
     assert!(!session.is_closed());
-    assert!(
-        session
-            .request("health", json!({}), Duration::from_millis(1))
-            .await
-            .is_err()
-    );
     let grown = status_kib("VmHWM:").saturating_sub(before) / 1024;
     // The server's text and its frame (about 16 MiB), the bridge's read buffer and text (about
     // 16 MiB more): 32 MiB; parsed into a Value the zeros alone would take 128 MiB more.
@@ -132,4 +147,25 @@ async fn an_ignored_eight_mebibyte_event_costs_about_its_size_not_sixteen_times_
         grown < 64,
         "peak resident set grew by {grown} MiB for one 8 MiB frame that is thrown away"
     );
+
+    // The same zeros as the answer to a request of the bridge's own (the gateway knows its id):
+    // refused by its cost before any parse, and the caller told so.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    reset_peak();
+    let before = status_kib("VmRSS:");
+    let refused = session
+        .request("big", json!({}), Duration::from_secs(20))
+        .await
+        .unwrap_err();
+    assert!(
+        refused.to_string().contains("would take about")
+            && refused.to_string().contains("it was dropped"),
+        "{refused}"
+    );
+    let grown = status_kib("VmHWM:").saturating_sub(before) / 1024;
+    eprintln!(
+        "peak resident set grew by {grown} MiB for an 8 MiB answer of zeros aimed at a request"
+    );
+    assert!(grown < 64, "peak resident set grew by {grown} MiB");
+    assert!(!session.is_closed());
 }

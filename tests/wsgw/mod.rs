@@ -257,6 +257,10 @@ impl FakeWsGateway {
 
     async fn serve(self, tcp: tokio::net::TcpStream) {
         if lock(&self.state).refusing {
+            // A reset, every time: as a host with nothing listening behind a proxy does.
+            // Deprecated because a non-zero linger blocks the dropping thread; zero does not.
+            #[allow(deprecated)]
+            let _ = tcp.set_linger(Some(Duration::ZERO));
             return;
         }
         let origins = Arc::new(Mutex::new(None::<String>));

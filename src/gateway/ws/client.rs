@@ -703,6 +703,9 @@ async fn serve(
     tokio::pin!(writer);
     let mut last_heard = Instant::now();
     let mut last_written = (meter.written(), Instant::now());
+    // Since when a ping that went out at once (nothing queued before it) waits for its pong: a
+    // gateway that stops reading answers none, even while it keeps sending.
+    let mut ping_unanswered: Option<Instant> = None;
     let mut ping =
         tokio::time::interval_at(Instant::now() + options.ping_every, options.ping_every);
     ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -721,8 +724,9 @@ async fn serve(
                     Some(Err(e)) => return WsError::Disconnected(e.to_string()),
                     Some(Ok(Message::Close(frame))) => return close_reason(frame),
                     Some(Ok(Message::Text(text))) => dispatch(text.as_str(), session, shared),
-                    // Pings are answered by the library as it reads; pongs and binary frames
-                    // only prove the connection alive.
+                    Some(Ok(Message::Pong(_))) => ping_unanswered = None,
+                    // Pings are answered by the library as it reads; binary frames only prove
+                    // the connection alive.
                     Some(Ok(_)) => {}
                 }
             }
@@ -752,6 +756,20 @@ async fn serve(
                         last_written.1.elapsed().as_secs(),
                         session.queued.load(Ordering::Relaxed)
                     ));
+                }
+                if let Some(since) = ping_unanswered
+                    && since.elapsed() >= options.dead_after
+                {
+                    let _ = session.out.send(Message::Close(None));
+                    let _ = tokio::time::timeout(CLOSE_WAIT, writer.as_mut()).await;
+                    return WsError::Disconnected(format!(
+                        "the gateway answered no ping for {} s (it reads nothing this bridge sends)",
+                        since.elapsed().as_secs()
+                    ));
+                }
+                let idle = !writing.load(Ordering::Relaxed) && session.queued.load(Ordering::Relaxed) == 0;
+                if ping_unanswered.is_none() && idle {
+                    ping_unanswered = Some(Instant::now());
                 }
                 let _ = session.out.send(Message::Ping(Bytes::from_static(b"openclaw-mcp")));
             }
@@ -789,9 +807,26 @@ fn dispatch(text: &str, session: &Session, shared: &Shared) {
         }
         _ => None,
     };
-    if let Some(tx) = reader
-        && let Some(frame) = Incoming::parse(text)
-    {
+    let Some(tx) = reader else {
+        return;
+    };
+    // A reader was found by id, which a hostile gateway can aim at: what the full parse would
+    // cost is bounded first.
+    let cost = frames::parse_cost(text);
+    if cost > frames::MAX_PARSE_COST {
+        tracing::warn!(
+            bytes = text.len(),
+            cost_mib = cost / (1024 * 1024),
+            "a frame of the gateway too costly to read was dropped"
+        );
+        if head.kind == "res"
+            && let Some(id) = head.id.as_deref()
+        {
+            let _ = tx.send(Incoming::refused(id, text.len(), cost));
+        }
+        return;
+    }
+    if let Some(frame) = Incoming::parse(text) {
         let _ = tx.send(frame);
     }
 }

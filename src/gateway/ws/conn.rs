@@ -277,7 +277,10 @@ pub async fn open(endpoint: &Endpoint, timeout: Duration) -> Result<Socket, WsEr
             Err(
                 e @ (tungstenite::Error::Io(_)
                 | tungstenite::Error::ConnectionClosed
-                | tungstenite::Error::AlreadyClosed),
+                | tungstenite::Error::AlreadyClosed
+                | tungstenite::Error::Protocol(
+                    tungstenite::error::ProtocolError::HandshakeIncomplete,
+                )),
             ) => Err(connect_error(format!("during the WebSocket upgrade: {e}"))),
             Err(e) => Err(WsError::NotWebSocket {
                 url: endpoint.display.clone(),

@@ -130,7 +130,8 @@ impl<'a> Head<'a> {
     pub fn parse(text: &'a str) -> Option<Head<'a>> {
         let raw: RawHead<'a> = serde_json::from_str(text).ok()?;
         let run_id = match (raw.event.as_deref(), raw.payload) {
-            (Some("chat" | "agent"), Some(payload)) => {
+            // An object only: serde would read an array's first element as `runId`.
+            (Some("chat" | "agent"), Some(payload)) if payload.get().starts_with('{') => {
                 serde_json::from_str::<RunOf<'a>>(payload.get())
                     .ok()
                     .and_then(|p| p.run_id)
@@ -143,6 +144,58 @@ impl<'a> Head<'a> {
             event: raw.event,
             run_id,
         })
+    }
+}
+
+/// The most a frame that somebody waits for may cost to parse into a `serde_json::Value`
+/// ([`parse_cost`]): a hostile gateway knows the request ids and run ids it may address.
+pub const MAX_PARSE_COST: usize = 256 * 1024 * 1024;
+
+/// Roughly what parsing `text` into a `serde_json::Value` would take at most: the text, plus a
+/// node of up to 80 bytes for every value outside strings (counted by the separators before
+/// them). Legitimate large frames are strings (answers, base64 images): few nodes; a frame of
+/// `[0,0,0,…]` is nodes only.
+pub fn parse_cost(text: &str) -> usize {
+    let (mut in_string, mut escaped, mut nodes) = (false, false, 0usize);
+    for &b in text.as_bytes() {
+        if in_string {
+            if escaped {
+                escaped = false;
+            } else if b == b'\\' {
+                escaped = true;
+            } else if b == b'"' {
+                in_string = false;
+            }
+        } else {
+            match b {
+                b'"' => in_string = true,
+                b',' | b'[' | b'{' | b':' => nodes += 1,
+                _ => {}
+            }
+        }
+    }
+    text.len().saturating_add(nodes.saturating_mul(80))
+}
+
+impl Incoming {
+    /// The answer a request gets instead of a frame too costly to parse.
+    pub fn refused(id: &str, bytes: usize, cost: usize) -> Incoming {
+        Incoming {
+            kind: "res".into(),
+            id: Some(id.to_string()),
+            ok: Some(false),
+            payload: None,
+            error: Some(ErrorShape {
+                code: "TOO_LARGE".into(),
+                message: format!(
+                    "the gateway's answer ({bytes} bytes) would take about {} MiB to read, over the bridge's {} MiB; it was dropped",
+                    cost / (1024 * 1024),
+                    MAX_PARSE_COST / (1024 * 1024)
+                ),
+                details: None,
+            }),
+            event: None,
+        }
     }
 }
 
@@ -377,6 +430,26 @@ impl Hello {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_parse_cost_counts_values_outside_strings_only() {
+        assert_eq!(parse_cost("[0,0,0]"), 7 + 3 * 80);
+        // Separators inside strings (and escaped quotes) are text, not values.
+        assert_eq!(parse_cost(r#"{"a":"x,[{:\",y"}"#), 17 + 2 * 80);
+        let zeros = format!("[{}0]", "0,".repeat(1_000_000));
+        assert!(parse_cost(&zeros) > 80_000_000);
+        let answer = format!(r#"{{"text":"{}"}}"#, "a,b:".repeat(1_000_000));
+        assert!(parse_cost(&answer) < answer.len() + 1000);
+    }
+
+    #[test]
+    fn a_chat_event_with_an_array_payload_has_no_run() {
+        let head = Head::parse(r#"{"type":"event","event":"chat","payload":["run-1"]}"#).unwrap();
+        assert_eq!(head.run_id, None);
+        let head =
+            Head::parse(r#"{"type":"event","event":"chat","payload":{"runId":"run-1"}}"#).unwrap();
+        assert_eq!(head.run_id.as_deref(), Some("run-1"));
+    }
 
     #[test]
     fn error_frames_are_told_apart_by_their_codes() {

@@ -75,6 +75,36 @@ fn identity_error(what: impl std::fmt::Display) -> WsError {
     WsError::Identity(what.to_string())
 }
 
+/// This process's temporary file for writing `path`.
+fn temp_path(path: &Path) -> PathBuf {
+    path.with_extension(format!("json.{}.tmp", std::process::id()))
+}
+
+/// Removes the temporary files of `instance` that no live writer holds: any left by a process
+/// that is gone (a crash between write and rename). Another live process's is left alone.
+fn remove_leftovers(devices: &Path, instance: &str) {
+    let Ok(entries) = std::fs::read_dir(devices) else {
+        return;
+    };
+    let prefix = format!("{instance}.json.");
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix(&prefix))
+            .and_then(|n| n.strip_suffix(".tmp"))
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let alive = pid == std::process::id()
+            || (cfg!(target_os = "linux") && Path::new(&format!("/proc/{pid}")).exists());
+        if !alive {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
 /// The file of `instance`'s identity under `data_dir`.
 pub fn identity_path(data_dir: &Path, instance: &str) -> PathBuf {
     data_dir.join(DEVICES_DIR).join(format!("{instance}.json"))
@@ -89,17 +119,13 @@ impl DeviceIdentity {
         };
         let path = identity_path(dir, instance);
         // A file left open to others (restored from a backup, copied by hand) is made private
-        // before its key is read; a symbolic link is not followed (the identity is a file this
-        // bridge made).
+        // before its key is read. A symbolic link is read where it points but never changed
+        // through (a Kubernetes Secret mounted there stays as it is; `secure_dir` does not
+        // follow links). Temporary files a crash left behind (they hold the key) are removed.
         let devices = dir.join(DEVICES_DIR);
         if devices.exists() {
             crate::sqlite::secure_dir(&devices).map_err(identity_error)?;
-        }
-        if std::fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_symlink()) {
-            return Err(identity_error(format!(
-                "{} is a symbolic link; the device identity must be a plain file in the data directory (move the link away to make a new identity, which the gateway's owner must approve again)",
-                path.display()
-            )));
+            remove_leftovers(&devices, instance);
         }
         match std::fs::read_to_string(&path) {
             Ok(text) => {
@@ -154,9 +180,9 @@ impl DeviceIdentity {
     }
 
     /// Writes the identity file (0600, in a private directory), replacing it atomically: the
-    /// text goes to a temporary file of a name no other writer uses, created exclusively (a
-    /// file or link already there is never opened or followed), synced, then renamed over the
-    /// identity (a link there is replaced, not followed).
+    /// text goes to this process's temporary file, created exclusively (a file or link already
+    /// there is removed, never opened or followed), synced, then renamed over the identity (a
+    /// link there is replaced, not followed).
     fn save(&self) -> Result<(), WsError> {
         let Some(path) = &self.path else {
             return Ok(());
@@ -167,14 +193,7 @@ impl DeviceIdentity {
         }
         crate::sqlite::secure_dir(dir).map_err(identity_error)?;
         let text = serde_json::to_string_pretty(&self.stored).map_err(identity_error)?;
-        let tmp = path.with_extension(format!(
-            "json.{}.{}.tmp",
-            std::process::id(),
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_nanos())
-                .unwrap_or(0)
-        ));
+        let tmp = temp_path(path);
         let mut options = std::fs::OpenOptions::new();
         options.write(true).create_new(true);
         #[cfg(unix)]
@@ -183,12 +202,23 @@ impl DeviceIdentity {
             options.mode(0o600);
         }
         let write = || -> std::io::Result<()> {
-            let mut file = options.open(&tmp)?;
+            let mut file = match options.open(&tmp) {
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    // Left by a crash of this pid's predecessor, or planted: removed (a link
+                    // itself, not what it points to), then created exclusively again.
+                    std::fs::remove_file(&tmp)?;
+                    options.open(&tmp)?
+                }
+                other => other?,
+            };
             file.write_all(text.as_bytes())?;
             file.sync_all()?;
             std::fs::rename(&tmp, path)?;
+            // The rename is done; a folder that cannot be synced does not undo it.
             #[cfg(unix)]
-            std::fs::File::open(dir)?.sync_all()?;
+            if let Err(e) = std::fs::File::open(dir).and_then(|d| d.sync_all()) {
+                tracing::debug!(error = %e, "cannot sync the devices folder");
+            }
             Ok(())
         };
         write().map_err(|e| {
@@ -340,7 +370,7 @@ mod tests {
 
     #[cfg(unix)]
     #[test]
-    fn a_loosened_identity_is_made_private_on_load_and_links_are_never_followed() {
+    fn a_loosened_identity_is_made_private_on_load_and_nothing_is_written_through_a_link() {
         use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();
         let mut first = DeviceIdentity::load_or_create(Some(dir.path()), "default").unwrap();
@@ -355,11 +385,11 @@ mod tests {
         assert_eq!(mode(&path), 0o600);
         assert_eq!(mode(&devices), 0o700);
 
-        // A link planted where the temporary file would go is not written through: saving uses
-        // a fresh name, created exclusively, and the victim stays untouched.
+        // A link planted at the very name this process writes to is not written through: it is
+        // removed and the file created exclusively; the victim stays untouched.
         let victim = dir.path().join("victim");
         std::fs::write(&victim, "keep").unwrap();
-        std::os::unix::fs::symlink(&victim, path.with_extension("json.tmp")).unwrap();
+        std::os::unix::fs::symlink(&victim, temp_path(&path)).unwrap();
         first
             .store_device_token("http://gw", "dev-token-abcdef123456", &[])
             .unwrap();
@@ -369,19 +399,28 @@ mod tests {
                 .unwrap()
                 .contains("dev-token-abcdef123456")
         );
-        let leftovers: Vec<_> = std::fs::read_dir(&devices)
-            .unwrap()
-            .map(|e| e.unwrap().file_name().into_string().unwrap())
-            .filter(|n| n.ends_with(".tmp") && n != "default.json.tmp")
-            .collect();
-        assert!(leftovers.is_empty(), "{leftovers:?}");
+        assert!(!temp_path(&path).exists());
 
-        // An identity that is a link (to a file anyone may read) is refused, not read.
-        let other = dir.path().join("elsewhere.json");
-        std::fs::copy(&path, &other).unwrap();
+        // A crash's leftover (a dead pid's temporary file, holding the key) is removed on load;
+        // a live process's is not.
+        let dead = path.with_extension("json.4000000000.tmp");
+        std::fs::write(&dead, "key").unwrap();
+        let live = temp_path(&path);
+        std::fs::write(&live, "mine").unwrap();
+        DeviceIdentity::load_or_create(Some(dir.path()), "default").unwrap();
+        assert!(!dead.exists());
+        assert!(live.exists());
+        std::fs::remove_file(&live).unwrap();
+
+        // An identity that is a link (a mounted secret) is read where it points, and what it
+        // points to is not changed.
+        let mounted = dir.path().join("mounted.json");
+        std::fs::copy(&path, &mounted).unwrap();
+        std::fs::set_permissions(&mounted, std::fs::Permissions::from_mode(0o444)).unwrap();
         std::fs::remove_file(&path).unwrap();
-        std::os::unix::fs::symlink(&other, &path).unwrap();
-        let refused = DeviceIdentity::load_or_create(Some(dir.path()), "default").unwrap_err();
-        assert!(refused.to_string().contains("symbolic link"), "{refused}");
+        std::os::unix::fs::symlink(&mounted, &path).unwrap();
+        let linked = DeviceIdentity::load_or_create(Some(dir.path()), "default").unwrap();
+        assert_eq!(linked.id(), first.id());
+        assert_eq!(mode(&mounted), 0o444);
     }
 }

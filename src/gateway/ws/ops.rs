@@ -381,7 +381,8 @@ async fn find_run(session: &Arc<Session>, run: &RunRecord) -> Result<Found, Gate
 }
 
 /// Aborts the run (best effort, bounded): the gateway stops it and cancels its model request.
-async fn abort(session: &Arc<Session>, run: &RunRecord, canonical: Option<&str>) {
+/// `false` when the gateway did not answer (the connection may be dead without being known so).
+async fn abort(session: &Arc<Session>, run: &RunRecord, canonical: Option<&str>) -> bool {
     let mut params = json!({
         "sessionKey": canonical.unwrap_or(&run.session_key),
         "runId": run.run_id,
@@ -393,8 +394,33 @@ async fn abort(session: &Arc<Session>, run: &RunRecord, canonical: Option<&str>)
         Ok(v) => {
             let aborted = v.get("aborted").and_then(Value::as_bool).unwrap_or(false);
             tracing::info!(run = %run.run_id, aborted, "abort sent to the gateway");
+            true
         }
-        Err(e) => tracing::warn!(run = %run.run_id, error = %e, "could not abort the run"),
+        Err(e @ WsError::Gateway { .. }) => {
+            tracing::warn!(run = %run.run_id, error = %e, "the gateway refused to abort the run");
+            true
+        }
+        Err(e) => {
+            tracing::warn!(run = %run.run_id, error = %e, "could not abort the run on this connection; trying again on the next");
+            false
+        }
+    }
+}
+
+/// Aborts the run on `session`, or, if that connection does not answer, on the next one.
+async fn abort_now_or_later(
+    client: &WsClient,
+    session: &Arc<Session>,
+    run: &RunRecord,
+    canonical: Option<&str>,
+) {
+    if !abort(session, run, canonical).await {
+        abort_when_back(
+            client,
+            run,
+            canonical.map(str::to_string),
+            Some(session.generation),
+        );
     }
 }
 
@@ -402,7 +428,12 @@ async fn abort(session: &Arc<Session>, run: &RunRecord, canonical: Option<&str>)
 /// background and bounded by [`ABORT_LATER`]: the caller is answered now; the run, still going
 /// on the gateway, is stopped as soon as the bridge can tell it to. A gateway that restarted
 /// meanwhile lost the run: nothing to abort.
-fn abort_when_back(client: &WsClient, run: &RunRecord, canonical: Option<String>) {
+fn abort_when_back(
+    client: &WsClient,
+    run: &RunRecord,
+    canonical: Option<String>,
+    after_generation: Option<u64>,
+) {
     let client = client.clone();
     let run = run.clone();
     tokio::spawn(async move {
@@ -410,6 +441,13 @@ fn abort_when_back(client: &WsClient, run: &RunRecord, canonical: Option<String>
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             match client.session(left, true).await {
+                // The connection that failed to answer, not yet known dead: wait for the next.
+                Ok(session)
+                    if after_generation.is_some_and(|g| session.generation <= g)
+                        && Instant::now() + WAIT_PAUSE < deadline =>
+                {
+                    tokio::time::sleep(WAIT_PAUSE).await;
+                }
                 Ok(session) => {
                     let restarted = matches!((&run.boot_id, &session.hello.boot_id), (Some(was), Some(now)) if was != now);
                     if !restarted {
@@ -475,7 +513,7 @@ pub async fn run_turn(client: &WsClient, mut turn: Turn) -> Result<ChatReply, Ga
             s = client.session(wait, true) => s,
             () = turn.cancel.cancelled() => {
                 if sent {
-                    abort_when_back(client, &turn.run, canonical.clone());
+                    abort_when_back(client, &turn.run, canonical.clone(), None);
                 }
                 return Err(GatewayError::Cancelled);
             }
@@ -484,7 +522,7 @@ pub async fn run_turn(client: &WsClient, mut turn: Turn) -> Result<ChatReply, Ga
             Ok(s) => s,
             Err(e) => {
                 if sent {
-                    abort_when_back(client, &turn.run, canonical.clone());
+                    abort_when_back(client, &turn.run, canonical.clone(), None);
                 }
                 if Instant::now() >= deadline && !e.needs_a_person() {
                     return Err(timed_out(turn.limit));
@@ -521,11 +559,11 @@ pub async fn run_turn(client: &WsClient, mut turn: Turn) -> Result<ChatReply, Ga
             let found = tokio::select! {
                 biased;
                 () = turn.cancel.cancelled() => {
-                    abort(&session, &turn.run, canonical.as_deref()).await;
+                    abort_now_or_later(client, &session, &turn.run, canonical.as_deref()).await;
                     return Err(GatewayError::Cancelled);
                 }
                 () = tokio::time::sleep_until(deadline) => {
-                    abort(&session, &turn.run, canonical.as_deref()).await;
+                    abort_now_or_later(client, &session, &turn.run, canonical.as_deref()).await;
                     return Err(timed_out(turn.limit));
                 }
                 found = find_run(&session, &turn.run) => found,
@@ -581,11 +619,11 @@ pub async fn run_turn(client: &WsClient, mut turn: Turn) -> Result<ChatReply, Ga
             tokio::select! {
                 biased;
                 () = turn.cancel.cancelled() => {
-                    abort(&session, &turn.run, canonical.as_deref()).await;
+                    abort_now_or_later(client, &session, &turn.run, canonical.as_deref()).await;
                     return Err(GatewayError::Cancelled);
                 }
                 () = tokio::time::sleep_until(deadline) => {
-                    abort(&session, &turn.run, canonical.as_deref()).await;
+                    abort_now_or_later(client, &session, &turn.run, canonical.as_deref()).await;
                     return Err(timed_out(turn.limit));
                 }
                 frame = next_of(&mut agent_req) => match frame {
@@ -628,7 +666,11 @@ pub async fn run_turn(client: &WsClient, mut turn: Turn) -> Result<ChatReply, Ga
                             }
                             Final::InFlight => {
                                 wait_started = Instant::now();
-                                wait_req = Some(wait_slice(&session, &turn.run.run_id)?);
+                                match wait_slice(&session, &turn.run.run_id) {
+                                    Ok(pending) => wait_req = Some(pending),
+                                    Err(WsError::Disconnected(_)) => break,
+                                    Err(e) => return Err(e.into()),
+                                }
                             }
                             Final::Aborted(why) => {
                                 return Err(GatewayError::Upstream(format!(
@@ -659,7 +701,12 @@ pub async fn run_turn(client: &WsClient, mut turn: Turn) -> Result<ChatReply, Ga
                 () = sleep_until_due(wait_due) => {
                     wait_due = None;
                     wait_started = Instant::now();
-                    wait_req = Some(wait_slice(&session, &turn.run.run_id)?);
+                    match wait_slice(&session, &turn.run.run_id) {
+                        Ok(pending) => wait_req = Some(pending),
+                        // The connection ended as the slice was due: adopt on the next one.
+                        Err(WsError::Disconnected(_)) => break,
+                        Err(e) => return Err(e.into()),
+                    }
                 }
                 event = watch.next() => {
                     let Some(event) = event else { continue };
