@@ -46,7 +46,7 @@ run_setup() {
             OPENCLAW_URL="http://127.0.0.1:$GW_PORT" OPENCLAW_API=http \
             OPENCLAW_TASK_CONCURRENCY="$TASK_CONCURRENCY" OPENCLAW_MAX_TASKS=1000000 \
             OPENCLAW_MCP_DATA_DIR="$WORK/$name-$i/data" ${url:+OPENCLAW_MCP_DATABASE_URL="$url"} \
-            MCP_BEARER_TOKENS="bench:$BEARER" MCP_RATE_LIMIT_PER_MINUTE=0 OPENCLAW_MCP_LOG=warn \
+            MCP_BEARER_TOKENS="bench:$BEARER" MCP_RATE_LIMIT_PER_MINUTE=0 \
             "$WORK/openclaw-mcp" --transport http --host 127.0.0.1 --port 0 2>"$WORK/$name-$i.log" &
         pids+=($!)
         PIDS+=($!)
