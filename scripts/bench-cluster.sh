@@ -24,29 +24,13 @@ TASKS=${BENCH_TASKS:-2000}
 CONCURRENCY=${BENCH_CONCURRENCY:-32}
 TASK_CONCURRENCY=${BENCH_TASK_CONCURRENCY:-16}
 
-bash scripts/pg-deps.sh
-PG_BIN=$(dirname "$(find /usr/lib/postgresql -path "*/bin/initdb" 2>/dev/null | sort -V | tail -1)")
-[ -x "$PG_BIN/initdb" ] || PG_BIN=$(dirname "$(command -v initdb)")
 ensure_mcp_venv
 cargo build --quiet --release --bin openclaw-mcp --example mock_gateway
 TARGET_DIR=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
 ln -f "$TARGET_DIR/release/openclaw-mcp" "$WORK/openclaw-mcp"
 ln -f "$TARGET_DIR/release/examples/mock_gateway" "$WORK/mock_gateway"
 
-PG_DIR=$WORK/pg
-mkdir -p "$PG_DIR"
-as_pg=()
-if [ "$(id -u)" = 0 ]; then
-    chown -R 65534:65534 "$PG_DIR"
-    chmod 755 "$WORK"
-    as_pg=(setpriv --reuid=65534 --regid=65534 --clear-groups --)
-fi
-"${as_pg[@]}" "$PG_BIN/initdb" -D "$PG_DIR/data" -U postgres -A trust -E UTF8 --locale=C >/dev/null
-PG_PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-"${as_pg[@]}" "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/log" -w -t 30 \
-    -o "-c listen_addresses=127.0.0.1 -p $PG_PORT -k $PG_DIR -c max_connections=200" start >/dev/null ||
-    die "PostgreSQL did not start: $(cat "$PG_DIR/log")"
-PIDS+=("$(head -1 "$PG_DIR/data/postmaster.pid")")
+start_postgres ""
 
 "$WORK/mock_gateway" --host 127.0.0.1 --port 0 2>"$WORK/gateway.log" &
 PIDS+=($!)
@@ -62,7 +46,7 @@ run_setup() {
             OPENCLAW_URL="http://127.0.0.1:$GW_PORT" OPENCLAW_API=http \
             OPENCLAW_TASK_CONCURRENCY="$TASK_CONCURRENCY" OPENCLAW_MAX_TASKS=1000000 \
             OPENCLAW_MCP_DATA_DIR="$WORK/$name-$i/data" ${url:+OPENCLAW_MCP_DATABASE_URL="$url"} \
-            MCP_BEARER_TOKENS="bench:$BEARER" MCP_RATE_LIMIT_PER_MINUTE=0 OPENCLAW_MCP_LOG=warn \
+            MCP_BEARER_TOKENS="bench:$BEARER" MCP_RATE_LIMIT_PER_MINUTE=0 \
             "$WORK/openclaw-mcp" --transport http --host 127.0.0.1 --port 0 2>"$WORK/$name-$i.log" &
         pids+=($!)
         PIDS+=($!)
@@ -76,7 +60,7 @@ run_setup() {
 
 run_setup sqlite 1
 for n in 1 2 3; do
-    "${as_pg[@]}" "$PG_BIN/createdb" -h 127.0.0.1 -p "$PG_PORT" -U postgres "bench$n"
+    "${AS_PG[@]}" "$PG_BIN/createdb" -h 127.0.0.1 -p "$PG_PORT" -U postgres "bench$n"
     run_setup "pg$n" "$n" "postgres://postgres@127.0.0.1:$PG_PORT/bench$n"
 done
 

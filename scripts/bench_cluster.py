@@ -9,6 +9,7 @@ import asyncio
 import json
 import sys
 import time
+from contextlib import AsyncExitStack
 
 import httpx2
 from mcp import Client
@@ -23,42 +24,40 @@ async def main() -> int:
     p.add_argument("--concurrency", type=int, default=32)
     args = p.parse_args()
     urls = [f"http://127.0.0.1:{port}/mcp" for port in args.ports.split(",")]
-    https = [
-        httpx2.AsyncClient(headers={"Authorization": f"Bearer {args.bearer}"}, trust_env=False, timeout=httpx2.Timeout(60))
-        for _ in urls
-    ]
-    clients = [Client(streamable_http_client(url, http_client=http), read_timeout_seconds=60) for url, http in zip(urls, https)]
-    for c in clients:
-        await c.__aenter__()
-    queue = asyncio.Queue()
-    for i in range(args.tasks):
-        queue.put_nowait(i)
+    async with AsyncExitStack() as stack:
+        clients = []
+        for url in urls:
+            http = await stack.enter_async_context(
+                httpx2.AsyncClient(headers={"Authorization": f"Bearer {args.bearer}"}, trust_env=False, timeout=httpx2.Timeout(60))
+            )
+            clients.append(
+                await stack.enter_async_context(Client(streamable_http_client(url, http_client=http), read_timeout_seconds=60))
+            )
+        queue: asyncio.Queue[int] = asyncio.Queue()
+        for i in range(args.tasks):
+            queue.put_nowait(i)
 
-    async def worker(w: int) -> None:
-        client = clients[w % len(clients)]
+        async def worker(w: int) -> None:
+            client = clients[w % len(clients)]
+            while True:
+                try:
+                    i = queue.get_nowait()
+                except asyncio.QueueEmpty:
+                    return
+                res = await client.call_tool("openclaw_chat_async", {"message": f"bench {i}"})
+                if res.is_error:
+                    raise RuntimeError(res.content[0].text)
+
+        started = time.monotonic()
+        await asyncio.gather(*(worker(w) for w in range(args.concurrency)))
+        queued_s = time.monotonic() - started
         while True:
-            try:
-                i = queue.get_nowait()
-            except asyncio.QueueEmpty:
-                return
-            res = await client.call_tool("openclaw_chat_async", {"message": f"bench {i}"})
-            if res.is_error:
-                raise RuntimeError(res.content[0].text)
-
-    started = time.monotonic()
-    await asyncio.gather(*(worker(w) for w in range(args.concurrency)))
-    queued_s = time.monotonic() - started
-    while True:
-        res = await clients[0].call_tool("openclaw_task_list", {"status": "completed"})
-        stats = json.loads(res.content[0].text)["stats"]["byStatus"]
-        if stats["completed"] + stats["failed"] + stats["cancelled"] >= args.tasks:
-            break
-        await asyncio.sleep(0.2)
-    drained_s = time.monotonic() - started
-    for c in clients:
-        await c.__aexit__(None, None, None)
-    for h in https:
-        await h.aclose()
+            res = await clients[0].call_tool("openclaw_task_list", {"status": "failed"})
+            stats = json.loads(res.content[0].text)["stats"]["byStatus"]
+            if stats["completed"] + stats["failed"] + stats["cancelled"] >= args.tasks:
+                break
+            await asyncio.sleep(0.1)
+        drained_s = time.monotonic() - started
     print(json.dumps({
         "replicas": len(urls),
         "tasks": args.tasks,

@@ -41,9 +41,6 @@ free_port() {
 }
 
 # --- 1. what it needs ------------------------------------------------------------------------------
-bash scripts/pg-deps.sh
-PG_BIN=$(dirname "$(find /usr/lib/postgresql -path "*/bin/initdb" 2>/dev/null | sort -V | tail -1)")
-[ -x "$PG_BIN/initdb" ] || PG_BIN=$(dirname "$(command -v initdb)")
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 if ! [ -x "$NGINX" ]; then
     apt_install 600 nginx-light || apt_install 600 nginx || die "nginx is missing and cannot be installed here"
@@ -62,22 +59,7 @@ ln -f "$BRIDGE" "$WORK/openclaw-mcp"
 ln -f "$MOCK" "$WORK/mock_gateway"
 
 # --- 3. PostgreSQL, the gateway, three bridges, nginx ----------------------------------------------
-PG_DIR=$WORK/pg
-mkdir -p "$PG_DIR"
-as_pg=()
-if [ "$(id -u)" = 0 ]; then
-    chown -R 65534:65534 "$PG_DIR"
-    chmod 755 "$WORK"
-    as_pg=(setpriv --reuid=65534 --regid=65534 --clear-groups --)
-fi
-"${as_pg[@]}" "$PG_BIN/initdb" -D "$PG_DIR/data" -U postgres -A trust -E UTF8 --locale=C --no-sync >/dev/null
-PG_PORT=$(free_port)
-"${as_pg[@]}" "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/log" -w -t 30 \
-    -o "-c listen_addresses=127.0.0.1 -p $PG_PORT -k $PG_DIR -c fsync=off -c max_connections=200" start >/dev/null ||
-    die "PostgreSQL did not start: $(cat "$PG_DIR/log")"
-PIDS+=("$(head -1 "$PG_DIR/data/postmaster.pid")")
-DATABASE_URL="postgres://postgres@127.0.0.1:$PG_PORT/postgres"
-log "PostgreSQL on 127.0.0.1:$PG_PORT"
+start_postgres "-c fsync=off"
 
 GW_TOKEN=$(python3 -c 'import secrets; print(secrets.token_hex(16))')
 "$WORK/mock_gateway" --host 127.0.0.1 --port 0 --token "$GW_TOKEN" --delay-ms "$DELAY_MS" 2>"$WORK/gateway.log" &

@@ -7,7 +7,7 @@
 # NAME prefixes log lines and names the work directory. It defines log and die; WORK, a
 # temporary directory removed on exit (kept, and said so, when KEEP_WORK is not empty); PIDS,
 # the processes to stop on exit (TERM, then KILL after STOP_WAIT tenths of a second, 50 by
-# default), with the traps that do it; stop PID; wait_port; and apt_install.
+# default), with the traps that do it; stop PID; wait_port; apt_install; and start_postgres.
 
 LIB_NAME=$1
 log() { printf '%s: %s\n' "$LIB_NAME" "$*" >&2; }
@@ -62,4 +62,32 @@ apt_install() {
     DEBIAN_FRONTEND=noninteractive timeout "$secs" apt-get install -y -qq "$@" >/dev/null 2>&1 ||
         { timeout 300 apt-get update -qq >/dev/null 2>&1 &&
             DEBIAN_FRONTEND=noninteractive timeout "$secs" apt-get install -y -qq "$@" >/dev/null 2>&1; }
+}
+
+# start_postgres [SERVER_OPTIONS]: a PostgreSQL server of its own in $WORK/pg (initdb, then
+# pg_ctl start on a free port of 127.0.0.1; as `nobody` when run as root, since initdb refuses
+# root), stopped on exit with the rest of PIDS. Sets PG_BIN, PG_DIR, PG_PORT, AS_PG (the command
+# prefix that runs a server binary as its owner) and DATABASE_URL (user postgres, trust auth on
+# loopback). SERVER_OPTIONS are added to the server's (e.g. "-c fsync=off" for tests).
+start_postgres() {
+    local options=${1:-}
+    bash "$(dirname "${BASH_SOURCE[0]}")/pg-deps.sh"
+    PG_BIN=$(dirname "$(find /usr/lib/postgresql -path "*/bin/initdb" 2>/dev/null | sort -V | tail -1)")
+    [ -x "$PG_BIN/initdb" ] || PG_BIN=$(dirname "$(command -v initdb)")
+    PG_DIR=$WORK/pg
+    mkdir -p "$PG_DIR"
+    AS_PG=()
+    if [ "$(id -u)" = 0 ]; then
+        chown -R 65534:65534 "$PG_DIR"
+        chmod 755 "$WORK"
+        AS_PG=(setpriv --reuid=65534 --regid=65534 --clear-groups --)
+    fi
+    "${AS_PG[@]}" "$PG_BIN/initdb" -D "$PG_DIR/data" -U postgres -A trust -E UTF8 --locale=C --no-sync >/dev/null
+    PG_PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    "${AS_PG[@]}" "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/log" -w -t 30 \
+        -o "-c listen_addresses=127.0.0.1 -p $PG_PORT -k $PG_DIR -c max_connections=200 $options" start >/dev/null ||
+        die "PostgreSQL did not start: $(cat "$PG_DIR/log")"
+    PIDS+=("$(head -1 "$PG_DIR/data/postmaster.pid")")
+    DATABASE_URL="postgres://postgres@127.0.0.1:$PG_PORT/postgres"
+    log "PostgreSQL $("$PG_BIN/postgres" --version | awk '{print $3}') on 127.0.0.1:$PG_PORT"
 }
