@@ -32,7 +32,7 @@ fn register_secrets(settings: &Settings) {
     }
     if let Some(url) = &settings.tasks.database_url {
         telemetry::register_secret(url.expose());
-        if let Ok(config) = crate::tasks::pg::parse_url(url.expose())
+        if let Ok(config) = crate::pg::parse_url(url.expose())
             && let Some(password) = config.get_password()
         {
             telemetry::register_secret(&String::from_utf8_lossy(password));
@@ -154,6 +154,38 @@ pub fn raise_open_file_limit() {
 }
 
 /// Runs the bridge with validated settings; returns the exit code.
+/// `openclaw-mcp rotate-signing-key`: a new shared signing key in PostgreSQL (see
+/// [`crate::auth::rotate_signing_key`]). Exit 0, 64 without a database URL, 70 on failure.
+pub fn rotate_signing_key(settings: &Settings) -> i32 {
+    install_crypto_provider();
+    register_secrets(settings);
+    let Some(url) = &settings.tasks.database_url else {
+        eprintln!(
+            "openclaw-mcp rotate-signing-key: the signing keys are shared only on PostgreSQL (OPENCLAW_MCP_DATABASE_URL); on one machine, the key is in the data directory's oauth.db, or set MCP_TOKEN_SIGNING_KEY"
+        );
+        return 64;
+    };
+    let system = actix_rt::System::new();
+    match system.block_on(crate::auth::rotate_signing_key(
+        url,
+        settings.auth.access_token_ttl,
+    )) {
+        Ok(done) => {
+            println!("{done}");
+            if settings.auth.token_signing_key.is_some() {
+                println!(
+                    "note: MCP_TOKEN_SIGNING_KEY is set here; bridges that have it sign with it, not with the shared keys"
+                );
+            }
+            EXIT_OK
+        }
+        Err(e) => {
+            eprintln!("openclaw-mcp rotate-signing-key: {e}");
+            EXIT_FAILURE
+        }
+    }
+}
+
 pub fn run(settings: Settings) -> i32 {
     install_crypto_provider();
     raise_open_file_limit();

@@ -214,6 +214,10 @@ pub enum Command {
         #[arg(long, value_name = "SECS", default_value_t = 600)]
         wait: u64,
     },
+    /// Adds a new OAuth signing key to the PostgreSQL store shared by several bridges
+    /// (OPENCLAW_MCP_DATABASE_URL). Every bridge signs with it 15 s later; tokens signed with the
+    /// older keys stay valid until they expire, so nobody is logged out.
+    RotateSigningKey,
 }
 
 /// A secret that was given on the command line, and where it should come from instead.

@@ -28,6 +28,7 @@ pub mod mcp;
 pub mod metrics;
 pub mod net;
 pub mod outbound;
+pub mod pg;
 pub mod pair;
 pub mod sqlite;
 pub mod tasks;

@@ -59,6 +59,9 @@ fn main() {
             std::time::Duration::from_secs(*wait),
         ));
     }
+    if let Some(Command::RotateSigningKey) = &cli.command {
+        std::process::exit(app::rotate_signing_key(&settings));
+    }
     for secret in cli.secret_flags() {
         // Names only: the value is not ours to repeat.
         tracing::warn!(

@@ -179,6 +179,9 @@ pub enum Refusal {
     Unauthorized(&'static str, String),
     /// 403: the token lacks `mcp:tools`.
     InsufficientScope,
+    /// 503: the shared OAuth store cannot be read, so that a revocation could be missed: no
+    /// token passes until it can (fail closed).
+    Unavailable,
 }
 
 impl Refusal {
@@ -188,6 +191,7 @@ impl Refusal {
         match self {
             Refusal::Unauthorized(kind, _) => kind,
             Refusal::InsufficientScope => "scope",
+            Refusal::Unavailable => "unavailable",
         }
     }
 }
@@ -213,8 +217,13 @@ impl Auth {
                 "Invalid Authorization header format, expected 'Bearer TOKEN'".to_string(),
             ));
         }
+        if self.shared_store_away() {
+            return Err(Refusal::Unavailable);
+        }
         let claims = self
-            .key
+            .keys
+            .read()
+            .map_err(|_| Refusal::Unavailable)?
             .verify(
                 token.trim(),
                 &self.issuer,
@@ -248,6 +257,15 @@ impl Auth {
     /// The 401/403 answer, with its `WWW-Authenticate` challenge.
     pub fn challenge(&self, refusal: &Refusal) -> HttpResponse {
         let metadata = self.resource_metadata_url();
+        if matches!(refusal, Refusal::Unavailable) {
+            return HttpResponse::ServiceUnavailable()
+                .insert_header(("retry-after", "2"))
+                .insert_header(("cache-control", "no-store"))
+                .json(json!({
+                    "error": "temporarily_unavailable",
+                    "error_description": "the authorization store cannot be reached; try again shortly"
+                }));
+        }
         let (status, error, description) = match refusal {
             Refusal::Unauthorized(_, d) => (StatusCode::UNAUTHORIZED, "invalid_token", d.clone()),
             Refusal::InsufficientScope => (
@@ -255,6 +273,7 @@ impl Auth {
                 "insufficient_scope",
                 format!("The access token lacks the {SCOPE} scope"),
             ),
+            Refusal::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "temporarily_unavailable", String::new()),
         };
         let header = format!(
             "Bearer error=\"{error}\", error_description=\"{}\", scope=\"{SCOPE}\", resource_metadata=\"{metadata}\"",

@@ -17,10 +17,13 @@
 //! revoked by another bridge on the same data directory is refused here within that time. The
 //! poll ends when the `Auth` is dropped.
 
+mod backend;
 pub mod clients;
 pub mod error;
+mod flight;
 pub mod middleware;
 pub mod pending;
+pub mod pg;
 pub mod pkce;
 pub mod server;
 pub mod store;
@@ -32,17 +35,19 @@ use std::{
     time::{Duration, Instant},
 };
 
+use backend::AuthStore;
 use clients::{Client, Credential, MetadataClients};
 use middleware::RateLimiter;
 use pending::{Caps, Pending, Redeemed};
+use pg::PgAuth;
 use store::AuthDb;
-use tokens::SigningKey;
+use tokens::KeySet;
 use tokio_util::sync::CancellationToken;
 use url::Url;
 
 use crate::{
     config::{AuthSettings, HttpSettings, Secret, is_loopback_host},
-    sqlite::{Location, SqliteHandle},
+    sqlite::{Location, SqliteHandle, StoreError},
     util::now_ms,
 };
 
@@ -78,7 +83,7 @@ const MAX_REDEEMED: usize = 100_000;
 pub const REVOCATION_POLL: Duration = Duration::from_millis(250);
 
 /// An issued, not yet redeemed authorization code.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 struct PendingCode {
     /// The client it was issued to.
     client_id: String,
@@ -92,7 +97,9 @@ struct PendingCode {
     scope: String,
     /// The resource the tokens will be for.
     resource: String,
-    /// When the code expires (the replay memory keeps it until then).
+    /// When the code expires (the replay memory keeps it until then). Not stored in
+    /// PostgreSQL, whose row has the wall-clock expiry.
+    #[serde(skip, default = "Instant::now")]
     expires: Instant,
 }
 
@@ -125,6 +132,8 @@ struct Revoked {
     grants: HashSet<String>,
     /// The sequence number of the last revocation-log entry read.
     seq: i64,
+    /// When the log was last read in full from a shared store (`None`: never, or not shared).
+    synced: Option<Instant>,
 }
 
 /// The OAuth authorization and resource server, shared by all HTTP workers.
@@ -135,10 +144,10 @@ pub struct Auth {
     prefix: String,
     /// Audiences a token may carry: the MCP endpoint (canonical), the SSE endpoint, the issuer.
     resources: Vec<String>,
-    /// Signs and checks access tokens.
-    key: SigningKey,
-    /// `oauth.db` on its own thread.
-    db: SqliteHandle<AuthDb>,
+    /// Signs and checks access tokens; the stored keys are read again while shared.
+    keys: Arc<RwLock<KeySet>>,
+    /// `oauth.db` and memory, or PostgreSQL.
+    store: Arc<AuthStore>,
     /// The pre-configured client (`MCP_CLIENT_ID`).
     configured: Client,
     /// Whether `/register` is open (`MCP_DANGEROUSLY_ALLOW_DCR`).
@@ -153,12 +162,6 @@ pub struct Auth {
     access_ttl: Duration,
     /// Lifetime of refresh tokens.
     refresh_ttl: Duration,
-    /// Outstanding codes by hash.
-    codes: Mutex<Pending<PendingCode>>,
-    /// Open consent pages by id.
-    consents: Mutex<Pending<PendingConsent>>,
-    /// Redeemed codes, for replay detection.
-    redeemed: Mutex<Redeemed>,
     /// Revoked grants: read on every token check, kept up to date by the revocation poll.
     revoked: Arc<RwLock<Revoked>>,
     /// Ends the revocation poll when this server is dropped.
@@ -184,14 +187,23 @@ pub fn default_issuer(http: &HttpSettings, port: u16) -> String {
     format!("http://{host}:{port}")
 }
 
+/// Where the OAuth state is kept.
+#[derive(Debug, Clone)]
+pub enum Place<'a> {
+    /// `oauth.db` in the data directory, or memory.
+    Local(&'a Location),
+    /// PostgreSQL at this URL (a secret).
+    Shared(&'a Secret),
+}
+
 impl Auth {
     /// Builds the server for `issuer` (validated here: https unless loopback, as in 1.7.0) and
-    /// opens its store. Errors are startup errors.
-    pub fn start(
+    /// opens its store. Errors are startup errors. A shared store that cannot be reached now is
+    /// not one: token checks refuse (503) until it is, and the server recovers by itself.
+    pub async fn start(
         settings: &AuthSettings,
-        http: &HttpSettings,
         issuer: &str,
-        location: &Location,
+        place: Place<'_>,
     ) -> Result<Auth, String> {
         let url = Url::parse(issuer).map_err(|_| format!("Invalid issuer URL {issuer:?}"))?;
         let loopback = url.host_str().is_some_and(is_loopback_host);
@@ -202,36 +214,89 @@ impl Auth {
         }
         let issuer = issuer.trim_end_matches('/').to_string();
         let prefix = url.path().trim_end_matches('/').to_string();
-        let mut db = AuthDb::open(location).map_err(|e| e.to_string())?;
-        let key = match &settings.token_signing_key {
-            Some(key) => SigningKey::new(key.expose().as_bytes()),
-            None => {
-                if matches!(location, Location::Memory) {
+        let configured_key = settings
+            .token_signing_key
+            .as_ref()
+            .map(|k| k.expose().as_bytes().to_vec());
+        let store = match &place {
+            Place::Local(location) => {
+                let db = AuthDb::open(location).map_err(|e| e.to_string())?;
+                if configured_key.is_none() && matches!(location, Location::Memory) {
                     tracing::warn!(
                         "WARNING: no MCP_TOKEN_SIGNING_KEY and no data directory: OAuth tokens will not survive a restart"
                     );
                 }
-                SigningKey::new(&db.signing_key().map_err(|e| e.to_string())?)
+                AuthStore::Local {
+                    db: SqliteHandle::start(db),
+                    codes: Mutex::new(Pending::new(PENDING_CAPS)),
+                    consents: Mutex::new(Pending::new(PENDING_CAPS)),
+                    redeemed: Mutex::new(Redeemed::new(MAX_REDEEMED)),
+                }
+            }
+            Place::Shared(url) => {
+                AuthStore::Shared(PgAuth::start(url.expose()).map_err(|e| e.to_string())?)
             }
         };
+        let store = Arc::new(store);
+        let shared = store.shared().is_some();
+        // The first reads: fatal on one machine (a broken oauth.db), a warning when shared.
+        let first = async {
+            let keys = store.keys(now_ms()).await?;
+            let log = store.revocations_since(0).await?;
+            Ok::<_, StoreError>((keys, log))
+        };
         let mut revoked = Revoked::default();
-        for (seq, grant) in db.revocations_since(0).map_err(|e| e.to_string())? {
-            revoked.grants.insert(grant);
-            revoked.seq = seq;
+        let mut stored_keys = Vec::new();
+        match tokio::time::timeout(crate::pg::CONNECT_TIMEOUT * 2, first).await {
+            Ok(Ok((keys, log))) => {
+                stored_keys = keys;
+                for (seq, grant) in log {
+                    revoked.grants.insert(grant);
+                    revoked.seq = seq;
+                }
+                revoked.synced = shared.then(Instant::now);
+            }
+            Ok(Err(e)) if !shared => return Err(e.to_string()),
+            Ok(Err(e)) => tracing::warn!(
+                error = %e,
+                "OAuth store on PostgreSQL not reachable yet: token checks answer 503 until it is"
+            ),
+            Err(_) => tracing::warn!(
+                "OAuth store on PostgreSQL not reachable yet (no answer in 10 s): token checks answer 503 until it is"
+            ),
         }
+        if configured_key.is_some() && shared {
+            tracing::info!(
+                "MCP_TOKEN_SIGNING_KEY is set: tokens are signed with it; tokens signed with the shared keys are still accepted"
+            );
+        }
+        let keys = Arc::new(RwLock::new(KeySet::new(
+            configured_key.as_deref(),
+            &stored_keys,
+        )));
         let revoked = Arc::new(RwLock::new(revoked));
-        let db = SqliteHandle::start(db);
         let stop = CancellationToken::new();
-        if matches!(location, Location::Dir(_)) {
-            actix_rt::spawn(poll_revocations(
-                db.clone(),
-                Arc::downgrade(&revoked),
-                stop.clone(),
-            ));
+        match (store.shared(), &place) {
+            (Some(pg), _) => {
+                actix_rt::spawn(sync_shared(
+                    pg.clone(),
+                    Arc::downgrade(&revoked),
+                    Arc::downgrade(&keys),
+                    stop.clone(),
+                ));
+            }
+            (None, Place::Local(Location::Dir(_))) => {
+                actix_rt::spawn(poll_revocations(
+                    store.clone(),
+                    Arc::downgrade(&revoked),
+                    stop.clone(),
+                ));
+            }
+            _ => {}
         }
         // A revoked grant is remembered as long as one of its tokens could still be presented.
         let keep = settings.access_token_ttl.max(settings.refresh_token_ttl) + PRUNE_EVERY;
-        actix_rt::spawn(prune_periodically(db.clone(), keep, stop.clone()));
+        actix_rt::spawn(prune_periodically(store.clone(), keep, stop.clone()));
         let configured = Client {
             id: settings.client_id.clone().unwrap_or_default(),
             name: "OpenClaw MCP Client".to_string(),
@@ -255,8 +320,7 @@ impl Auth {
                 "Dynamic client registration is ON: registered clients get a token only after a person approves them with MCP_APPROVAL_PASSWORD"
             );
         }
-        tracing::info!(issuer = %issuer, client_id = %configured.id, "OAuth enabled");
-        let _ = http;
+        tracing::info!(issuer = %issuer, client_id = %configured.id, shared, "OAuth enabled");
         Ok(Auth {
             resources: vec![
                 format!("{issuer}/mcp"),
@@ -265,8 +329,8 @@ impl Auth {
             ],
             issuer,
             prefix,
-            key,
-            db,
+            keys,
+            store,
             configured,
             allow_dcr: settings.allow_dcr,
             max_dcr_clients: settings.max_dcr_clients,
@@ -274,9 +338,6 @@ impl Auth {
             approval_password: settings.approval_password.clone(),
             access_ttl: settings.access_token_ttl,
             refresh_ttl: settings.refresh_token_ttl,
-            codes: Mutex::new(Pending::new(PENDING_CAPS)),
-            consents: Mutex::new(Pending::new(PENDING_CAPS)),
-            redeemed: Mutex::new(Redeemed::new(MAX_REDEEMED)),
             revoked,
             stop,
             limiter: RateLimiter::new(settings.rate_limit_per_minute),
@@ -309,15 +370,7 @@ impl Auth {
         if !self.allow_dcr {
             return Ok(None);
         }
-        let owned = id.to_string();
-        let found = self
-            .db
-            .exec(move |db| db.client(&owned))
-            .await
-            .map_err(|e| {
-                tracing::error!(error = %e, "OAuth store failed");
-                error::OAuthError::server_error()
-            })?;
+        let found = self.store.client(id).await.map_err(flight::store_failed)?;
         Ok(found.map(Client::from))
     }
 
@@ -328,10 +381,30 @@ impl Auth {
             .unwrap_or(true)
     }
 
+    /// Whether token checks must refuse for want of a shared store: its revocation log was not
+    /// read within [`REVOCATION_STALE`] (a revoked token must never pass), or no signing key
+    /// was ever read from it.
+    fn shared_store_away(&self) -> bool {
+        if self.store.shared().is_none() {
+            return false;
+        }
+        let stale = self
+            .revoked
+            .read()
+            .map(|r| r.synced.is_none_or(|t| t.elapsed() > REVOCATION_STALE))
+            .unwrap_or(true);
+        stale || !self.keys.read().map(|k| k.can_sign()).unwrap_or(false)
+    }
+
     fn mark_revoked(&self, grant: &str) {
         if let Ok(mut r) = self.revoked.write() {
             r.grants.insert(grant.to_string());
         }
+    }
+
+    /// Signs an access token with the current key; `None` when no key was ever read.
+    fn sign(&self, claims: &tokens::Claims) -> Option<String> {
+        self.keys.read().ok()?.sign(claims, now_ms())
     }
 
     /// Notes that a registered client was used (approved on the consent page), so that a flood
@@ -340,24 +413,17 @@ impl Auth {
         if client.configured {
             return;
         }
-        let id = client.id.clone();
-        let now = now_ms();
-        if let Err(e) = self.db.exec(move |db| db.touch_client(&id, now)).await {
+        if let Err(e) = self.store.touch_client(&client.id, now_ms()).await {
             tracing::warn!(error = %e, "OAuth store failed");
         }
     }
 
     /// Revokes `grant` in the store (and so on every bridge sharing it) and here at once.
     async fn revoke(&self, grant: &str) -> Result<(), error::OAuthError> {
-        let now = now_ms();
-        let id = grant.to_string();
-        self.db
-            .exec(move |db| db.revoke_grant(&id, now))
+        self.store
+            .revoke_grant(grant, now_ms())
             .await
-            .map_err(|e| {
-                tracing::error!(error = %e, "OAuth store failed");
-                error::OAuthError::server_error()
-            })?;
+            .map_err(flight::store_failed)?;
         self.mark_revoked(grant);
         Ok(())
     }
@@ -370,10 +436,16 @@ impl Auth {
 /// How often what can no longer be used (expired refresh tokens, grants dead for longer than
 /// any token of theirs lives, their revocation log entries) is deleted from the store.
 pub const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+/// A shared store whose revocation log was not read for this long is taken to be away: token
+/// checks answer 503 until it is read again (eight missed polls).
+pub const REVOCATION_STALE: Duration = Duration::from_secs(2);
+/// How often each replica reads the shared signing keys (a rotation is announced this long
+/// before the new key signs, twice over).
+pub const KEY_POLL: Duration = Duration::from_secs(5);
 
 /// Prunes the store every [`PRUNE_EVERY`] (the first time one period after start), keeping
 /// `keep` of history, until `stop` is cancelled.
-async fn prune_periodically(db: SqliteHandle<AuthDb>, keep: Duration, stop: CancellationToken) {
+async fn prune_periodically(store: Arc<AuthStore>, keep: Duration, stop: CancellationToken) {
     let keep_ms = keep.as_millis() as i64;
     loop {
         tokio::select! {
@@ -382,7 +454,7 @@ async fn prune_periodically(db: SqliteHandle<AuthDb>, keep: Duration, stop: Canc
         }
         let pruned = tokio::select! {
             _ = stop.cancelled() => return,
-            pruned = db.exec(move |db| db.prune(now_ms(), keep_ms)) => pruned,
+            pruned = store.prune(now_ms(), keep_ms) => pruned,
         };
         if let Err(e) = pruned {
             tracing::warn!(error = %e, "cannot prune the OAuth store");
@@ -390,10 +462,33 @@ async fn prune_periodically(db: SqliteHandle<AuthDb>, keep: Duration, stop: Canc
     }
 }
 
+/// Reads the revocation log after the last entry seen into `revoked`; `false` if it could not.
+async fn read_revocations(store: &AuthStore, revoked: &RwLock<Revoked>) -> bool {
+    let since = revoked.read().map(|r| r.seq).unwrap_or(0);
+    match store.revocations_since(since).await {
+        Ok(rows) => {
+            if let Ok(mut r) = revoked.write() {
+                for (seq, grant) in rows {
+                    r.grants.insert(grant);
+                    r.seq = r.seq.max(seq);
+                }
+                if store.shared().is_some() {
+                    r.synced = Some(Instant::now());
+                }
+            }
+            true
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read the revocation log");
+            false
+        }
+    }
+}
+
 /// Reads the revocation log every [`REVOCATION_POLL`] and adds what other bridges revoked to
 /// `revoked`, until `stop` is cancelled (the `Auth` was dropped) or `revoked` is gone.
 async fn poll_revocations(
-    db: SqliteHandle<AuthDb>,
+    store: Arc<AuthStore>,
     revoked: std::sync::Weak<RwLock<Revoked>>,
     stop: CancellationToken,
 ) {
@@ -407,25 +502,115 @@ async fn poll_revocations(
         let Some(revoked) = revoked.upgrade() else {
             return;
         };
-        let since = revoked.read().map(|r| r.seq).unwrap_or(0);
-        let read = tokio::select! {
+        tokio::select! {
             _ = stop.cancelled() => return,
-            read = db.exec(move |db| db.revocations_since(since)) => read,
-        };
-        match read {
-            Ok(rows) if !rows.is_empty() => {
-                if let Ok(mut r) = revoked.write() {
-                    for (seq, grant) in rows {
-                        r.grants.insert(grant);
-                        r.seq = r.seq.max(seq);
-                    }
-                }
-            }
-            Ok(_) => {}
-            Err(e) => tracing::warn!(error = %e, "cannot read the revocation log"),
+            _ = read_revocations(&store, &revoked) => {}
         }
     }
 }
+
+/// Keeps a replica on a shared store up to date: revocations heard at once on
+/// [`pg::REVOKE_CHANNEL`] and read from the log every [`REVOCATION_POLL`] (the log is the
+/// truth; a notification only makes it quicker), signing keys every [`KEY_POLL`]. Ends with
+/// `stop` or when the `Auth` is gone.
+async fn sync_shared(
+    pg: Arc<PgAuth>,
+    revoked: std::sync::Weak<RwLock<Revoked>>,
+    keys: std::sync::Weak<RwLock<KeySet>>,
+    stop: CancellationToken,
+) {
+    let store = AuthStore::Shared(pg.clone());
+    let (notes_tx, mut notes) = tokio::sync::mpsc::unbounded_channel();
+    let listener = tokio::spawn(crate::pg::listen(
+        pg.config().clone(),
+        pg::REVOKE_CHANNEL,
+        notes_tx,
+    ));
+    let mut ticks = tokio::time::interval(REVOCATION_POLL);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut key_ticks = tokio::time::interval(KEY_POLL);
+    key_ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut away = false;
+    loop {
+        let mut read_keys = false;
+        tokio::select! {
+            _ = stop.cancelled() => break,
+            note = notes.recv() => match note {
+                Some(crate::pg::Note::Payload(grant)) => {
+                    let Some(revoked) = revoked.upgrade() else { break };
+                    if let Ok(mut r) = revoked.write() {
+                        r.grants.insert(grant);
+                    }
+                    continue;
+                }
+                Some(_) => {}
+                None => break,
+            },
+            _ = ticks.tick() => {}
+            _ = key_ticks.tick() => read_keys = true,
+        }
+        let Some(revoked) = revoked.upgrade() else {
+            break;
+        };
+        let read = tokio::select! {
+            _ = stop.cancelled() => break,
+            read = read_revocations(&store, &revoked) => read,
+        };
+        if read && away {
+            tracing::info!("OAuth store on PostgreSQL reachable again: token checks resume");
+            read_keys = true;
+        }
+        away = !read;
+        if read_keys && read {
+            let Some(keys) = keys.upgrade() else { break };
+            match pg.read_keys().await {
+                Ok(stored) if !stored.is_empty() => {
+                    let stored: Vec<_> = stored.into_iter().map(|k| (k.secret, k.active_at)).collect();
+                    if let Ok(mut k) = keys.write() {
+                        k.set_stored(&stored);
+                    }
+                }
+                // No key at all (tables made again): make one, as at start.
+                Ok(_) => {
+                    if let Ok(stored) = store.keys(now_ms()).await
+                        && let Ok(mut k) = keys.write()
+                    {
+                        k.set_stored(&stored);
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "cannot read the shared signing keys"),
+            }
+        }
+    }
+    listener.abort();
+}
+
+/// `openclaw-mcp rotate-signing-key`: adds a new shared signing key that every replica signs
+/// with from [`KEY_ACTIVATION`] on; tokens signed with the older keys stay valid until they
+/// expire, then those keys are deleted. Returns what to print.
+pub async fn rotate_signing_key(
+    database_url: &Secret,
+    access_ttl: Duration,
+) -> Result<String, String> {
+    let pg = PgAuth::start(database_url.expose()).map_err(|e| e.to_string())?;
+    let now = now_ms();
+    let active_at = now + KEY_ACTIVATION.as_millis() as i64;
+    let keep = (access_ttl + KEY_ACTIVATION).as_millis() as i64;
+    let keys = pg
+        .rotate_key(tokens::random_bytes(32), now, active_at, keep)
+        .await
+        .map_err(|e| e.to_string())?;
+    let newest = keys.last().map(|k| k.kid.clone()).unwrap_or_default();
+    Ok(format!(
+        "new signing key {newest}: replicas sign with it {} s from now; {} key(s) kept for tokens already issued",
+        KEY_ACTIVATION.as_secs(),
+        keys.len().saturating_sub(1)
+    ))
+}
+
+/// How long after a rotation the new key starts signing: every replica has read it by then
+/// ([`KEY_POLL`] three times over), so a token it signs is accepted everywhere.
+pub const KEY_ACTIVATION: Duration = Duration::from_secs(15);
 
 #[cfg(test)]
 mod tests {
@@ -462,11 +647,16 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let location = Location::Dir(dir.path().to_path_buf());
         let s = settings();
-        let one = Auth::start(&s.auth, &s.http, "http://localhost:1", &location).unwrap();
-        let two = Auth::start(&s.auth, &s.http, "http://localhost:1", &location).unwrap();
+        let place = || Place::Local(&location);
+        let one = Auth::start(&s.auth, "http://localhost:1", place())
+            .await
+            .unwrap();
+        let two = Auth::start(&s.auth, "http://localhost:1", place())
+            .await
+            .unwrap();
         let grant = one
-            .db
-            .exec(|db| db.create_grant("openclaw", "mcp:tools", "r", 0))
+            .store
+            .create_grant("openclaw", "mcp:tools", "r", 0)
             .await
             .unwrap();
         assert!(!two.is_revoked(&grant));

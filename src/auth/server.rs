@@ -25,6 +25,7 @@ use super::{
     Auth, Authorization, CODE_TTL, CONSENT_TTL, PendingCode, PendingConsent,
     clients::{Client, check_redirect_uris},
     error::OAuthError,
+    flight::store_failed,
     middleware::{Limit, RateKey, RateLimiter},
     pending::{PendingError, Replay},
     pkce,
@@ -288,7 +289,11 @@ fn too_many_attempts_page() -> HttpResponse {
 
 impl Auth {
     /// A new code for `a`, asked for from `addr`; `None` when that address holds too many.
-    fn issue_code(&self, a: &Authorization, addr: Option<AddrBucket>) -> Option<String> {
+    async fn issue_code(
+        &self,
+        a: &Authorization,
+        addr: Option<AddrBucket>,
+    ) -> Result<Option<String>, OAuthError> {
         let code = random_token();
         let now = Instant::now();
         let expires = now + CODE_TTL;
@@ -301,12 +306,11 @@ impl Auth {
             resource: a.resource.clone(),
             expires,
         };
-        let inserted =
-            self.codes
-                .lock()
-                .ok()?
-                .insert(hash(&code), &a.client.id, addr, expires, pending, now);
-        match inserted {
+        let inserted = self
+            .put_code(hash(&code), addr, pending, CODE_TTL)
+            .await
+            .map_err(store_failed)?;
+        Ok(match inserted {
             Ok(0) => Some(code),
             Ok(dropped) => {
                 tracing::warn!(client_id = %a.client.id, dropped, "pending codes past their cap: the oldest were dropped");
@@ -316,7 +320,7 @@ impl Auth {
                 tracing::warn!(client_id = %a.client.id, addr = ?addr.map(|a| a.to_string()), "too many pending codes from one address; refused");
                 None
             }
-        }
+        })
     }
 
     fn code_redirect(
@@ -460,7 +464,10 @@ async fn authorize(req: HttpRequest, body: web::Bytes, auth: web::Data<Arc<Auth>
     if a.client.configured {
         // The pre-configured confidential client is approved at once, as in 1.7.0: its secret
         // is still needed at /token.
-        let code = auth.issue_code(&a, addr);
+        let code = match auth.issue_code(&a, addr).await {
+            Ok(code) => code,
+            Err(e) => return e.error_response(),
+        };
         if code.is_some() {
             tracing::info!(client_id = %a.client.id, "authorization code issued");
         }
@@ -479,10 +486,9 @@ async fn authorize(req: HttpRequest, body: web::Bytes, auth: web::Data<Arc<Auth>
         failed_attempts: 0,
     };
     let page = consent_page(&auth, &id, &consent, None);
-    let now = Instant::now();
-    let inserted = match auth.consents.lock() {
-        Ok(mut consents) => consents.insert(id, &client_id, addr, now + CONSENT_TTL, consent, now),
-        Err(_) => return OAuthError::server_error().error_response(),
+    let inserted = match auth.put_consent(id, addr, consent, CONSENT_TTL).await {
+        Ok(inserted) => inserted,
+        Err(e) => return store_failed(e).error_response(),
     };
     match inserted {
         Ok(0) => {}
@@ -502,21 +508,14 @@ async fn authorize(req: HttpRequest, body: web::Bytes, auth: web::Data<Arc<Auth>
 
 async fn consent_decision(req: &HttpRequest, params: &Params, auth: &Auth) -> HttpResponse {
     let id = params.get("consent_id").cloned().unwrap_or_default();
-    let Some(consent) = auth
-        .consents
-        .lock()
-        .ok()
-        .and_then(|mut c| c.get_mut(&id, Instant::now()).cloned())
-    else {
-        return OAuthError::invalid_request(
-            "this approval page expired; start the connection again",
-        )
-        .error_response();
+    let expired = || {
+        OAuthError::invalid_request("this approval page expired; start the connection again")
+            .error_response()
     };
-    let remove = || {
-        if let Ok(mut c) = auth.consents.lock() {
-            c.discard(&id);
-        }
+    let consent = match auth.consent(&id).await {
+        Ok(Some(consent)) => consent,
+        Ok(None) => return expired(),
+        Err(e) => return e.error_response(),
     };
     let with_state = |mut p: Vec<(&'static str, String)>| {
         if let Some(s) = &consent.request.state {
@@ -526,7 +525,9 @@ async fn consent_decision(req: &HttpRequest, params: &Params, auth: &Auth) -> Ht
         p
     };
     if params.get("decision").map(String::as_str) == Some("deny") {
-        remove();
+        if let Err(e) = auth.close_consent(&id).await {
+            tracing::warn!(error = %e, "OAuth store failed");
+        }
         let p = with_state(vec![
             ("error", "access_denied".to_string()),
             ("error_description", "the request was denied".to_string()),
@@ -543,25 +544,28 @@ async fn consent_decision(req: &HttpRequest, params: &Params, auth: &Auth) -> Ht
         .as_ref()
         .is_some_and(|p| super::tokens::ct_eq(p.expose().as_bytes(), given.as_bytes()));
     if !right {
-        let mut attempts = MAX_PASSWORD_ATTEMPTS;
-        if let Ok(mut c) = auth.consents.lock() {
-            if let Some(entry) = c.get_mut(&id, Instant::now()) {
-                entry.failed_attempts += 1;
-                attempts = entry.failed_attempts;
-            }
-            if attempts >= MAX_PASSWORD_ATTEMPTS {
-                c.discard(&id);
-            }
-        }
+        let attempts = match auth.consent_failed(&id, MAX_PASSWORD_ATTEMPTS).await {
+            Ok(attempts) => attempts,
+            Err(e) => return store_failed(e).error_response(),
+        };
         tracing::warn!(client_id = %consent.request.client.id, attempts, "wrong approval password");
         if attempts >= MAX_PASSWORD_ATTEMPTS {
             return too_many_attempts_page();
         }
         return consent_page(auth, &id, &consent, Some("Wrong approval password."));
     }
-    remove();
+    // Closed before the code is issued: of two approvals of one page (two tabs, two
+    // replicas), one goes on.
+    match auth.close_consent(&id).await {
+        Ok(true) => {}
+        Ok(false) => return expired(),
+        Err(e) => return store_failed(e).error_response(),
+    }
     let a = &consent.request;
-    let code = auth.issue_code(a, client_ip(req).map(AddrBucket::of));
+    let code = match auth.issue_code(a, client_ip(req).map(AddrBucket::of)).await {
+        Ok(code) => code,
+        Err(e) => return e.error_response(),
+    };
     if code.is_some() {
         tracing::info!(client_id = %a.client.id, "client approved; authorization code issued");
         auth.touch_client(&a.client).await;
@@ -664,31 +668,27 @@ impl Auth {
         let refresh = random_token();
         let now_ms = now_ms();
         let expires_at = now_ms + self.refresh_ttl.as_millis() as i64;
-        let stored = refresh.clone();
-        let gid = grant_id.clone();
-        let client = client_id.to_string();
-        self.db
-            .exec(move |db| {
-                db.add_refresh(&stored, &gid, expires_at)?;
-                // A registered client given tokens is in use: never dropped for a new one.
-                db.touch_client(&client, now_ms)
+        let now = Auth::now_secs();
+        let access = self
+            .sign(&Claims {
+                iss: self.issuer.clone(),
+                aud: resource,
+                sub: client_id.to_string(),
+                scope: scope.clone(),
+                exp: now + self.access_ttl.as_secs(),
+                iat: now,
+                jti: uuid::Uuid::new_v4().to_string(),
+                gid: grant_id.clone(),
             })
-            .await
-            .map_err(|e| {
-                tracing::error!(error = %e, "OAuth store failed");
+            .ok_or_else(|| {
+                tracing::error!("no signing key: the shared OAuth store was never reached");
                 OAuthError::server_error()
             })?;
-        let now = Auth::now_secs();
-        let access = self.key.sign(&Claims {
-            iss: self.issuer.clone(),
-            aud: resource,
-            sub: client_id.to_string(),
-            scope: scope.clone(),
-            exp: now + self.access_ttl.as_secs(),
-            iat: now,
-            jti: uuid::Uuid::new_v4().to_string(),
-            gid: grant_id,
-        });
+        // A registered client given tokens is in use: never dropped for a new one.
+        self.store
+            .add_refresh(&refresh, &grant_id, expires_at, client_id, now_ms)
+            .await
+            .map_err(store_failed)?;
         Ok(no_store(HttpResponse::Ok().json(json!({
             "access_token": access,
             "token_type": "Bearer",
@@ -704,28 +704,7 @@ impl Auth {
             .ok_or_else(|| OAuthError::invalid_request("code is required"))?;
         // Any redemption attempt burns the code, successful or not.
         let code_hash = hash(code);
-        let now = Instant::now();
-        // Taken from the pending codes and entered among the redeemed ones under the codes'
-        // lock (always taken before the redeemed codes' lock), so that a replay racing the first
-        // redemption finds the code in one or the other.
-        let (pending, replay) = match self.codes.lock() {
-            Ok(mut codes) => match codes.take(&code_hash, now) {
-                Some(pending) => {
-                    if let Ok(mut r) = self.redeemed.lock() {
-                        r.start(code_hash.clone(), pending.expires, now);
-                    }
-                    (Some(pending), Replay::Unknown)
-                }
-                None => (
-                    None,
-                    self.redeemed
-                        .lock()
-                        .map(|mut r| r.replay(&code_hash, now))
-                        .unwrap_or(Replay::Unknown),
-                ),
-            },
-            Err(_) => return Err(OAuthError::server_error()),
-        };
+        let (pending, replay) = self.take_code(&code_hash).await.map_err(store_failed)?;
         let Some(pending) = pending else {
             // RFC 6749 §4.1.2: a code used twice revokes what its first use issued.
             match replay {
@@ -741,10 +720,8 @@ impl Auth {
             return Err(OAuthError::invalid_grant("Invalid authorization code"));
         };
         let outcome = self.redeem(client, p, pending, &code_hash).await;
-        if outcome.is_err()
-            && let Ok(mut r) = self.redeemed.lock()
-        {
-            r.fail(&code_hash);
+        if outcome.is_err() {
+            self.fail_code(&code_hash).await;
         }
         outcome
     }
@@ -794,18 +771,11 @@ impl Auth {
         );
         let now = now_ms();
         let grant_id = self
-            .db
-            .exec(move |db| db.create_grant(&client_id, &scope, &resource, now))
+            .store
+            .create_grant(&client_id, &scope, &resource, now)
             .await
-            .map_err(|e| {
-                tracing::error!(error = %e, "OAuth store failed");
-                OAuthError::server_error()
-            })?;
-        let replayed = self
-            .redeemed
-            .lock()
-            .map(|mut r| r.finish(code_hash, &grant_id))
-            .unwrap_or(false);
+            .map_err(store_failed)?;
+        let replayed = self.finish_code(code_hash, &grant_id).await;
         if replayed {
             self.revoke(&grant_id).await?;
             tracing::warn!(client_id = %client.id, "authorization code replayed during its redemption; its grant was revoked");
@@ -821,16 +791,11 @@ impl Auth {
             .get("refresh_token")
             .cloned()
             .ok_or_else(|| OAuthError::invalid_request("refresh_token is required"))?;
-        let client_id = client.id.clone();
-        let now = now_ms();
         let outcome = self
-            .db
-            .exec(move |db| db.use_refresh(&token, &client_id, now))
+            .store
+            .use_refresh(&token, &client.id, now_ms())
             .await
-            .map_err(|e| {
-                tracing::error!(error = %e, "OAuth store failed");
-                OAuthError::server_error()
-            })?;
+            .map_err(store_failed)?;
         let grant = match outcome {
             RefreshOutcome::Valid(grant) => grant,
             RefreshOutcome::Invalid => {
@@ -948,17 +913,18 @@ async fn revoke(req: HttpRequest, body: web::Bytes, auth: web::Data<Arc<Auth>>) 
             .get("token")
             .cloned()
             .ok_or_else(|| OAuthError::invalid_request("token is required"))?;
-        let lookup = token.clone();
         let by_refresh = auth
-            .db
-            .exec(move |db| db.grant_by_refresh(&lookup))
+            .store
+            .grant_by_refresh(&token)
             .await
-            .map_err(|_| OAuthError::server_error())?;
+            .map_err(store_failed)?;
         let grant = match by_refresh {
             Some(grant) => Some((grant.id, grant.client_id)),
             // An access token: its signature proves where it came from; expiry does not matter.
             None => auth
-                .key
+                .keys
+                .read()
+                .map_err(|_| OAuthError::server_error())?
                 .verify(&token, &auth.issuer, &auth.resources, 0)
                 .ok()
                 .map(|c| (c.gid, c.sub)),
@@ -1057,10 +1023,10 @@ async fn register(req: HttpRequest, body: web::Bytes, auth: web::Data<Arc<Auth>>
         // Used within an access token's life: a token of it may still be in use.
         let recent = now - auth.access_ttl.as_millis() as i64;
         let stored = auth
-            .db
-            .exec(move |db| db.register_client(&registered, max, now, recent))
+            .store
+            .register_client(&registered, max, now, recent)
             .await
-            .map_err(|_| OAuthError::server_error())?;
+            .map_err(store_failed)?;
         if stored == Registration::Full {
             tracing::warn!(max, "client registration refused: every registered client is in use");
             return Err(OAuthError::temporarily_unavailable(

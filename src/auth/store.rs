@@ -59,6 +59,29 @@ pub struct RegisteredClient {
     pub auth_method: String,
 }
 
+/// A signing key as stored.
+#[derive(Clone, PartialEq, Eq)]
+pub struct StoredKey {
+    /// Its id ([`super::tokens::key_id`]).
+    pub kid: String,
+    /// The key.
+    pub secret: Vec<u8>,
+    /// When it was made (ms since the epoch).
+    pub created_at: i64,
+    /// When replicas start signing with it (ms).
+    pub active_at: i64,
+}
+
+impl std::fmt::Debug for StoredKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoredKey")
+            .field("kid", &self.kid)
+            .field("created_at", &self.created_at)
+            .field("active_at", &self.active_at)
+            .finish_non_exhaustive()
+    }
+}
+
 /// What became of a registration.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Registration {

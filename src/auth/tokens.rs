@@ -106,6 +106,116 @@ impl SigningKey {
     }
 }
 
+/// The id of a signing key (`kid` in the token header): 16 hex digits of the SHA-256 of the
+/// key. Names the key without revealing it (a token's HMAC already allows testing guesses).
+pub fn key_id(secret: &[u8]) -> String {
+    ring::digest::digest(&ring::digest::SHA256, secret).as_ref()[..8]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// A signing key and its id.
+struct Key {
+    kid: String,
+    /// When replicas start signing with it (ms since the epoch).
+    active_at: i64,
+    key: SigningKey,
+}
+
+impl Key {
+    fn new(secret: &[u8], active_at: i64) -> Key {
+        Key {
+            kid: key_id(secret),
+            active_at,
+            key: SigningKey::new(secret),
+        }
+    }
+}
+
+/// The keys access tokens are signed and checked with: the configured key
+/// (`MCP_TOKEN_SIGNING_KEY`), if any, and the stored ones (the data directory's, or the shared
+/// ones in PostgreSQL, several during a rotation). Tokens are signed with the configured key
+/// when there is one, else with the newest stored key already active; they are accepted when
+/// signed by any of them (a token without `kid`, from an earlier release, is tried against all).
+#[derive(Default)]
+pub struct KeySet {
+    configured: Option<Key>,
+    stored: Vec<Key>,
+}
+
+impl KeySet {
+    /// The set of the configured key and the stored `(secret, active_at)` keys.
+    pub fn new(configured: Option<&[u8]>, stored: &[(Vec<u8>, i64)]) -> KeySet {
+        let mut set = KeySet {
+            configured: configured.map(|k| Key::new(k, 0)),
+            stored: Vec::new(),
+        };
+        set.set_stored(stored);
+        set
+    }
+
+    /// Replaces the stored keys (what the database holds now).
+    pub fn set_stored(&mut self, stored: &[(Vec<u8>, i64)]) {
+        let mut keys: Vec<Key> = stored.iter().map(|(s, at)| Key::new(s, *at)).collect();
+        keys.sort_by_key(|k| k.active_at);
+        self.stored = keys;
+    }
+
+    /// Whether any key can sign.
+    pub fn can_sign(&self) -> bool {
+        self.configured.is_some() || !self.stored.is_empty()
+    }
+
+    /// The kid tokens are signed with at `now_ms`.
+    pub fn signer_id(&self, now_ms: i64) -> Option<&str> {
+        self.signer(now_ms).map(|k| k.kid.as_str())
+    }
+
+    fn signer(&self, now_ms: i64) -> Option<&Key> {
+        self.configured.as_ref().or_else(|| {
+            self.stored
+                .iter()
+                .rev()
+                .find(|k| k.active_at <= now_ms)
+                .or_else(|| self.stored.first())
+        })
+    }
+
+    /// Signs `claims` with the signing key of `now_ms`; `None` when there is no key yet (the
+    /// shared store was never reached).
+    pub fn sign(&self, claims: &Claims, now_ms: i64) -> Option<String> {
+        let key = self.signer(now_ms)?;
+        let mut header = Header::new(Algorithm::HS256);
+        header.kid = Some(key.kid.clone());
+        jsonwebtoken::encode(&header, claims, &key.key.encoding).ok()
+    }
+
+    /// Verifies a token against the key its `kid` names (every key when it names none), as
+    /// [`SigningKey::verify`] does.
+    pub fn verify(
+        &self,
+        token: &str,
+        issuer: &str,
+        audiences: &[String],
+        now: u64,
+    ) -> Result<Claims, TokenError> {
+        let header = jsonwebtoken::decode_header(token).map_err(|_| TokenError::Invalid)?;
+        let all = self.configured.iter().chain(self.stored.iter());
+        for key in all {
+            if header.kid.as_ref().is_some_and(|kid| kid != &key.kid) {
+                continue;
+            }
+            // Expired and WrongAudience are found only once the signature matched.
+            match key.key.verify(token, issuer, audiences, now) {
+                Err(TokenError::Invalid) => {}
+                checked => return checked,
+            }
+        }
+        Err(TokenError::Invalid)
+    }
+}
+
 /// `n` random bytes from the system CSPRNG.
 pub fn random_bytes(n: usize) -> Vec<u8> {
     let mut buf = vec![0u8; n];

@@ -582,7 +582,7 @@ impl Layers {
         };
         let database_url = self.nonempty("database_url")?;
         if let Some(url) = &database_url {
-            crate::tasks::pg::parse_url(url).map_err(|e| {
+            crate::pg::parse_url(url).map_err(|e| {
                 ConfigError::Invalid(format!("{}: {e}", self.origin("database_url")))
             })?;
         }

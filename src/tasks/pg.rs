@@ -26,7 +26,6 @@
 //!   running bridge (a database restored or recreated) are made again on the next call.
 
 use std::{
-    str::FromStr,
     sync::{
         Arc,
         atomic::{AtomicBool, Ordering},
@@ -34,10 +33,10 @@ use std::{
     time::Duration,
 };
 
-use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
-use futures_util::{FutureExt, StreamExt, future::BoxFuture};
+use deadpool_postgres::Pool;
+use futures_util::{FutureExt, future::BoxFuture};
 use tokio::sync::mpsc;
-use tokio_postgres::{AsyncMessage, Row, config::Host};
+use tokio_postgres::Row;
 
 use super::{
     store::{
@@ -59,18 +58,11 @@ const CANCEL_CHANNEL: &str = "openclaw_mcp_cancel";
 const SCHEMA_GONE: &str = "the task tables are missing";
 /// Connections of one replica's pool.
 const POOL_SIZE: usize = 8;
-/// How long a call waits for a connection of the pool (a database that is down answers at once).
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 const COLUMNS: &str = "id, owner, instance, session_id, agent_id, message, priority, seq, status, \
     created_at, started_at, completed_at, result, error, progress_chars, last_activity_at, images, run";
 
 const SCHEMA: &str = "
-CREATE SCHEMA IF NOT EXISTS openclaw_mcp;
-CREATE TABLE IF NOT EXISTS openclaw_mcp.schema_version (
-    component TEXT PRIMARY KEY,
-    version INTEGER NOT NULL
-);
 CREATE TABLE IF NOT EXISTS openclaw_mcp.tasks (
     seq BIGSERIAL PRIMARY KEY,
     id TEXT NOT NULL UNIQUE,
@@ -106,67 +98,22 @@ CREATE TABLE IF NOT EXISTS openclaw_mcp.runners (
 );
 ";
 
-/// Advisory lock keys (arbitrary, fixed): migrations, inserts.
-const MIGRATION_LOCK: i64 = 0x6f63_6d5f_6d69_6701;
+/// The task tables, as a migrated component.
+const COMPONENT: crate::pg::Component = crate::pg::Component {
+    name: "tasks",
+    version: SCHEMA_VERSION,
+    schema: SCHEMA,
+    gone: SCHEMA_GONE,
+};
+
+/// Advisory lock key (arbitrary, fixed): inserts.
 const INSERT_LOCK: i64 = 0x6f63_6d5f_696e_7301;
 
-/// A database error in words: PostgreSQL's own message (`db error` alone says nothing), or the
-/// innermost cause of a connection failure.
 fn db_error(e: tokio_postgres::Error) -> StoreError {
-    use tokio_postgres::error::SqlState;
-    if let Some(db) = e.as_db_error() {
-        if matches!(
-            *db.code(),
-            SqlState::UNDEFINED_TABLE | SqlState::INVALID_SCHEMA_NAME
-        ) {
-            return StoreError::Unavailable(format!(
-                "{SCHEMA_GONE} (PostgreSQL: {}); it is made again on the next call",
-                db.message()
-            ));
-        }
-        return StoreError::Db(format!("PostgreSQL: {}", db.message()));
-    }
-    if e.is_closed() {
-        return StoreError::Unavailable("the connection to PostgreSQL was lost".into());
-    }
-    StoreError::Db(innermost(&e))
+    crate::pg::db_error(e, SCHEMA_GONE)
 }
 
-/// The innermost cause of an error, in words (deadpool wraps tokio-postgres wraps io).
-fn innermost(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text = s.to_string();
-        source = s.source();
-    }
-    text
-}
-
-/// Where the database is, for messages: host and port, or the socket folder, and the database;
-/// never the user or the password.
-pub fn describe(config: &tokio_postgres::Config) -> String {
-    let host = match config.get_hosts().first() {
-        Some(Host::Tcp(h)) => h.clone(),
-        #[cfg(unix)]
-        Some(Host::Unix(p)) => p.display().to_string(),
-        None => "localhost".into(),
-    };
-    let port = config.get_ports().first().copied().unwrap_or(5432);
-    let db = config.get_dbname().unwrap_or("(default)");
-    format!("postgresql://{host}:{port}/{db}")
-}
-
-/// Parses a `postgres://` URL (or key=value string) into a connection config.
-pub fn parse_url(url: &str) -> Result<tokio_postgres::Config, String> {
-    let mut config = tokio_postgres::Config::from_str(url)
-        .map_err(|e| format!("the database URL is not a PostgreSQL connection string: {e}"))?;
-    if config.get_connect_timeout().is_none() {
-        config.connect_timeout(CONNECT_TIMEOUT);
-    }
-    config.application_name("openclaw-mcp");
-    Ok(config)
-}
+pub use crate::pg::{describe, parse_url};
 
 struct Inner {
     pool: Pool,
@@ -192,10 +139,6 @@ impl Drop for PgBackend {
             t.abort();
         }
     }
-}
-
-fn tls() -> tokio_postgres_rustls::MakeRustlsConnect {
-    tokio_postgres_rustls::MakeRustlsConnect::new((*crate::outbound::tls_config()).clone())
 }
 
 fn record(row: &Row) -> TaskRecord {
@@ -232,20 +175,7 @@ impl PgBackend {
     pub fn start(url: &str) -> Result<PgBackend, StoreError> {
         let config = parse_url(url).map_err(StoreError::Db)?;
         let place = describe(&config);
-        let manager = Manager::from_config(
-            config.clone(),
-            tls(),
-            ManagerConfig {
-                recycling_method: RecyclingMethod::Fast,
-            },
-        );
-        let pool = Pool::builder(manager)
-            .max_size(POOL_SIZE)
-            .runtime(deadpool_postgres::Runtime::Tokio1)
-            .wait_timeout(Some(CONNECT_TIMEOUT))
-            .create_timeout(Some(CONNECT_TIMEOUT))
-            .build()
-            .map_err(|e| StoreError::Db(e.to_string()))?;
+        let pool = crate::pg::pool(&config, POOL_SIZE)?;
         let inner = Arc::new(Inner {
             pool,
             config,
@@ -304,61 +234,16 @@ impl PgBackend {
 impl Inner {
     /// A connection of the pool, with the schema checked (once per process).
     async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
-        let mut client = self.pool.get().await.map_err(|e| {
-            StoreError::Unavailable(format!(
-                "cannot reach PostgreSQL at {}: {}",
-                self.place,
-                innermost(&e)
-            ))
-        })?;
+        let mut client = crate::pg::connection(&self.pool, &self.place).await?;
         if !self.schema_ok.load(Ordering::Acquire) {
             let _one = self.migrating.lock().await;
             if !self.schema_ok.load(Ordering::Acquire) {
-                migrate(&mut client, &self.place).await?;
+                crate::pg::migrate(&mut client, &self.place, &COMPONENT).await?;
                 self.schema_ok.store(true, Ordering::Release);
             }
         }
         Ok(client)
     }
-}
-
-/// Brings the schema to [`SCHEMA_VERSION`] (additive statements, under an advisory lock so that
-/// replicas starting together do not race); refuses a schema more than one version newer.
-async fn migrate(client: &mut deadpool_postgres::Object, place: &str) -> Result<(), StoreError> {
-    let tx = client.transaction().await.map_err(db_error)?;
-    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
-        .await
-        .map_err(db_error)?;
-    tx.batch_execute(SCHEMA).await.map_err(db_error)?;
-    let found: Option<i32> = tx
-        .query_opt(
-            "SELECT version FROM openclaw_mcp.schema_version WHERE component = 'tasks'",
-            &[],
-        )
-        .await
-        .map_err(db_error)?
-        .map(|r| r.get(0));
-    match found {
-        Some(v) if v > SCHEMA_VERSION + 1 => {
-            return Err(StoreError::Db(format!(
-                "the task schema at {place} is version {v}, written by a newer openclaw-mcp; this binary (schema {SCHEMA_VERSION}) works with version {} at most: upgrade it",
-                SCHEMA_VERSION + 1
-            )));
-        }
-        Some(v) if v >= SCHEMA_VERSION => {}
-        _ => {
-            tx.execute(
-                "INSERT INTO openclaw_mcp.schema_version (component, version) VALUES ('tasks', $1)
-                 ON CONFLICT (component) DO UPDATE SET version = EXCLUDED.version",
-                &[&SCHEMA_VERSION],
-            )
-            .await
-            .map_err(db_error)?;
-        }
-    }
-    tx.commit().await.map_err(db_error)?;
-    tracing::info!(database = %place, schema = SCHEMA_VERSION, "task store ready on PostgreSQL");
-    Ok(())
 }
 
 /// Keeps this replica's `runners` row fresh. A failure is logged once per outage.
@@ -392,45 +277,22 @@ async fn heartbeat(inner: Arc<Inner>) {
     }
 }
 
-/// Listens for cancels on a connection of its own, reconnecting every second while the database
-/// is away, and hands each cancelled task id to the supervisor.
+/// Hands each cancelled task id heard on [`CANCEL_CHANNEL`] to the supervisor.
 async fn listen(inner: Arc<Inner>, tx: mpsc::UnboundedSender<String>) {
-    loop {
-        if tx.is_closed() {
-            return;
+    let (notes_tx, mut notes) = mpsc::unbounded_channel();
+    let listener = tokio::spawn(crate::pg::listen(
+        inner.config.clone(),
+        CANCEL_CHANNEL,
+        notes_tx,
+    ));
+    while let Some(note) = notes.recv().await {
+        if let crate::pg::Note::Payload(id) = note
+            && tx.send(id).is_err()
+        {
+            break;
         }
-        match inner.config.connect(tls()).await {
-            Ok((client, mut connection)) => {
-                let (notes_tx, mut notes) = mpsc::unbounded_channel();
-                let driver = tokio::spawn(async move {
-                    let mut messages =
-                        futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
-                    while let Some(Ok(message)) = messages.next().await {
-                        if let AsyncMessage::Notification(n) = message {
-                            let _ = notes_tx.send(n.payload().to_string());
-                        }
-                    }
-                });
-                if client
-                    .batch_execute(&format!("LISTEN {CANCEL_CHANNEL}"))
-                    .await
-                    .is_ok()
-                {
-                    while let Some(id) = notes.recv().await {
-                        if tx.send(id).is_err() {
-                            driver.abort();
-                            return;
-                        }
-                    }
-                }
-                driver.abort();
-            }
-            Err(e) => {
-                tracing::debug!(error = %e, "cancel listener: cannot reach PostgreSQL");
-            }
-        }
-        tokio::time::sleep(Duration::from_secs(1)).await;
     }
+    listener.abort();
 }
 
 /// The SQL of a [`TaskBackend`] call, over one pooled connection.

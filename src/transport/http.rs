@@ -606,7 +606,11 @@ pub async fn serve(
             Some(dir) => Location::Dir(dir.clone()),
             None => Location::Memory,
         };
-        match Auth::start(&settings.auth, http, &issuer, &location) {
+        let place = match &settings.tasks.database_url {
+            Some(url) => auth::Place::Shared(url),
+            None => auth::Place::Local(&location),
+        };
+        match Auth::start(&settings.auth, &issuer, place).await {
             Ok(auth) => {
                 let _ = shared.auth.set(Arc::new(auth));
             }
