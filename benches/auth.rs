@@ -10,7 +10,7 @@ use clap::Parser;
 use criterion::{Criterion, criterion_group, criterion_main};
 use openclaw_mcp::{
     auth::{
-        Auth,
+        Auth, Place,
         tokens::{Claims, SigningKey},
     },
     cli::Cli,
@@ -33,7 +33,9 @@ fn bench_authenticate(c: &mut Criterion) {
     .unwrap();
     let issuer = "https://bridge.example";
     let auth = system.block_on(async {
-        Auth::start(&settings.auth, &settings.http, issuer, &Location::Memory).unwrap()
+        Auth::start(&settings.auth, issuer, Place::Local(&Location::Memory))
+            .await
+            .unwrap()
     });
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

@@ -19,7 +19,10 @@
 #    30 s lease expired), that status and list agree on every replica, and that the gateway
 #    received every prompt at most once (GET /stats of the mock gateway).
 #
-# OAuth across replicas is not covered: OAuth state is not shared yet (docs/deployment.md).
+# 5. scripts/e2e_cluster_oauth.py, first: the SDK's OAuth client logs in through nginx (the issuer
+#    is nginx's URL; the OAuth state is in the same PostgreSQL), refreshes through nginx (each
+#    rotated token accepted by every replica), one refresh token raced at two replicas (answered
+#    once, the grant dead everywhere), a revocation through nginx refused by all within a second.
 # Loopback only. Exit status: 0 when every check passed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -67,6 +70,9 @@ PIDS+=($!)
 GW_PORT=$(wait_port "$WORK/gateway.log" 's#^mock gateway listening on http://127\.0\.0\.1:\([0-9][0-9]*\)$#\1#p' "${PIDS[-1]}" gateway)
 
 BEARER=$(python3 -c 'import secrets; print(secrets.token_hex(24))')
+CLIENT_SECRET=$(python3 -c 'import secrets; print(secrets.token_hex(32))')
+CALLBACK="http://127.0.0.1:$(free_port)/callback"
+NGINX_PORT=$(free_port)
 BRIDGE_PORTS=()
 BRIDGE_PIDS=()
 for i in 0 1 2; do
@@ -76,13 +82,14 @@ for i in 0 1 2; do
         OPENCLAW_TIMEOUT_MS=60000 OPENCLAW_TASK_CONCURRENCY=16 OPENCLAW_MAX_TASKS=1000 \
         OPENCLAW_MCP_DATA_DIR="$WORK/bridge$i/data" OPENCLAW_MCP_DATABASE_URL="$DATABASE_URL" \
         MCP_BEARER_TOKENS="cluster:$BEARER" \
+        AUTH_ENABLED=true MCP_CLIENT_ID=openclaw MCP_CLIENT_SECRET="$CLIENT_SECRET" \
+        MCP_ISSUER_URL="http://127.0.0.1:$NGINX_PORT" MCP_REDIRECT_URIS="$CALLBACK" \
         "$WORK/openclaw-mcp" --transport http --host 127.0.0.1 --port 0 2>"$WORK/bridge$i.log" &
     BRIDGE_PIDS+=($!)
     PIDS+=($!)
     BRIDGE_PORTS+=("$(wait_port "$WORK/bridge$i.log" 's/.*listening address=127\.0\.0\.1:\([0-9][0-9]*\).*/\1/p' "${PIDS[-1]}" "bridge $i")")
 done
 
-NGINX_PORT=$(free_port)
 mkdir -p "$WORK/nginx/tmp"
 cat >"$WORK/nginx/nginx.conf" <<EOF
 worker_processes 1;
@@ -112,6 +119,7 @@ http {
             proxy_buffering off;
             proxy_read_timeout 120s;
             proxy_next_upstream error timeout;
+            add_header X-Upstream \$upstream_addr always;
         }
     }
 }
@@ -129,13 +137,19 @@ disown -a
 
 # --- 4. the checks ---------------------------------------------------------------------------------
 status=0
-"$VENV/bin/python" "$ROOT/scripts/e2e_cluster.py" \
+E2E_CLIENT_SECRET="$CLIENT_SECRET" "$VENV/bin/python" "$ROOT/scripts/e2e_cluster_oauth.py" \
     --front "http://127.0.0.1:$NGINX_PORT/mcp" \
     --replicas "$(IFS=,; echo "${BRIDGE_PORTS[*]}")" \
-    --victim "${BRIDGE_PIDS[2]}" \
-    --gateway "http://127.0.0.1:$GW_PORT" \
-    --bearer "$BEARER" --tasks "$TASKS" --delay-ms "$DELAY_MS" || status=$?
-if grep -q -- "$GW_TOKEN\|$BEARER" "$WORK"/bridge*.log; then
+    --client-id openclaw --redirect-uri "$CALLBACK" || status=$?
+if [ "$status" = 0 ]; then
+    "$VENV/bin/python" "$ROOT/scripts/e2e_cluster.py" \
+        --front "http://127.0.0.1:$NGINX_PORT/mcp" \
+        --replicas "$(IFS=,; echo "${BRIDGE_PORTS[*]}")" \
+        --victim "${BRIDGE_PIDS[2]}" \
+        --gateway "http://127.0.0.1:$GW_PORT" \
+        --bearer "$BEARER" --tasks "$TASKS" --delay-ms "$DELAY_MS" || status=$?
+fi
+if grep -q -- "$GW_TOKEN\|$BEARER\|$CLIENT_SECRET" "$WORK"/bridge*.log; then
     log "FAILED: a secret appears in a bridge log"
     status=1
 fi

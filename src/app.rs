@@ -171,9 +171,10 @@ pub fn rotate_signing_key(settings: &Settings) -> i32 {
         settings.auth.access_token_ttl,
     )) {
         Ok(done) => {
-            println!("{done}");
+            // stderr, as every message of this binary: stdout is the MCP channel in stdio mode.
+            eprintln!("{done}");
             if settings.auth.token_signing_key.is_some() {
-                println!(
+                eprintln!(
                     "note: MCP_TOKEN_SIGNING_KEY is set here; bridges that have it sign with it, not with the shared keys"
                 );
             }

@@ -14,6 +14,8 @@ use super::{
 use crate::sqlite::{SqliteHandle, StoreError};
 
 /// The OAuth store of one bridge.
+// One value per process, never moved around: the size of the in-memory variant does not matter.
+#[allow(clippy::large_enum_variant)]
 pub enum AuthStore {
     /// One machine: `oauth.db` (or memory), codes and consent pages in memory.
     Local {
@@ -66,7 +68,12 @@ impl AuthStore {
         resource: &str,
         now: i64,
     ) -> Result<String, StoreError> {
-        both!(self, create_grant / create_grant, [client_id, scope, resource], [now])
+        both!(
+            self,
+            create_grant / create_grant,
+            [client_id, scope, resource],
+            [now]
+        )
     }
 
     /// Stores a refresh token of a grant and notes its client as used (never dropped for a new

@@ -57,7 +57,8 @@ impl Auth {
             }
             AuthStore::Shared(pg) => {
                 let now = now_ms();
-                let body = serde_json::to_string(&code).map_err(|e| StoreError::Db(e.to_string()))?;
+                let body =
+                    serde_json::to_string(&code).map_err(|e| StoreError::Db(e.to_string()))?;
                 pg.pending_insert(
                     Kind::Code,
                     &code_hash,

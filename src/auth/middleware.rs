@@ -273,7 +273,11 @@ impl Auth {
                 "insufficient_scope",
                 format!("The access token lacks the {SCOPE} scope"),
             ),
-            Refusal::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "temporarily_unavailable", String::new()),
+            Refusal::Unavailable => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "temporarily_unavailable",
+                String::new(),
+            ),
         };
         let header = format!(
             "Bearer error=\"{error}\", error_description=\"{}\", scope=\"{SCOPE}\", resource_metadata=\"{metadata}\"",

@@ -565,7 +565,10 @@ async fn sync_shared(
             let Some(keys) = keys.upgrade() else { break };
             match pg.read_keys().await {
                 Ok(stored) if !stored.is_empty() => {
-                    let stored: Vec<_> = stored.into_iter().map(|k| (k.secret, k.active_at)).collect();
+                    let stored: Vec<_> = stored
+                        .into_iter()
+                        .map(|k| (k.secret, k.active_at))
+                        .collect();
                     if let Ok(mut k) = keys.write() {
                         k.set_stored(&stored);
                     }

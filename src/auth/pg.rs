@@ -189,7 +189,11 @@ impl PgAuth {
 
     /// Every signing key, oldest first. When there is none, one is made (a random 32-byte key,
     /// active at once): the first replica to ask creates it, the others find it.
-    pub async fn signing_keys(&self, fresh: Vec<u8>, now: i64) -> Result<Vec<StoredKey>, StoreError> {
+    pub async fn signing_keys(
+        &self,
+        fresh: Vec<u8>,
+        now: i64,
+    ) -> Result<Vec<StoredKey>, StoreError> {
         let result = async {
             let client = self.client().await?;
             let kid = super::tokens::key_id(&fresh);
@@ -266,7 +270,7 @@ impl PgAuth {
             .execute(
                 "DELETE FROM openclaw_mcp.oauth_keys k WHERE EXISTS (
                     SELECT 1 FROM openclaw_mcp.oauth_keys n
-                    WHERE n.active_at > k.active_at AND n.active_at <= $1 - $2)",
+                    WHERE n.active_at > k.active_at AND n.active_at <= $1::bigint - $2::bigint)",
                 &[&now, &keep_ms],
             )
             .await
@@ -531,7 +535,14 @@ impl PgAuth {
                 "INSERT INTO openclaw_mcp.oauth_clients
                     (client_id, secret_hash, client_name, redirect_uris, auth_method, created_at)
                  VALUES ($1, $2, $3, $4, $5, $6)",
-                &[&c.client_id, &c.secret_hash, &c.client_name, &uris, &c.auth_method, &now],
+                &[
+                    &c.client_id,
+                    &c.secret_hash,
+                    &c.client_name,
+                    &uris,
+                    &c.auth_method,
+                    &now,
+                ],
             )
             .await
             .map_err(db_error)?;
@@ -574,7 +585,10 @@ impl PgAuth {
     }
 
     /// A registered client.
-    pub async fn client_by_id(&self, client_id: &str) -> Result<Option<RegisteredClient>, StoreError> {
+    pub async fn client_by_id(
+        &self,
+        client_id: &str,
+    ) -> Result<Option<RegisteredClient>, StoreError> {
         let result = async {
             Ok(self
                 .client()
