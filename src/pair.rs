@@ -17,7 +17,12 @@ use std::{
 
 use crate::{
     config::Settings,
-    gateway::ws::{Options, Phase, WsClient, WsError, conn::Endpoint, identity::DeviceIdentity},
+    gateway::ws::{
+        Options, Phase, WsClient, WsError,
+        conn::Endpoint,
+        devices::SharedDevices,
+        identity::{DeviceIdentity, sync},
+    },
 };
 
 /// How often the connection is tried again while the approval is awaited.
@@ -48,13 +53,20 @@ pub fn run(settings: &Settings, instance: Option<&str>, wait: Duration) -> i32 {
         );
         return 64;
     };
-    let Some(data_dir) = inst.data_dir.as_deref() else {
-        eprintln!(
-            "openclaw-mcp pair: pairing needs a data directory to keep the device key and token (OPENCLAW_MCP_DATA_DIR is :memory:)"
-        );
-        return 64;
+    let identity = match (&inst.database_url, inst.data_dir.as_deref()) {
+        // Replicas on PostgreSQL share one device: pairing it once, from anywhere, pairs them all.
+        (Some(url), _) => SharedDevices::start(url.expose())
+            .map_err(|e| WsError::Identity(e.to_string()))
+            .and_then(|devices| DeviceIdentity::shared(devices, &inst.name)),
+        (None, Some(data_dir)) => DeviceIdentity::load_or_create(Some(data_dir), &inst.name),
+        (None, None) => {
+            eprintln!(
+                "openclaw-mcp pair: pairing needs a data directory to keep the device key and token (OPENCLAW_MCP_DATA_DIR is :memory:)"
+            );
+            return 64;
+        }
     };
-    let identity = match DeviceIdentity::load_or_create(Some(data_dir), &inst.name) {
+    let identity = match identity {
         Ok(i) => i,
         Err(e) => {
             eprintln!("openclaw-mcp pair: {e}");
@@ -68,13 +80,8 @@ pub fn run(settings: &Settings, instance: Option<&str>, wait: Duration) -> i32 {
             return 64;
         }
     };
-    say(&format!(
-        "Pairing instance \"{}\" ({}) as device {}",
-        inst.name,
-        endpoint.display,
-        identity.id()
-    ));
     let identity = Arc::new(Mutex::new(identity));
+    let display = endpoint.display.clone();
     let mut options = Options::new(
         endpoint,
         inst.token.as_ref().map(|t| t.expose().to_string()),
@@ -91,7 +98,22 @@ pub fn run(settings: &Settings, instance: Option<&str>, wait: Duration) -> i32 {
             return 1;
         }
     };
-    runtime.block_on(pair(options, identity, wait))
+    runtime.block_on(async {
+        // A shared identity is read (or made) first: the device id printed is the replicas' one.
+        if let Err(e) = sync(&identity).await {
+            eprintln!("openclaw-mcp pair: {e}");
+            return 1;
+        }
+        let id = identity
+            .lock()
+            .map(|i| i.id().to_string())
+            .unwrap_or_default();
+        say(&format!(
+            "Pairing instance \"{}\" ({}) as device {id}",
+            inst.name, display
+        ));
+        pair(options, identity, wait).await
+    })
 }
 
 async fn pair(options: Options, identity: Arc<Mutex<DeviceIdentity>>, wait: Duration) -> i32 {

@@ -180,6 +180,7 @@ pub(super) fn build_instance(
         is_default,
         api,
         data_dir: None,
+        database_url: None,
     })
 }
 

@@ -119,6 +119,9 @@ pub struct InstanceSettings {
     /// The bridge's data directory (the device identity of the WebSocket backend lives there);
     /// `None`: in memory only.
     pub data_dir: Option<PathBuf>,
+    /// The PostgreSQL database shared by replicas (`database_url`): the device identity lives
+    /// there instead, so that every replica is the same paired device.
+    pub database_url: Option<Secret>,
 }
 
 /// Which of the gateway's APIs an instance uses.

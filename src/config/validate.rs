@@ -200,6 +200,7 @@ impl Layers {
         let tools = self.tools()?;
         for instance in &mut instances {
             instance.data_dir = tasks.data_dir.clone();
+            instance.database_url = tasks.database_url.clone();
         }
 
         Ok(Settings {

@@ -16,7 +16,10 @@ use std::{
     time::Duration,
 };
 
-use super::ws::{Options, Phase, WsClient, conn::Endpoint, identity::DeviceIdentity};
+use super::ws::{
+    Options, Phase, WsClient, WsError, conn::Endpoint, devices::SharedDevices,
+    identity::DeviceIdentity,
+};
 use crate::config::{Api, InstanceSettings};
 
 /// How long a call waits for the first WebSocket attempt of an `auto` instance to settle.
@@ -57,10 +60,13 @@ impl WsSide {
                 };
             }
         };
-        let (identity, identity_error) = match DeviceIdentity::load_or_create(
-            settings.data_dir.as_deref(),
-            &settings.name,
-        ) {
+        let loaded = match &settings.database_url {
+            Some(url) => SharedDevices::start(url.expose())
+                .map_err(|e| WsError::Identity(e.to_string()))
+                .and_then(|devices| DeviceIdentity::shared(devices, &settings.name)),
+            None => DeviceIdentity::load_or_create(settings.data_dir.as_deref(), &settings.name),
+        };
+        let (identity, identity_error) = match loaded {
             Ok(i) => (Some(Arc::new(Mutex::new(i))), None),
             Err(e) => {
                 tracing::warn!(instance = %settings.name, error = %e, "no device identity; connecting with the token alone");

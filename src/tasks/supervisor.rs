@@ -1044,6 +1044,7 @@ mod tests {
             is_default: true,
             api: crate::config::Api::Http,
             data_dir: None,
+            database_url: None,
         };
         let registry = InstanceRegistry::start(&[instance], Duration::from_secs(3600));
         let settings = TaskSettings {

@@ -469,6 +469,9 @@ async fn connect_once(
     options: &Options,
     identity: Option<&Arc<Mutex<DeviceIdentity>>>,
 ) -> Result<(Socket, Hello, AuthUsed), WsError> {
+    if let Some(identity) = identity {
+        super::identity::sync(identity).await?;
+    }
     let mut device_only = false;
     loop {
         let creds = {
@@ -493,6 +496,11 @@ async fn connect_once(
                 {
                     tracing::warn!(error = %forget, "cannot forget the revoked device token");
                 }
+                if let Some(identity) = identity
+                    && let Err(forget) = super::identity::sync(identity).await
+                {
+                    tracing::warn!(error = %forget, "cannot forget the revoked device token");
+                }
                 tracing::warn!(gateway = %options.endpoint.display, "the gateway no longer accepts this bridge's device token (device removed or token revoked); it was forgotten");
                 return Err(e);
             }
@@ -501,7 +509,7 @@ async fn connect_once(
         if let (Some(identity), Some(token)) = (identity, &hello.device_token) {
             let stored =
                 lock(identity).store_device_token(&options.endpoint.url, token, &hello.scopes);
-            if let Err(e) = stored {
+            if let Err(e) = stored.and(super::identity::sync(identity).await) {
                 tracing::warn!(error = %e, "cannot keep the device token the gateway issued");
             }
         }

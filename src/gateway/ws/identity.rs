@@ -10,6 +10,7 @@
 use std::{
     io::Write,
     path::{Path, PathBuf},
+    sync::{Arc, Mutex},
 };
 
 use base64::{
@@ -23,6 +24,7 @@ use ring::{
 use serde::{Deserialize, Serialize};
 
 use super::{
+    devices::SharedDevices,
     error::WsError,
     frames::{CLIENT_ID, CLIENT_MODE, Credentials, DeviceProof, ROLE, SCOPES, platform},
 };
@@ -55,10 +57,18 @@ pub struct DeviceIdentity {
     key: Ed25519KeyPair,
     /// `hex(sha256(raw public key))`, the gateway's device id.
     id: String,
-    /// Where it is kept; `None`: in memory only.
+    /// Where it is kept; `None`: in memory only (or in PostgreSQL, below).
     path: Option<PathBuf>,
     /// The stored form (key, device token).
     stored: Stored,
+    /// Kept in PostgreSQL, shared by replicas, under this instance name.
+    shared: Option<(Arc<SharedDevices>, String)>,
+    /// Shared: whether this is the database's identity (read at least once).
+    synced: bool,
+    /// Shared: changes made here (device token kept or forgotten), and how many of them were
+    /// written to the table.
+    changes: u64,
+    written: u64,
 }
 
 impl std::fmt::Debug for DeviceIdentity {
@@ -67,6 +77,7 @@ impl std::fmt::Debug for DeviceIdentity {
             .field("id", &self.id)
             .field("path", &self.path)
             .field("paired", &self.stored.device_token.is_some())
+            .field("shared", &self.shared.is_some())
             .finish()
     }
 }
@@ -138,7 +149,7 @@ impl DeviceIdentity {
                 Self::from_stored(stored, Some(path))
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                let identity = Self::from_stored(Self::generate()?, Some(path))?;
+                let mut identity = Self::from_stored(Self::generate()?, Some(path))?;
                 identity.save()?;
                 tracing::info!(instance = %instance, device = %identity.id, "device identity created");
                 Ok(identity)
@@ -160,6 +171,15 @@ impl DeviceIdentity {
         })
     }
 
+    /// The identity of `instance` in the PostgreSQL table shared by replicas. Until [`sync`]
+    /// has read it, it holds a key of its own that is offered to the table but never used to
+    /// connect.
+    pub fn shared(devices: Arc<SharedDevices>, instance: &str) -> Result<Self, WsError> {
+        let mut identity = Self::from_stored(Self::generate()?, None)?;
+        identity.shared = Some((devices, instance.to_string()));
+        Ok(identity)
+    }
+
     fn from_stored(stored: Stored, path: Option<PathBuf>) -> Result<Self, WsError> {
         let der = STANDARD
             .decode(stored.private_key.as_bytes())
@@ -176,6 +196,10 @@ impl DeviceIdentity {
             id,
             path,
             stored,
+            shared: None,
+            synced: false,
+            changes: 0,
+            written: 0,
         })
     }
 
@@ -183,7 +207,12 @@ impl DeviceIdentity {
     /// text goes to this process's temporary file, created exclusively (a file or link already
     /// there is removed, never opened or followed), synced, then renamed over the identity (a
     /// link there is replaced, not followed).
-    fn save(&self) -> Result<(), WsError> {
+    fn save(&mut self) -> Result<(), WsError> {
+        if self.shared.is_some() {
+            // Written by the next `sync`, outside the lock this is called under.
+            self.changes += 1;
+            return Ok(());
+        }
         let Some(path) = &self.path else {
             return Ok(());
         };
@@ -234,7 +263,7 @@ impl DeviceIdentity {
 
     /// Whether the identity survives a restart.
     pub fn is_persistent(&self) -> bool {
-        self.path.is_some()
+        self.path.is_some() || self.shared.is_some()
     }
 
     /// base64url of the raw 32-byte public key.
@@ -306,6 +335,79 @@ impl DeviceIdentity {
 
 /// The v3 text the device signs (§4.3):
 /// `v3|<deviceId>|<client.id>|<client.mode>|<role>|<scopes>|<signedAt>|<token>|<nonce>|<platform>|<deviceFamily>`.
+/// Brings a shared identity and its table together: writes what changed here (a device token
+/// kept or forgotten), then reads the table's (the key the first replica stored, the device token
+/// another replica or `openclaw-mcp pair` kept). No effect for an identity kept in a file. An
+/// identity never read from the table is an error (connecting with a key nobody else has would
+/// open a pairing request for it); once read, a table out of reach only costs a warning.
+pub async fn sync(identity: &Mutex<DeviceIdentity>) -> Result<(), WsError> {
+    let (devices, instance, mine, changes, dirty, synced) = {
+        let guard = identity
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let Some((devices, instance)) = &guard.shared else {
+            return Ok(());
+        };
+        let mine = serde_json::to_string(&guard.stored).map_err(identity_error)?;
+        let dirty = guard.changes != guard.written;
+        (
+            devices.clone(),
+            instance.clone(),
+            mine,
+            guard.changes,
+            dirty,
+            guard.synced,
+        )
+    };
+    let exchanged = async {
+        if dirty && synced {
+            devices.write(&instance, &mine).await?;
+        }
+        devices.load_or_insert(&instance, &mine).await
+    }
+    .await;
+    let text = match exchanged {
+        Ok(text) => text,
+        Err(e) if synced => {
+            tracing::warn!(instance = %instance, error = %e, "the shared device identity cannot be read; using the last one read");
+            return Ok(());
+        }
+        Err(e) => {
+            return Err(identity_error(format!(
+                "the device identity shared by the replicas cannot be read: {e}"
+            )));
+        }
+    };
+    let stored: Stored = serde_json::from_str(&text).map_err(|e| {
+        identity_error(format!(
+            "the shared device identity of {instance} is not one ({e}); delete its row in openclaw_mcp.devices to make a new one"
+        ))
+    })?;
+    let mut fresh = DeviceIdentity::from_stored(stored, None)?;
+    let mut guard = identity
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if !guard.synced {
+        tracing::info!(instance = %instance, device = %fresh.id, "device identity shared by the replicas");
+    }
+    fresh.shared = guard.shared.take();
+    fresh.synced = true;
+    fresh.changes = guard.changes;
+    fresh.written = if dirty && synced {
+        changes
+    } else {
+        guard.written
+    };
+    // A change made here while the table was read is kept, and written next time.
+    if fresh.changes != fresh.written {
+        fresh.stored.device_token = guard.stored.device_token.clone();
+        fresh.stored.gateway = guard.stored.gateway.clone();
+        fresh.stored.scopes = guard.stored.scopes.clone();
+    }
+    *guard = fresh;
+    Ok(())
+}
+
 pub fn signature_payload(
     device_id: &str,
     scopes: &[&str],

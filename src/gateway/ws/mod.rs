@@ -7,6 +7,7 @@
 
 pub mod client;
 pub mod conn;
+pub mod devices;
 pub mod error;
 pub mod frames;
 pub mod identity;

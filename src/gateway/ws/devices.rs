@@ -1,0 +1,133 @@
+//! Device identities in PostgreSQL, for bridges that are replicas of one another
+//! (`OPENCLAW_MCP_DATABASE_URL`): every replica is the same paired device of each instance, so
+//! the gateway's owner approves one pairing, not one per replica, and a device token issued to
+//! one replica (or by `openclaw-mcp pair` anywhere) is used by all.
+//!
+//! One row per instance (component `devices` of the schema `openclaw_mcp`), holding what a
+//! single bridge keeps in `devices/<instance>.json`: the Ed25519 key and the device token. The
+//! first replica to need it inserts the key it generated; every other one finds that row and
+//! uses its key instead of its own. The database is trusted with the key as it is with the
+//! tasks and the OAuth signing keys: restrict who can read it.
+
+use std::sync::{
+    Arc,
+    atomic::{AtomicBool, Ordering},
+};
+
+use deadpool_postgres::Pool;
+
+use crate::{
+    pg::{Component, connection, db_error as pg_error},
+    sqlite::StoreError,
+};
+
+/// 1: one row per instance.
+pub const SCHEMA_VERSION: i32 = 1;
+const SCHEMA_GONE: &str = "the device table is missing";
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS openclaw_mcp.devices (
+    instance TEXT PRIMARY KEY,
+    body TEXT NOT NULL,
+    updated_at BIGINT NOT NULL
+);
+";
+const COMPONENT: Component = Component {
+    name: "devices",
+    version: SCHEMA_VERSION,
+    schema: SCHEMA,
+    gone: SCHEMA_GONE,
+};
+
+fn db_error(e: tokio_postgres::Error) -> StoreError {
+    pg_error(e, SCHEMA_GONE)
+}
+
+/// The shared device table.
+pub struct SharedDevices {
+    pool: Pool,
+    place: String,
+    schema_ok: AtomicBool,
+}
+
+impl std::fmt::Debug for SharedDevices {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SharedDevices")
+            .field("place", &self.place)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SharedDevices {
+    /// The table on the database at `url` (connected lazily; one connection is plenty: it is
+    /// read before each connection to the gateway).
+    pub fn start(url: &str) -> Result<Arc<SharedDevices>, StoreError> {
+        let config = crate::pg::parse_url(url).map_err(StoreError::Db)?;
+        Ok(Arc::new(SharedDevices {
+            pool: crate::pg::pool(&config, 2)?,
+            place: crate::pg::describe(&config),
+            schema_ok: AtomicBool::new(false),
+        }))
+    }
+
+    async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
+        let mut client = connection(&self.pool, &self.place).await?;
+        if !self.schema_ok.load(Ordering::Acquire) {
+            crate::pg::migrate(&mut client, &self.place, &COMPONENT).await?;
+            self.schema_ok.store(true, Ordering::Release);
+        }
+        Ok(client)
+    }
+
+    fn seen<T>(&self, result: Result<T, StoreError>) -> Result<T, StoreError> {
+        if let Err(StoreError::Unavailable(why)) = &result
+            && why.starts_with(SCHEMA_GONE)
+        {
+            self.schema_ok.store(false, Ordering::Release);
+        }
+        result
+    }
+
+    /// The stored identity of `instance` (JSON); `mine` is stored first when there is none, so
+    /// that of replicas starting together, one key wins and all use it.
+    pub async fn load_or_insert(&self, instance: &str, mine: &str) -> Result<String, StoreError> {
+        let result = async {
+            let client = self.client().await?;
+            client
+                .execute(
+                    "INSERT INTO openclaw_mcp.devices (instance, body, updated_at) VALUES ($1, $2, $3)
+                     ON CONFLICT (instance) DO NOTHING",
+                    &[&instance, &mine, &crate::util::now_ms()],
+                )
+                .await
+                .map_err(db_error)?;
+            Ok(client
+                .query_one(
+                    "SELECT body FROM openclaw_mcp.devices WHERE instance = $1",
+                    &[&instance],
+                )
+                .await
+                .map_err(db_error)?
+                .get(0))
+        }
+        .await;
+        self.seen(result)
+    }
+
+    /// Replaces the stored identity of `instance` (a device token kept or forgotten).
+    pub async fn write(&self, instance: &str, body: &str) -> Result<(), StoreError> {
+        let result = async {
+            self.client()
+                .await?
+                .execute(
+                    "INSERT INTO openclaw_mcp.devices (instance, body, updated_at) VALUES ($1, $2, $3)
+                     ON CONFLICT (instance) DO UPDATE SET body = EXCLUDED.body, updated_at = EXCLUDED.updated_at",
+                    &[&instance, &body, &crate::util::now_ms()],
+                )
+                .await
+                .map_err(db_error)
+                .map(drop)
+        }
+        .await;
+        self.seen(result)
+    }
+}
