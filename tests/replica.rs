@@ -32,10 +32,15 @@ const WAIT: Duration = Duration::from_secs(5);
 const LIST: &str = r#"{"jsonrpc":"2.0","id":5,"method":"tools/list"}"#;
 
 async fn bridge(gw: &FakeGateway, replica: Option<&str>) -> HttpBridge {
-    let args: Vec<&str> = match replica {
+    bridge_with(gw, replica, &[]).await
+}
+
+async fn bridge_with(gw: &FakeGateway, replica: Option<&str>, extra: &[&str]) -> HttpBridge {
+    let mut args: Vec<&str> = match replica {
         Some(name) => vec!["--replica-id", name],
         None => Vec::new(),
     };
+    args.extend_from_slice(extra);
     HttpBridge::spawn(
         &args,
         &[
@@ -282,4 +287,40 @@ async fn a_tagged_session_answers_only_the_principal_that_opened_it() {
         202
     );
     assert_eq!(sse.next_message(WAIT).await["id"], 3);
+}
+
+#[actix_rt::test]
+async fn a_tagged_session_evicted_over_its_callers_share_is_closed_under_its_id() {
+    let gw = FakeGateway::start();
+    // MCP_MAX_SESSIONS=8: each caller may hold 2.
+    let b = bridge_with(&gw, Some(REPLICA), &["--max-sessions", "8"]).await;
+    let first = open_session(&b, ALICE).await;
+    let second = open_session(&b, ALICE).await;
+    let bobs = open_session(&b, BOB).await;
+    let (status, _) = in_session(&b, "POST", &second, ALICE, Some(LIST)).await;
+    assert_eq!(status, 200);
+    // A third session of alice's closes her longest idle one, the first, in rmcp too.
+    let third = open_session(&b, ALICE).await;
+    let (_, unknown) = in_session(&b, "POST", "no-such-session", ALICE, Some(LIST)).await;
+    let mut closed = false;
+    for _ in 0..50 {
+        let (status, answer) = in_session(&b, "POST", &first, ALICE, Some(LIST)).await;
+        if status == 404 {
+            assert_eq!(answer, unknown);
+            closed = true;
+            break;
+        }
+        // The eviction reaches rmcp's manager from a task of its own: a moment later.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(closed, "the evicted session still answers");
+    for (id, token) in [(&second, ALICE), (&third, ALICE), (&bobs, BOB)] {
+        let (status, answer) = in_session(&b, "POST", id, token, Some(LIST)).await;
+        assert_eq!(status, 200, "{id}: {answer}");
+    }
+    assert!(
+        b.logs().contains("its longest-idle session is closed"),
+        "{}",
+        b.logs()
+    );
 }
