@@ -9,15 +9,20 @@
 # 3. a PostgreSQL server initialised in a temporary directory, on 127.0.0.1 (as `nobody` when run
 #    as root: initdb refuses root); the mock gateway answering every chat after
 #    ${CLUSTER_DELAY_MS:-4000} ms; three bridges (`--transport http`, each its own port and data
-#    directory, the same static bearer token and the same OPENCLAW_MCP_DATABASE_URL); nginx on a
-#    free loopback port, round robin over the three;
-# 4. scripts/e2e_cluster.py, through the SDK in the sessionless 2026-07-28 era (any replica may
-#    answer any request): queues ${CLUSTER_TASKS:-200} tasks through nginx; cancels running tasks
+#    directory, replica names r0, r1, r2, the same static bearer token and the same
+#    OPENCLAW_MCP_DATABASE_URL); nginx on a free loopback port, round robin over the three
+#    except for requests of a session, sent to the replica named at the start of its id (the
+#    configuration of docs/deployment.md);
+# 4. scripts/e2e_cluster.py, through the SDK: initialize-era Streamable HTTP and legacy SSE
+#    sessions through nginx, 10 tool calls each, all answered (pinned to their replica); then, in
+#    the sessionless 2026-07-28 era (any replica may answer any request): queues ${CLUSTER_TASKS:-200} tasks through nginx; cancels running tasks
 #    through the first replica's own port (most of them run on the others) and checks that the
 #    gateway saw each of those requests dropped; SIGKILLs the third replica mid-run; checks that
 #    every task ends completed, cancelled, or failed as interrupted (the dead replica's, once its
 #    30 s lease expired), that status and list agree on every replica, and that the gateway
-#    received every prompt at most once (GET /stats of the mock gateway).
+#    received every prompt at most once (GET /stats of the mock gateway); the killed replica's
+#    sessions get 404 through nginx (the body the bridges give for an unknown session), and new
+#    sessions of both transports work on the survivors.
 #
 # 5. scripts/e2e_cluster_oauth.py, first: the SDK's OAuth client logs in through nginx (the issuer
 #    is nginx's URL; the OAuth state is in the same PostgreSQL), refreshes through nginx (each
@@ -81,7 +86,7 @@ for i in 0 1 2; do
         OPENCLAW_URL="http://127.0.0.1:$GW_PORT" OPENCLAW_GATEWAY_TOKEN="$GW_TOKEN" OPENCLAW_API=http \
         OPENCLAW_TIMEOUT_MS=60000 OPENCLAW_TASK_CONCURRENCY=16 OPENCLAW_MAX_TASKS=1000 \
         OPENCLAW_MCP_DATA_DIR="$WORK/bridge$i/data" OPENCLAW_MCP_DATABASE_URL="$DATABASE_URL" \
-        MCP_BEARER_TOKENS="cluster:$BEARER" \
+        OPENCLAW_MCP_REPLICA_ID="r$i" MCP_BEARER_TOKENS="cluster:$BEARER" \
         AUTH_ENABLED=true MCP_CLIENT_ID=openclaw MCP_CLIENT_SECRET="$CLIENT_SECRET" \
         MCP_ISSUER_URL="http://127.0.0.1:$NGINX_PORT" MCP_REDIRECT_URIS="$CALLBACK" \
         "$WORK/openclaw-mcp" --transport http --host 127.0.0.1 --port 0 2>"$WORK/bridge$i.log" &
@@ -91,6 +96,15 @@ for i in 0 1 2; do
 done
 
 mkdir -p "$WORK/nginx/tmp"
+# The configuration of docs/deployment.md, "Sessions behind a load balancer": one upstream per
+# replica and one of all. A request whose session id (Mcp-Session-Id, or the sessionId of a
+# legacy POST /messages) starts with a replica's name and a dot goes to that replica only, any
+# other request to all in turn; a pinned request whose replica is down gets the 404 the bridges
+# answer for an unknown session, and the client opens a new session, on a live replica.
+UNKNOWN_SESSION='{"jsonrpc":"2.0","error":{"code":-32000,"message":"Not Found: Session not found"},"id":null}'
+replica_lines() { # the map's lines, one per replica
+    for i in 0 1 2; do echo "        ~^r$i\\. replica_r$i;"; done
+}
 cat >"$WORK/nginx/nginx.conf" <<EOF
 worker_processes 1;
 daemon off;
@@ -109,17 +123,43 @@ http {
         server 127.0.0.1:${BRIDGE_PORTS[1]} max_fails=1 fail_timeout=5s;
         server 127.0.0.1:${BRIDGE_PORTS[2]} max_fails=1 fail_timeout=5s;
     }
+    upstream replica_r0 { server 127.0.0.1:${BRIDGE_PORTS[0]}; }
+    upstream replica_r1 { server 127.0.0.1:${BRIDGE_PORTS[1]}; }
+    upstream replica_r2 { server 127.0.0.1:${BRIDGE_PORTS[2]}; }
+    map \$http_mcp_session_id \$mcp_upstream {
+$(replica_lines)
+        default bridges;
+    }
+    map \$arg_sessionId \$messages_upstream {
+$(replica_lines)
+        default bridges;
+    }
     server {
         listen 127.0.0.1:$NGINX_PORT;
+        proxy_http_version 1.1;
+        proxy_set_header Connection "";
+        proxy_set_header Host \$host;
+        proxy_buffering off;
+        proxy_read_timeout 120s;
+        proxy_next_upstream error timeout;
+        add_header X-Upstream \$upstream_addr always;
+        location = /messages {
+            proxy_pass http://\$messages_upstream;
+            error_page 502 = @messages_failed;
+        }
         location / {
-            proxy_pass http://bridges;
-            proxy_http_version 1.1;
-            proxy_set_header Connection "";
-            proxy_set_header Host \$host;
-            proxy_buffering off;
-            proxy_read_timeout 120s;
-            proxy_next_upstream error timeout;
-            add_header X-Upstream \$upstream_addr always;
+            proxy_pass http://\$mcp_upstream;
+            error_page 502 = @mcp_failed;
+        }
+        location @mcp_failed {
+            default_type application/json;
+            if (\$mcp_upstream != bridges) { return 404 '$UNKNOWN_SESSION'; }
+            return 502;
+        }
+        location @messages_failed {
+            default_type application/json;
+            if (\$messages_upstream != bridges) { return 404 '$UNKNOWN_SESSION'; }
+            return 502;
         }
     }
 }
@@ -145,6 +185,7 @@ if [ "$status" = 0 ]; then
     "$VENV/bin/python" "$ROOT/scripts/e2e_cluster.py" \
         --front "http://127.0.0.1:$NGINX_PORT/mcp" \
         --replicas "$(IFS=,; echo "${BRIDGE_PORTS[*]}")" \
+        --names r0,r1,r2 \
         --victim "${BRIDGE_PIDS[2]}" \
         --gateway "http://127.0.0.1:$GW_PORT" \
         --bearer "$BEARER" --tasks "$TASKS" --delay-ms "$DELAY_MS" || status=$?

@@ -100,6 +100,10 @@ pub struct Cli {
     #[arg(long, value_name = "N")]
     pub max_sessions: Option<String>,
 
+    /// This bridge's name behind a load balancer, 1-32 of A-Z a-z 0-9 _ -: every MCP session id it makes starts with `<name>.`, for routing [env: OPENCLAW_MCP_REPLICA_ID] [default: none, plain ids]
+    #[arg(long, value_name = "NAME")]
+    pub replica_id: Option<String>,
+
     /// Seconds a request body may take to arrive in full, at most 30 (past it: 408) [env: MCP_BODY_TIMEOUT_SECS] [default: 30]
     #[arg(long, value_name = "SECS")]
     pub body_timeout_secs: Option<String>,
@@ -254,7 +258,7 @@ impl Cli {
 
     /// The flags that were given, as (settings key, value) pairs for the flag layer.
     pub fn values(&self) -> Vec<(&'static str, FigValue)> {
-        let strings: [(&'static str, &Option<String>); 36] = [
+        let strings: [(&'static str, &Option<String>); 37] = [
             ("url", &self.openclaw_url),
             ("api", &self.api),
             ("gateway_commands", &self.gateway_commands),
@@ -272,6 +276,7 @@ impl Cli {
             ("max_body_bytes", &self.max_body_bytes),
             ("session_idle_secs", &self.session_idle_secs),
             ("max_sessions", &self.max_sessions),
+            ("replica_id", &self.replica_id),
             ("body_timeout_secs", &self.body_timeout_secs),
             ("shutdown_grace_secs", &self.shutdown_grace_secs),
             ("client_id", &self.client_id),

@@ -174,7 +174,7 @@ async fn legacy_client_works_too() {
 #[tokio::test]
 async fn bad_configuration_is_one_line_and_exit_64() {
     type Case<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)], &'a str);
-    let cases: [Case; 6] = [
+    let cases: [Case; 7] = [
         (
             &[],
             &[("OPENCLAW_TIMEOUT_MS", "abc")],
@@ -202,6 +202,11 @@ async fn bad_configuration_is_one_line_and_exit_64() {
             &["--transport", "carrier-pigeon"],
             &[],
             "--transport must be one of stdio, http, sse",
+        ),
+        (
+            &["--replica-id", "eu.1"],
+            &[],
+            "--replica-id must be a replica name: 1-32 characters",
         ),
         (&["--no-such-flag"], &[], "--no-such-flag"),
     ];

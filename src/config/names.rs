@@ -79,6 +79,11 @@ pub const SETTINGS: &[SettingName] = &[
     ),
     s("max_sessions", &["MCP_MAX_SESSIONS"], Some("max-sessions")),
     s(
+        "replica_id",
+        &["OPENCLAW_MCP_REPLICA_ID"],
+        Some("replica-id"),
+    ),
+    s(
         "body_timeout_secs",
         &["MCP_BODY_TIMEOUT_SECS"],
         Some("body-timeout-secs"),

@@ -206,6 +206,10 @@ pub struct HttpSettings {
     pub session_idle: Duration,
     /// Most MCP sessions at once.
     pub max_sessions: usize,
+    /// `OPENCLAW_MCP_REPLICA_ID`: this bridge's name behind a load balancer; every session id it
+    /// makes starts with `<name>.` so that the balancer can send a session's requests back here.
+    /// `None`: plain ids, as before the setting existed.
+    pub replica_id: Option<String>,
     /// Total time a request body may take to arrive.
     pub body_timeout: Duration,
     /// Time in-flight calls get to finish on shutdown.

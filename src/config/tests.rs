@@ -42,6 +42,7 @@ fn every_key_used_is_known() {
         "max_body_bytes",
         "session_idle_secs",
         "max_sessions",
+        "replica_id",
         "shutdown_grace_secs",
         "metrics",
         "disabled_tools",
@@ -490,4 +491,29 @@ fn display_url_masks_passwords() {
     assert_eq!(display_url("not a url"), "not a url");
     assert_eq!(display_url("http://gw:1/"), "http://gw:1/");
     assert_eq!(display_url("http://gw:1"), "http://gw:1");
+}
+
+#[test]
+fn the_replica_id_is_short_and_plain() {
+    assert_eq!(load(&[], &[]).unwrap().http.replica_id, None);
+    let s = load(&[], &[("OPENCLAW_MCP_REPLICA_ID", " eu-1_b ")]).unwrap();
+    assert_eq!(s.http.replica_id.as_deref(), Some("eu-1_b"));
+    let s = load(
+        &["--replica-id", "r2"],
+        &[("OPENCLAW_MCP_REPLICA_ID", "r1")],
+    )
+    .unwrap();
+    assert_eq!(s.http.replica_id.as_deref(), Some("r2"), "the flag wins");
+    let long = "a".repeat(33);
+    for bad in ["a.b", "a b", "é", "r/1", long.as_str()] {
+        let e = err(&[], &[("OPENCLAW_MCP_REPLICA_ID", bad)]);
+        assert!(
+            e.starts_with("OPENCLAW_MCP_REPLICA_ID must be a replica name: 1-32 characters"),
+            "{e}"
+        );
+        let e = err(&["--replica-id", bad], &[]);
+        assert!(e.starts_with("--replica-id must be"), "{e}");
+    }
+    assert!(is_replica_id(&"a".repeat(32)));
+    assert!(!is_replica_id(""));
 }

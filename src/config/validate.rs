@@ -297,6 +297,11 @@ impl Layers {
         let max_sessions = self
             .uint("max_sessions", 2, 1_000_000, "a number of sessions")?
             .unwrap_or(DEFAULT_MAX_SESSIONS) as usize;
+        let replica_id = match self.nonempty("replica_id")? {
+            Some(id) if is_replica_id(&id) => Some(id),
+            Some(_) => return Err(self.invalid("replica_id", REPLICA_ID_RULE)),
+            None => None,
+        };
         let body_timeout = Duration::from_secs(
             self.uint("body_timeout_secs", 1, 30, "a number of seconds")?
                 .unwrap_or(DEFAULT_BODY_TIMEOUT_SECS),
@@ -316,6 +321,7 @@ impl Layers {
             max_body_bytes,
             session_idle,
             max_sessions,
+            replica_id,
             body_timeout,
             shutdown_grace,
         })

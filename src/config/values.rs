@@ -88,6 +88,19 @@ pub fn is_client_id(id: &str) -> bool {
     id.len() >= 3 && is_instance_name(id)
 }
 
+pub(super) const REPLICA_ID_RULE: &str =
+    "a replica name: 1-32 characters of A-Z, a-z, 0-9, '_' or '-'";
+
+/// Whether `id` may name a replica ([`REPLICA_ID_RULE`]). The characters are those a session id
+/// may carry unescaped in a header and in a query string, and none of them is the `.` that ends
+/// the name in a session id, so a load balancer finds the name with one anchored regex.
+pub fn is_replica_id(id: &str) -> bool {
+    (1..=32).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-'))
+}
+
 /// Whether `host` names this machine only (`127.0.0.1`, `localhost`, `::1`).
 pub fn is_loopback_host(host: &str) -> bool {
     let host = host.trim_start_matches('[').trim_end_matches(']');

@@ -619,6 +619,7 @@ mod tests {
             max_body_bytes: 1024,
             session_idle: std::time::Duration::from_secs(60),
             max_sessions: 10,
+            replica_id: None,
             body_timeout: std::time::Duration::from_secs(30),
             shutdown_grace: std::time::Duration::from_secs(1),
             metrics: false,

@@ -49,7 +49,8 @@ use super::{
     guard,
     route_guard::{self, McpRoute},
     sessions::{
-        self, BoundedSessions, SessionKind, SessionLimit, SessionTable, owner_for_new_handler,
+        self, BoundedSessions, SessionIds, SessionKind, SessionLimit, SessionTable,
+        owner_for_new_handler,
     },
     sse_legacy,
     streams::RequestStreams,
@@ -283,6 +284,8 @@ pub(crate) struct Shared {
     pub sessions: Arc<SessionTable>,
     /// The request streams of the Streamable HTTP sessions (answers kept for a resume).
     pub streams: Arc<RequestStreams>,
+    /// How session ids of both transports are made (`OPENCLAW_MCP_REPLICA_ID`).
+    pub session_ids: SessionIds,
     /// Calls in flight; draining.
     pub lifecycle: Arc<Lifecycle>,
     /// The open legacy SSE sessions.
@@ -354,6 +357,7 @@ fn session_manager(shared: &Shared) -> Manager {
         shared.limit.clone(),
         shared.sessions.clone(),
         shared.streams.clone(),
+        shared.session_ids.clone(),
     )
 }
 
@@ -502,6 +506,7 @@ pub async fn serve(
         limit: Arc::new(SessionLimit::new(http.max_sessions)),
         sessions: Arc::new(sessions),
         streams: Arc::new(RequestStreams::new(COMPLETED_STREAM_TTL)),
+        session_ids: SessionIds::new(http.replica_id.as_deref()),
         lifecycle: lifecycle.clone(),
         legacy: sse_legacy::LegacySessions::default(),
         auth_enabled: settings.auth.required(),
@@ -622,6 +627,9 @@ pub async fn serve(
     }
     for address in server.addrs() {
         tracing::info!(%address, workers, "listening");
+    }
+    if let Some(replica) = &http.replica_id {
+        tracing::info!(%replica, "session ids start with the replica name and a dot");
     }
     let server = server.run();
     let handle = server.handle();

@@ -13,6 +13,14 @@
 //! one principal (or, without auth, one address; IPv6 by /64) never takes the slots of others.
 //! `MCP_MAX_SESSIONS` itself stays the bound of all sessions together ([`SessionLimit`]).
 //!
+//! Every session id of either transport comes from [`SessionIds`]: unguessable, and, when this
+//! bridge has a replica name (`OPENCLAW_MCP_REPLICA_ID`), prefixed with `<name>.` so that a load
+//! balancer in front of several bridges sends each request of a session back to the bridge that
+//! holds it (docs/deployment.md, "Sessions behind a load balancer"). rmcp's own manager makes
+//! plain UUIDs and cannot be told otherwise; [`BoundedSessions`] then creates the session under
+//! the tagged id itself (see [`BoundedSessions::create_session`]), so the id the client holds is
+//! the id of every path (rmcp's map, this table, the streams), with no translation anywhere.
+//!
 //! The session manager also hands every request stream of a session to
 //! [`RequestStreams`](super::streams::RequestStreams), which keeps answers for a resume and
 //! refuses a second request with the id of one in flight.
@@ -30,7 +38,7 @@ use futures_util::future::Either;
 use rmcp::{
     model::{ClientJsonRpcMessage, ServerJsonRpcMessage},
     transport::streamable_http_server::session::{
-        EventStore, ServerSseMessage, SessionId, SessionManager,
+        EventStore, RestoreOutcome, ServerSseMessage, SessionId, SessionManager,
     },
 };
 use tokio::sync::mpsc;
@@ -92,6 +100,48 @@ pub(crate) fn owner_for_new_handler() -> Owner {
 
 fn current_scope() -> Option<RequestScope> {
     REQUEST_SCOPE.try_with(Clone::clone).ok()
+}
+
+// ------------------------------------------------------------------------------------------------
+// Session ids
+
+/// The character that ends the replica name in a session id. Not one a replica name may contain
+/// (`[A-Za-z0-9_-]`), so the name is everything before the first one; visible ASCII, as an
+/// `Mcp-Session-Id` must be; unreserved in URLs (RFC 3986), so a client puts it in the legacy
+/// `?sessionId=` as is and a balancer's regex on the raw query value sees it; and a plain
+/// character in an nginx `map` regex once escaped (`~^r1\.`).
+pub const REPLICA_SEPARATOR: char = '.';
+
+/// How this bridge makes session ids, for both transports.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct SessionIds {
+    /// `<replica>.` when `OPENCLAW_MCP_REPLICA_ID` is set; `None`: plain ids.
+    prefix: Option<String>,
+}
+
+impl SessionIds {
+    /// Ids for the replica named `replica` (a name the configuration validated), or plain ids.
+    pub fn new(replica: Option<&str>) -> Self {
+        SessionIds {
+            prefix: replica.map(|r| format!("{r}{REPLICA_SEPARATOR}")),
+        }
+    }
+
+    /// A new session id: a random v4 UUID (122 random bits, as rmcp's own ids), after
+    /// `<replica>.` when this bridge has a replica name. Only the UUID is secret; the name is
+    /// printed on every id this replica hands out.
+    pub fn fresh(&self) -> String {
+        let uuid = uuid::Uuid::new_v4();
+        match &self.prefix {
+            Some(prefix) => format!("{prefix}{uuid}"),
+            None => uuid.to_string(),
+        }
+    }
+
+    /// Whether ids carry a replica name.
+    pub fn tagged(&self) -> bool {
+        self.prefix.is_some()
+    }
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -375,6 +425,10 @@ pub enum SessionError<E: std::error::Error + Send + 'static> {
     /// `MCP_MAX_SESSIONS` reached.
     #[error("too many MCP sessions (MCP_MAX_SESSIONS={0})")]
     Full(usize),
+    /// A session could not be created under an id of ours (never expected with rmcp's
+    /// `LocalSessionManager`).
+    #[error("cannot open an MCP session: {0}")]
+    Naming(&'static str),
     /// The wrapped session manager failed.
     #[error(transparent)]
     Inner(E),
@@ -393,6 +447,8 @@ pub(crate) struct BoundedSessions<M> {
     ids: Mutex<HashSet<SessionId>>,
     /// The request streams of every session, and the request ids in flight.
     streams: Arc<RequestStreams>,
+    /// How new sessions are named (the replica name).
+    naming: SessionIds,
 }
 
 impl<M> BoundedSessions<M> {
@@ -401,6 +457,7 @@ impl<M> BoundedSessions<M> {
         limit: Arc<SessionLimit>,
         table: Arc<SessionTable>,
         streams: Arc<RequestStreams>,
+        naming: SessionIds,
     ) -> Self {
         BoundedSessions {
             inner,
@@ -408,6 +465,41 @@ impl<M> BoundedSessions<M> {
             table,
             ids: Mutex::new(HashSet::new()),
             streams,
+            naming,
+        }
+    }
+}
+
+impl<M: SessionManager> BoundedSessions<M> {
+    /// A new session of the inner manager, under an id of [`SessionIds`] when ids carry the
+    /// replica name.
+    ///
+    /// rmcp's `LocalSessionManager::create_session` always names a session with a plain UUID,
+    /// and the one method of the trait that takes the id is `restore_session`: in rmcp 3.11 it
+    /// runs exactly what `create_session` runs (a new session worker with the manager's config
+    /// and event store, put in its map, its transport spawned) under the id given, and tells when
+    /// that id is already taken. So the session exists under the tagged id from the start, and
+    /// every later call (`has_session`, `close_session`, streams, resume, evictions) sees the
+    /// same id the client sends. A manager that cannot do it, or an id already in use (a UUID
+    /// collision), is an error, never a session under a plain id or someone else's.
+    async fn create_inner(&self) -> Result<(SessionId, M::Transport), SessionError<M::Error>> {
+        if !self.naming.tagged() {
+            return self
+                .inner
+                .create_session()
+                .await
+                .map_err(SessionError::Inner);
+        }
+        let id: SessionId = self.naming.fresh().into();
+        match self.inner.restore_session(id.clone()).await {
+            Ok(RestoreOutcome::Restored(transport)) => Ok((id, transport)),
+            Ok(RestoreOutcome::AlreadyPresent) => {
+                Err(SessionError::Naming("a new session id is already in use"))
+            }
+            Ok(_) => Err(SessionError::Naming(
+                "the session manager cannot name a session (OPENCLAW_MCP_REPLICA_ID)",
+            )),
+            Err(e) => Err(SessionError::Inner(e)),
         }
     }
 }
@@ -424,7 +516,7 @@ impl<M: SessionManager> SessionManager for BoundedSessions<M> {
             );
             return Err(SessionError::Full(self.limit.max()));
         }
-        match self.inner.create_session().await {
+        match self.create_inner().await {
             Ok((id, transport)) => {
                 if let Ok(mut ids) = self.ids.lock() {
                     ids.insert(id.clone());
@@ -447,7 +539,7 @@ impl<M: SessionManager> SessionManager for BoundedSessions<M> {
             }
             Err(e) => {
                 self.limit.release(SessionKind::Streamable);
-                Err(SessionError::Inner(e))
+                Err(e)
             }
         }
     }
@@ -623,6 +715,54 @@ mod tests {
             .await;
             assert_eq!(got, sub);
         }
+    }
+
+    #[test]
+    fn ids_carry_the_replica_name_and_a_fresh_uuid() {
+        let plain = SessionIds::new(None).fresh();
+        assert!(uuid::Uuid::parse_str(&plain).is_ok(), "{plain}");
+        let ids = SessionIds::new(Some("eu-1_b"));
+        let (a, b) = (ids.fresh(), ids.fresh());
+        assert_ne!(a, b);
+        let (replica, rest) = a.split_once(REPLICA_SEPARATOR).unwrap();
+        assert_eq!(replica, "eu-1_b");
+        assert_eq!(uuid::Uuid::parse_str(rest).unwrap().get_version_num(), 4);
+    }
+
+    #[tokio::test]
+    async fn a_tagged_session_lives_under_the_id_the_client_sees() {
+        use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
+        let limit = Arc::new(SessionLimit::new(8));
+        let (table, _evicted) = SessionTable::new(8);
+        let table = Arc::new(table);
+        let streams = Arc::new(RequestStreams::new(std::time::Duration::from_secs(1)));
+        let manager = BoundedSessions::new(
+            LocalSessionManager::default(),
+            limit.clone(),
+            table.clone(),
+            streams,
+            SessionIds::new(Some("r1")),
+        );
+        let (id, _transport) = manager.create_session().await.unwrap();
+        let (replica, rest) = id.split_once('.').unwrap();
+        assert_eq!(replica, "r1");
+        assert!(manager.has_session(&id).await.unwrap());
+        assert_eq!(
+            table.access(&id, SessionKind::Streamable, None),
+            Access::Allowed
+        );
+        for other in [rest.to_string(), "r1.".to_string(), format!("r2.{rest}")] {
+            let other: SessionId = other.into();
+            assert!(!manager.has_session(&other).await.unwrap(), "{other}");
+        }
+        assert_eq!(limit.open(SessionKind::Streamable), 1);
+        manager.close_session(&id).await.unwrap();
+        assert!(!manager.has_session(&id).await.unwrap());
+        assert_eq!(limit.open(SessionKind::Streamable), 0);
+        assert_eq!(
+            table.access(&id, SessionKind::Streamable, None),
+            Access::Unknown
+        );
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! The legacy HTTP+SSE transport (MCP 2024-11-05), still served as 1.7.0 does for clients that
 //! predate Streamable HTTP: `GET /sse` opens a stream whose first event is `endpoint` with data
-//! `/messages?sessionId=<uuid>`; the client POSTs each JSON-RPC message there (202 Accepted) and
-//! every answer arrives on the stream as a `message` event. rmcp has no server for it, so these
+//! `/messages?sessionId=<uuid>` (`<replica>.<uuid>` with `OPENCLAW_MCP_REPLICA_ID`, see
+//! [`SessionIds`](super::sessions::SessionIds)); the client POSTs each JSON-RPC message there
+//! (202 Accepted) and every answer arrives on the stream as a `message` event. rmcp has no server for it, so these
 //! are our own actix-web handlers over a channel transport that rmcp serves like any other.
 //!
 //! Each stream is one MCP connection with its own [`OpenClawServer`] and task owner. The
@@ -251,7 +252,7 @@ pub(crate) async fn open(
             max: shared.limit.max(),
         });
     }
-    let id = uuid::Uuid::new_v4().to_string();
+    let id = shared.session_ids.fresh();
     let (to_server, incoming) = mpsc::channel(CHANNEL_CAPACITY);
     let (outgoing_tx, outgoing) = mpsc::channel(CHANNEL_CAPACITY);
     let (to_client, direct) = mpsc::channel(CHANNEL_CAPACITY);
