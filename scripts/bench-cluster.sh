@@ -2,33 +2,30 @@
 # Tasks queued and drained per second, through MCP over HTTP, with the embedded SQLite store and
 # with one, two and three bridges on one PostgreSQL database, against an instant gateway:
 #
-#   bash scripts/bench-cluster.sh            # BENCH_TASKS=2000 BENCH_CONCURRENCY=32 BENCH_TASK_CONCURRENCY=16
+#   bash scripts/bench-cluster.sh            # BENCH_TASKS=4000 BENCH_CONCURRENCY=64 BENCH_TASK_CONCURRENCY=16
 #
 # Builds the release binaries, starts PostgreSQL in a temporary directory on 127.0.0.1 (as
 # `nobody` under root) and the mock gateway (no delay), then for each setup a fresh database (or
-# data directory) and its bridges (`--transport http`), and runs scripts/bench_cluster.py: the
-# tasks are queued round robin over the bridges by BENCH_CONCURRENCY calls in flight (official
-# Python SDK, sessionless era), then waited for until all completed. Prints one line per setup
-# and a Markdown table. Loopback only; not run in CI (figures depend on the machine).
+# data directory) and its bridges (`--transport http`), and runs examples/cluster_load.rs: the
+# tasks are queued round robin over the bridges by BENCH_CONCURRENCY calls in flight (raw
+# sessionless 2026-07-28 `tools/call` requests from one Rust thread, far cheaper than the bridges,
+# so that they are what is measured; the Python SDK capped the first figures near 250 calls/s),
+# then waited for until all completed. Prints one line per setup and a Markdown table. Loopback
+# only; not run in CI (figures depend on the machine).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-ROOT=$(pwd)
 # shellcheck source=scripts/lib.sh
 source scripts/lib.sh bench-cluster
-# shellcheck source=scripts/e2e-lib.sh
-source scripts/e2e-lib.sh
 
-VENV=${E2E_VENV:-target/e2e-venv}
-PYTHON=${E2E_PYTHON:-python3}
-TASKS=${BENCH_TASKS:-2000}
-CONCURRENCY=${BENCH_CONCURRENCY:-32}
+TASKS=${BENCH_TASKS:-4000}
+CONCURRENCY=${BENCH_CONCURRENCY:-64}
 TASK_CONCURRENCY=${BENCH_TASK_CONCURRENCY:-16}
 
-ensure_mcp_venv
-cargo build --quiet --release --bin openclaw-mcp --example mock_gateway
+cargo build --quiet --release --bin openclaw-mcp --example mock_gateway --example cluster_load
 TARGET_DIR=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
 ln -f "$TARGET_DIR/release/openclaw-mcp" "$WORK/openclaw-mcp"
 ln -f "$TARGET_DIR/release/examples/mock_gateway" "$WORK/mock_gateway"
+ln -f "$TARGET_DIR/release/examples/cluster_load" "$WORK/cluster_load"
 
 start_postgres ""
 
@@ -53,7 +50,7 @@ run_setup() {
         port=$(wait_port "$WORK/$name-$i.log" 's/.*listening address=127\.0\.0\.1:\([0-9][0-9]*\).*/\1/p' "$!" "bridge $name-$i")
         ports+=("$port")
     done
-    "$VENV/bin/python" "$ROOT/scripts/bench_cluster.py" --ports "$(IFS=,; echo "${ports[*]}")" \
+    "$WORK/cluster_load" --ports "$(IFS=,; echo "${ports[*]}")" \
         --bearer "$BEARER" --tasks "$TASKS" --concurrency "$CONCURRENCY" | tee -a "$WORK/results.jsonl"
     for i in "${pids[@]}"; do stop "$i"; done
 }

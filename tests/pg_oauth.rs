@@ -449,12 +449,9 @@ async fn a_key_rotation_logs_nobody_out() {
         .output()
         .await
         .unwrap();
-    let printed = String::from_utf8_lossy(&out.stdout).to_string();
-    assert!(
-        out.status.success(),
-        "{printed}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    // Every message of the binary goes to stderr (stdout is the MCP channel in stdio mode).
+    let printed = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(out.status.success(), "{printed}");
     assert!(printed.contains("new signing key"), "{printed}");
     assert!(!printed.contains(&old_kid), "{printed}");
 
