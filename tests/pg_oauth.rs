@@ -497,3 +497,119 @@ async fn a_key_rotation_logs_nobody_out() {
     assert_eq!(out.status.code(), Some(64));
     assert!(String::from_utf8_lossy(&out.stderr).contains("OPENCLAW_MCP_DATABASE_URL"));
 }
+
+/// The store itself under races, as three replicas (three pools) hammer it at once: of 30
+/// refreshes of one token exactly one wins and the rest are replays; of 30 redemptions of one
+/// code exactly one takes it; 30 revocations at once come out of the log in order, each once.
+#[actix_rt::test]
+async fn the_shared_store_holds_under_races() {
+    use openclaw_mcp::auth::{
+        pending::Replay,
+        pg::{Kind, PgAuth},
+        store::RefreshOutcome,
+    };
+    let Some(pg) = PgServer::start() else { return };
+    let stores: Vec<_> = (0..3).map(|_| PgAuth::start(&pg.url).unwrap()).collect();
+    let grant = stores[0]
+        .create_grant("c", "mcp:tools", "r", 0)
+        .await
+        .unwrap();
+    stores[1]
+        .add_refresh("the-refresh", &grant, i64::MAX, "c", 0)
+        .await
+        .unwrap();
+    let outcomes = futures_util::future::join_all(
+        (0..30).map(|i| stores[i % 3].use_refresh("the-refresh", "c", 1)),
+    )
+    .await;
+    let valid = outcomes
+        .iter()
+        .filter(|o| matches!(o, Ok(RefreshOutcome::Valid(_))))
+        .count();
+    let replayed = outcomes
+        .iter()
+        .filter(|o| {
+            matches!(
+                o,
+                Ok(RefreshOutcome::Replayed(_)) | Ok(RefreshOutcome::Invalid)
+            )
+        })
+        .count();
+    assert_eq!((valid, replayed), (1, 29), "{outcomes:?}");
+    let log = stores[2].revocations_since(0).await.unwrap();
+    assert_eq!(log.len(), 1, "the grant revoked once: {log:?}");
+
+    let caps = openclaw_mcp::auth::pending::Caps {
+        total: 100,
+        per_client: 10,
+        per_addr: 10,
+    };
+    stores[0]
+        .pending_insert(Kind::Code, "code-hash", "c", None, i64::MAX, "{}", caps, 0)
+        .await
+        .unwrap()
+        .unwrap();
+    let takes =
+        futures_util::future::join_all((0..30).map(|i| stores[i % 3].take_code("code-hash", 1)))
+            .await;
+    let taken = takes
+        .iter()
+        .filter(|t| matches!(t, Ok((Some(_), _))))
+        .count();
+    assert_eq!(taken, 1, "{takes:?}");
+    assert!(
+        takes
+            .iter()
+            .all(|t| matches!(t, Ok((Some(_), _)) | Ok((None, Replay::Pending)))),
+        "every other redemption sees a replay: {takes:?}"
+    );
+
+    let mut grants = Vec::new();
+    for _ in 0..30 {
+        grants.push(
+            stores[0]
+                .create_grant("c", "mcp:tools", "r", 0)
+                .await
+                .unwrap(),
+        );
+    }
+    // A reader follows the log as a replica does (everything after the last number seen) while
+    // the revocations commit concurrently: it must see every one (a number committed after a
+    // higher one would be skipped for ever).
+    let reader = stores[1].clone();
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let follow = {
+        let done = done.clone();
+        async move {
+            let mut since = 0;
+            let mut seen = std::collections::HashSet::new();
+            loop {
+                let finished = done.load(std::sync::atomic::Ordering::Acquire);
+                for (seq, g) in reader.revocations_since(since).await.unwrap() {
+                    since = since.max(seq);
+                    seen.insert(g);
+                }
+                if finished {
+                    return seen;
+                }
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        }
+    };
+    let revoke_all = async {
+        let revoked = futures_util::future::join_all(
+            grants
+                .iter()
+                .enumerate()
+                .map(|(i, g)| stores[i % 3].revoke_grant(g, 2)),
+        )
+        .await;
+        done.store(true, std::sync::atomic::Ordering::Release);
+        revoked
+    };
+    let (seen, revoked) = futures_util::join!(follow, revoke_all);
+    assert!(revoked.iter().all(Result::is_ok));
+    assert_eq!(seen.len(), 31, "the follower saw every revocation");
+    let log = stores[1].revocations_since(0).await.unwrap();
+    assert_eq!(log.len(), 31, "each once");
+}

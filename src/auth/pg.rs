@@ -440,16 +440,7 @@ impl PgAuth {
                 )
                 .await
                 .map_err(db_error)?;
-            let logged = tx
-                .query_opt(
-                    "SELECT 1 FROM openclaw_mcp.oauth_revocations WHERE grant_id = $1",
-                    &[&grant_id],
-                )
-                .await
-                .map_err(db_error)?
-                .is_some();
-            // A grant that is not (yet) known here is still logged: its tokens may exist.
-            if changed > 0 || !logged {
+            if changed > 0 {
                 tx.execute(
                     "INSERT INTO openclaw_mcp.oauth_revocations (grant_id, revoked_at) VALUES ($1, $2)",
                     &[&grant_id, &now],
