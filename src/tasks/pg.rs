@@ -338,15 +338,11 @@ impl TaskBackend for PgBackend {
                     }
                 }
             }
-            if limits.owner < limits.total && mine.max(0) as usize >= limits.owner {
-                return Ok(Inserted::ShareReached);
-            }
-            if unfinished.max(0) as usize >= limits.total {
-                return Ok(Inserted::LimitReached);
+            if let Some(refused) = limits.verdict(unfinished, mine) {
+                return Ok(refused);
             }
             let id = new_task_id();
-            let images = (!task.images.is_empty())
-                .then(|| serde_json::to_string(&task.images).unwrap_or_default());
+            let images = task.images_json();
             let row = tx
                 .query_one(
                     "INSERT INTO openclaw_mcp.tasks
@@ -367,26 +363,11 @@ impl TaskBackend for PgBackend {
                 .await
                 .map_err(db_error)?;
             tx.commit().await.map_err(db_error)?;
-            Ok(Inserted::Stored(Box::new(TaskRecord {
+            Ok(Inserted::Stored(Box::new(task.pending(
                 id,
-                owner: task.owner,
-                instance: task.instance,
-                session_id: task.session_id,
-                agent_id: task.agent_id,
-                message: Some(task.message),
-                images: task.images,
-                priority: task.priority,
-                seq: row.get(0),
-                status: TaskStatus::Pending,
-                created_at: now,
-                started_at: None,
-                completed_at: None,
-                result: None,
-                error: None,
-                progress_chars: 0,
-                last_activity_at: None,
-                run: None,
-            })))
+                row.get(0),
+                now,
+            ))))
         })
     }
 

@@ -99,6 +99,19 @@ pub struct Limits {
 }
 
 impl Limits {
+    /// Whether a new task of an owner with `mine` unfinished tasks fits, with `unfinished` in
+    /// all (both already net of `ended`): `None` when it does, else the refusal. The owner's
+    /// share is checked first (it is the more precise answer).
+    pub fn verdict(&self, unfinished: i64, mine: i64) -> Option<Inserted> {
+        if self.owner < self.total && mine.max(0) as usize >= self.owner {
+            return Some(Inserted::ShareReached);
+        }
+        if unfinished.max(0) as usize >= self.total {
+            return Some(Inserted::LimitReached);
+        }
+        None
+    }
+
     /// `total` for everyone together and for any one owner, nothing ended unwritten.
     pub fn total(total: usize) -> Limits {
         Limits {
@@ -410,11 +423,8 @@ impl Db {
                 }
             }
         }
-        if limits.owner < limits.total && mine.max(0) as usize >= limits.owner {
-            return Ok(Inserted::ShareReached);
-        }
-        if unfinished.max(0) as usize >= limits.total {
-            return Ok(Inserted::LimitReached);
+        if let Some(refused) = limits.verdict(unfinished, mine) {
+            return Ok(refused);
         }
         let id = new_task_id();
         tx.execute(
@@ -429,32 +439,14 @@ impl Db {
                 task.message,
                 task.priority,
                 now,
-                (!task.images.is_empty())
-                    .then(|| serde_json::to_string(&task.images).unwrap_or_default())
+                task.images_json()
             ],
         )?;
         let seq = tx.last_insert_rowid();
         tx.commit()?;
-        Ok(Inserted::Stored(Box::new(TaskRecord {
-            id,
-            owner: task.owner.clone(),
-            instance: task.instance.clone(),
-            session_id: task.session_id.clone(),
-            agent_id: task.agent_id.clone(),
-            message: Some(task.message.clone()),
-            images: task.images.clone(),
-            priority: task.priority,
-            seq,
-            status: TaskStatus::Pending,
-            created_at: now,
-            started_at: None,
-            completed_at: None,
-            result: None,
-            error: None,
-            progress_chars: 0,
-            last_activity_at: None,
-            run: None,
-        })))
+        Ok(Inserted::Stored(Box::new(
+            task.clone().pending(id, seq, now),
+        )))
     }
 
     /// See [`TaskBackend::claim`].

@@ -124,6 +124,37 @@ pub struct NewTask {
     pub priority: i64,
 }
 
+impl NewTask {
+    /// How the images are stored: a JSON array, or nothing when there are none.
+    pub fn images_json(&self) -> Option<String> {
+        (!self.images.is_empty()).then(|| serde_json::to_string(&self.images).unwrap_or_default())
+    }
+
+    /// The record of this task just stored as `id` at position `seq`, at `now`: pending.
+    pub fn pending(self, id: String, seq: i64, now: i64) -> TaskRecord {
+        TaskRecord {
+            id,
+            owner: self.owner,
+            instance: self.instance,
+            session_id: self.session_id,
+            agent_id: self.agent_id,
+            message: Some(self.message),
+            images: self.images,
+            priority: self.priority,
+            seq,
+            status: TaskStatus::Pending,
+            created_at: now,
+            started_at: None,
+            completed_at: None,
+            result: None,
+            error: None,
+            progress_chars: 0,
+            last_activity_at: None,
+            run: None,
+        }
+    }
+}
+
 /// `openclaw_task_status` output: 1.7.0's keys in its order, optional ones only when set, then
 /// this bridge's additions.
 #[derive(Debug, Clone, Serialize)]
