@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Several bridges on one PostgreSQL task store behind nginx, on real parts:
+# Several bridges on one PostgreSQL database (tasks, OAuth state) behind nginx, on real parts:
 #
 #   bash scripts/e2e-cluster.sh
 #
@@ -9,25 +9,25 @@
 # 3. a PostgreSQL server initialised in a temporary directory, on 127.0.0.1 (as `nobody` when run
 #    as root: initdb refuses root); the mock gateway answering every chat after
 #    ${CLUSTER_DELAY_MS:-4000} ms; three bridges (`--transport http`, each its own port and data
-#    directory, replica names r0, r1, r2, the same static bearer token and the same
-#    OPENCLAW_MCP_DATABASE_URL); nginx on a free loopback port, round robin over the three
-#    except for requests of a session, sent to the replica named at the start of its id (the
-#    configuration of docs/deployment.md);
-# 4. scripts/e2e_cluster.py, through the SDK: initialize-era Streamable HTTP and legacy SSE
+#    directory, replica names r0, r1, r2, the same static bearer token, OAuth on with nginx's URL
+#    as the issuer, and the same OPENCLAW_MCP_DATABASE_URL); nginx on a free loopback port, round
+#    robin over the three except for requests of a session, sent to the replica named at the start
+#    of its id (the configuration of docs/deployment.md);
+# 4. scripts/e2e_cluster_oauth.py: the SDK's OAuth client logs in through nginx, refreshes through
+#    nginx 8 times (each rotated token accepted by every replica), one refresh token raced at two
+#    replicas (answered once, the grant dead everywhere), a revocation through nginx refused by
+#    every replica within a second;
+# 5. scripts/e2e_cluster.py, through the SDK: initialize-era Streamable HTTP and legacy SSE
 #    sessions through nginx, 10 tool calls each, all answered (pinned to their replica); then, in
-#    the sessionless 2026-07-28 era (any replica may answer any request): queues ${CLUSTER_TASKS:-200} tasks through nginx; cancels running tasks
-#    through the first replica's own port (most of them run on the others) and checks that the
-#    gateway saw each of those requests dropped; SIGKILLs the third replica mid-run; checks that
-#    every task ends completed, cancelled, or failed as interrupted (the dead replica's, once its
-#    30 s lease expired), that status and list agree on every replica, and that the gateway
-#    received every prompt at most once (GET /stats of the mock gateway); the killed replica's
-#    sessions get 404 through nginx (the body the bridges give for an unknown session), and new
-#    sessions of both transports work on the survivors.
-#
-# 5. scripts/e2e_cluster_oauth.py, first: the SDK's OAuth client logs in through nginx (the issuer
-#    is nginx's URL; the OAuth state is in the same PostgreSQL), refreshes through nginx (each
-#    rotated token accepted by every replica), one refresh token raced at two replicas (answered
-#    once, the grant dead everywhere), a revocation through nginx refused by all within a second.
+#    the sessionless 2026-07-28 era (any replica may answer any request): queues
+#    ${CLUSTER_TASKS:-200} tasks through nginx; cancels running tasks through the first replica's
+#    own port (most of them run on the others) and checks that the gateway saw each of those
+#    requests dropped; SIGKILLs the third replica mid-run; checks that every task ends completed,
+#    cancelled, or failed as interrupted (the dead replica's, once its 30 s lease expired), that
+#    status and list agree on every replica, and that the gateway received every prompt at most
+#    once (GET /stats of the mock gateway); the killed replica's sessions get 404 through nginx
+#    (the body the bridges give for an unknown session), and new sessions of both transports work
+#    on the survivors.
 # Loopback only. Exit status: 0 when every check passed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
