@@ -3,6 +3,7 @@
 # with one, two and three bridges on one PostgreSQL database, against an instant gateway:
 #
 #   bash scripts/bench-cluster.sh            # BENCH_TASKS=4000 BENCH_CONCURRENCY=64 BENCH_TASK_CONCURRENCY=16
+#                                            # BENCH_PG_OPTIONS="-c synchronous_commit=off" (server options)
 #
 # Builds the release binaries, starts PostgreSQL in a temporary directory on 127.0.0.1 (as
 # `nobody` under root) and the mock gateway (no delay), then for each setup a fresh database (or
@@ -27,7 +28,7 @@ ln -f "$TARGET_DIR/release/openclaw-mcp" "$WORK/openclaw-mcp"
 ln -f "$TARGET_DIR/release/examples/mock_gateway" "$WORK/mock_gateway"
 ln -f "$TARGET_DIR/release/examples/cluster_load" "$WORK/cluster_load"
 
-start_postgres ""
+start_postgres "${BENCH_PG_OPTIONS:-}"
 
 "$WORK/mock_gateway" --host 127.0.0.1 --port 0 2>"$WORK/gateway.log" &
 PIDS+=($!)
