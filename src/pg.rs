@@ -242,3 +242,69 @@ pub enum Note {
     /// The listening connection was lost; it is made again within a second or so.
     Lost,
 }
+
+/// One component's view of the database: a pool, and its schema checked on the first call that
+/// reaches the server (again after its tables vanished under a running bridge).
+pub struct Database {
+    pool: Pool,
+    config: tokio_postgres::Config,
+    place: String,
+    component: &'static Component,
+    schema_ok: std::sync::atomic::AtomicBool,
+    migrating: tokio::sync::Mutex<()>,
+}
+
+impl Database {
+    /// A pool of at most `size` connections to `url` for `component` (connected lazily).
+    pub fn start(
+        url: &str,
+        size: usize,
+        component: &'static Component,
+    ) -> Result<Database, StoreError> {
+        let config = parse_url(url).map_err(StoreError::Db)?;
+        Ok(Database {
+            pool: pool(&config, size)?,
+            place: describe(&config),
+            config,
+            component,
+            schema_ok: std::sync::atomic::AtomicBool::new(false),
+            migrating: tokio::sync::Mutex::new(()),
+        })
+    }
+
+    /// Where the database is (no credentials).
+    pub fn place(&self) -> &str {
+        &self.place
+    }
+
+    /// The connection settings (for a listener of its own).
+    pub fn config(&self) -> &tokio_postgres::Config {
+        &self.config
+    }
+
+    /// A pooled connection, with the component's schema checked (once per process, and again
+    /// after [`Database::seen`] saw its tables missing).
+    pub async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
+        use std::sync::atomic::Ordering;
+        let mut client = connection(&self.pool, &self.place).await?;
+        if !self.schema_ok.load(Ordering::Acquire) {
+            let _one = self.migrating.lock().await;
+            if !self.schema_ok.load(Ordering::Acquire) {
+                migrate(&mut client, &self.place, self.component).await?;
+                self.schema_ok.store(true, Ordering::Release);
+            }
+        }
+        Ok(client)
+    }
+
+    /// Passes `result` on, noting a missing-tables error: the schema is made again next time.
+    pub fn seen<T>(&self, result: Result<T, StoreError>) -> Result<T, StoreError> {
+        if let Err(StoreError::Unavailable(why)) = &result
+            && why.starts_with(self.component.gone)
+        {
+            self.schema_ok
+                .store(false, std::sync::atomic::Ordering::Release);
+        }
+        result
+    }
+}

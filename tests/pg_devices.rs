@@ -117,23 +117,7 @@ async fn replicas_are_one_paired_device() {
         c.reconnect_now();
         assert_eq!(ready(c).await, AuthUsed::TokenAndDevice);
     }
-    let stored: String = {
-        let (client, connection) = tokio_postgres::connect(&pg.url, tokio_postgres::NoTls)
-            .await
-            .unwrap();
-        let driver = tokio::spawn(connection);
-        let body: String = client
-            .query_one(
-                "SELECT body FROM openclaw_mcp.devices WHERE instance = 'default'",
-                &[],
-            )
-            .await
-            .unwrap()
-            .get(0);
-        drop(client);
-        let _ = driver.await;
-        body
-    };
+    let stored = stored_body(&pg.url).await;
     assert!(stored.contains("devtok-"), "the device token is shared");
 
     // A replica started later, without the gateway's shared token: the device token alone.
@@ -158,12 +142,13 @@ async fn replicas_are_one_paired_device() {
     let e = down(&again).await;
     assert!(e.contains("openclaw devices approve"), "{e}");
     assert!(
-        !stored_token_present(&pg.url).await,
+        !stored_body(&pg.url).await.contains("devtok-"),
         "the dead device token was forgotten in the table"
     );
 }
 
-async fn stored_token_present(url: &str) -> bool {
+/// The identity row of the default instance, as stored.
+async fn stored_body(url: &str) -> String {
     let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
         .await
         .unwrap();
@@ -178,7 +163,7 @@ async fn stored_token_present(url: &str) -> bool {
         .get(0);
     drop(client);
     let _ = driver.await;
-    body.contains("devtok-")
+    body
 }
 
 #[tokio::test]

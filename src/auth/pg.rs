@@ -16,12 +16,8 @@
 //!   takes an advisory lock, refuses an address past its cap, and drops the client's oldest
 //!   entries, then the oldest of all.
 
-use std::sync::{
-    Arc,
-    atomic::{AtomicBool, Ordering},
-};
+use std::sync::Arc;
 
-use deadpool_postgres::Pool;
 use tokio_postgres::GenericClient;
 
 use super::{
@@ -31,7 +27,7 @@ use super::{
 };
 use crate::{
     net::AddrBucket,
-    pg::{Component, connection, db_error as pg_error},
+    pg::{Component, Database, db_error as pg_error},
     sqlite::StoreError,
 };
 
@@ -139,52 +135,28 @@ impl Kind {
 
 /// The OAuth store on PostgreSQL.
 pub struct PgAuth {
-    pool: Pool,
-    config: tokio_postgres::Config,
-    place: String,
-    schema_ok: AtomicBool,
-    migrating: tokio::sync::Mutex<()>,
+    db: Database,
 }
 
 impl PgAuth {
     /// The store on the database at `url` (connected lazily).
     pub fn start(url: &str) -> Result<Arc<PgAuth>, StoreError> {
-        let config = crate::pg::parse_url(url).map_err(StoreError::Db)?;
         Ok(Arc::new(PgAuth {
-            pool: crate::pg::pool(&config, POOL_SIZE)?,
-            place: crate::pg::describe(&config),
-            config,
-            schema_ok: AtomicBool::new(false),
-            migrating: tokio::sync::Mutex::new(()),
+            db: Database::start(url, POOL_SIZE, &COMPONENT)?,
         }))
     }
 
     /// The connection settings (for the revocation listener).
     pub fn config(&self) -> &tokio_postgres::Config {
-        &self.config
+        self.db.config()
     }
 
-    /// A pooled connection with the schema checked (once, and again after tables vanished).
     async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
-        let mut client = connection(&self.pool, &self.place).await?;
-        if !self.schema_ok.load(Ordering::Acquire) {
-            let _one = self.migrating.lock().await;
-            if !self.schema_ok.load(Ordering::Acquire) {
-                crate::pg::migrate(&mut client, &self.place, &COMPONENT).await?;
-                self.schema_ok.store(true, Ordering::Release);
-            }
-        }
-        Ok(client)
+        self.db.client().await
     }
 
-    /// Notes an error: missing tables are made again on the next call.
     fn seen<T>(&self, result: Result<T, StoreError>) -> Result<T, StoreError> {
-        if let Err(StoreError::Unavailable(why)) = &result
-            && why.starts_with(SCHEMA_GONE)
-        {
-            self.schema_ok.store(false, Ordering::Release);
-        }
-        result
+        self.db.seen(result)
     }
 
     /// Every signing key, oldest first. When there is none, one is made (a random 32-byte key,

@@ -25,18 +25,13 @@
 //!   reaches the database, and the listener reconnects every second. Tables that vanish under a
 //!   running bridge (a database restored or recreated) are made again on the next call.
 
-use std::{
-    sync::{
-        Arc,
-        atomic::{AtomicBool, Ordering},
-    },
-    time::Duration,
-};
+use std::{sync::Arc, time::Duration};
 
-use deadpool_postgres::Pool;
 use futures_util::{FutureExt, future::BoxFuture};
 use tokio::sync::mpsc;
 use tokio_postgres::Row;
+
+use crate::pg::Database;
 
 use super::{
     store::{
@@ -113,17 +108,9 @@ fn db_error(e: tokio_postgres::Error) -> StoreError {
     crate::pg::db_error(e, SCHEMA_GONE)
 }
 
-pub use crate::pg::{describe, parse_url};
-
 struct Inner {
-    pool: Pool,
-    config: tokio_postgres::Config,
+    db: Database,
     runner: String,
-    place: String,
-    /// Whether the schema was checked (again after the tables vanished).
-    schema_ok: AtomicBool,
-    /// One migration at a time in this process.
-    migrating: tokio::sync::Mutex<()>,
 }
 
 /// [`TaskBackend`] on PostgreSQL.
@@ -173,16 +160,9 @@ impl PgBackend {
     /// reached once it is up), starts the heartbeat and the cancel listener. Errors here are
     /// configuration errors only.
     pub fn start(url: &str) -> Result<PgBackend, StoreError> {
-        let config = parse_url(url).map_err(StoreError::Db)?;
-        let place = describe(&config);
-        let pool = crate::pg::pool(&config, POOL_SIZE)?;
         let inner = Arc::new(Inner {
-            pool,
-            config,
+            db: Database::start(url, POOL_SIZE, &COMPONENT)?,
             runner: uuid::Uuid::new_v4().to_string(),
-            place,
-            schema_ok: AtomicBool::new(false),
-            migrating: tokio::sync::Mutex::new(()),
         });
         let (tx, rx) = mpsc::unbounded_channel();
         let tasks = vec![
@@ -203,7 +183,7 @@ impl PgBackend {
 
     /// Where the database is (no credentials).
     pub fn place(&self) -> &str {
-        &self.inner.place
+        self.inner.db.place()
     }
 
     fn run<R, F>(&self, f: F) -> StoreFuture<R>
@@ -220,12 +200,7 @@ impl PgBackend {
         async move {
             let mut client = inner.client().await?;
             let result = f(&mut client, inner.clone()).await;
-            if let Err(StoreError::Unavailable(why)) = &result
-                && why.starts_with(SCHEMA_GONE)
-            {
-                inner.schema_ok.store(false, Ordering::Release);
-            }
-            result
+            inner.db.seen(result)
         }
         .boxed()
     }
@@ -234,15 +209,7 @@ impl PgBackend {
 impl Inner {
     /// A connection of the pool, with the schema checked (once per process).
     async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
-        let mut client = crate::pg::connection(&self.pool, &self.place).await?;
-        if !self.schema_ok.load(Ordering::Acquire) {
-            let _one = self.migrating.lock().await;
-            if !self.schema_ok.load(Ordering::Acquire) {
-                crate::pg::migrate(&mut client, &self.place, &COMPONENT).await?;
-                self.schema_ok.store(true, Ordering::Release);
-            }
-        }
-        Ok(client)
+        self.db.client().await
     }
 }
 
@@ -263,7 +230,7 @@ async fn heartbeat(inner: Arc<Inner>) {
         };
         match beat.await {
             Ok(_) if failing => {
-                tracing::info!(database = %inner.place, "PostgreSQL reachable again");
+                tracing::info!(database = %inner.db.place(), "PostgreSQL reachable again");
                 failing = false;
             }
             Ok(_) => {}
@@ -281,7 +248,7 @@ async fn heartbeat(inner: Arc<Inner>) {
 async fn listen(inner: Arc<Inner>, tx: mpsc::UnboundedSender<String>) {
     let (notes_tx, mut notes) = mpsc::unbounded_channel();
     let listener = tokio::spawn(crate::pg::listen(
-        inner.config.clone(),
+        inner.db.config().clone(),
         CANCEL_CHANNEL,
         notes_tx,
     ));

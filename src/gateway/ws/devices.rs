@@ -9,15 +9,10 @@
 //! uses its key instead of its own. The database is trusted with the key as it is with the
 //! tasks and the OAuth signing keys: restrict who can read it.
 
-use std::sync::{
-    Arc,
-    atomic::{AtomicBool, Ordering},
-};
-
-use deadpool_postgres::Pool;
+use std::sync::Arc;
 
 use crate::{
-    pg::{Component, connection, db_error as pg_error},
+    pg::{Component, Database, db_error as pg_error},
     sqlite::StoreError,
 };
 
@@ -44,54 +39,31 @@ fn db_error(e: tokio_postgres::Error) -> StoreError {
 
 /// The shared device table.
 pub struct SharedDevices {
-    pool: Pool,
-    place: String,
-    schema_ok: AtomicBool,
+    db: Database,
 }
 
 impl std::fmt::Debug for SharedDevices {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SharedDevices")
-            .field("place", &self.place)
+            .field("place", &self.db.place())
             .finish_non_exhaustive()
     }
 }
 
 impl SharedDevices {
-    /// The table on the database at `url` (connected lazily; one connection is plenty: it is
+    /// The table on the database at `url` (connected lazily; two connections are plenty: it is
     /// read before each connection to the gateway).
     pub fn start(url: &str) -> Result<Arc<SharedDevices>, StoreError> {
-        let config = crate::pg::parse_url(url).map_err(StoreError::Db)?;
         Ok(Arc::new(SharedDevices {
-            pool: crate::pg::pool(&config, 2)?,
-            place: crate::pg::describe(&config),
-            schema_ok: AtomicBool::new(false),
+            db: Database::start(url, 2, &COMPONENT)?,
         }))
-    }
-
-    async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
-        let mut client = connection(&self.pool, &self.place).await?;
-        if !self.schema_ok.load(Ordering::Acquire) {
-            crate::pg::migrate(&mut client, &self.place, &COMPONENT).await?;
-            self.schema_ok.store(true, Ordering::Release);
-        }
-        Ok(client)
-    }
-
-    fn seen<T>(&self, result: Result<T, StoreError>) -> Result<T, StoreError> {
-        if let Err(StoreError::Unavailable(why)) = &result
-            && why.starts_with(SCHEMA_GONE)
-        {
-            self.schema_ok.store(false, Ordering::Release);
-        }
-        result
     }
 
     /// The stored identity of `instance` (JSON); `mine` is stored first when there is none, so
     /// that of replicas starting together, one key wins and all use it.
     pub async fn load_or_insert(&self, instance: &str, mine: &str) -> Result<String, StoreError> {
         let result = async {
-            let client = self.client().await?;
+            let client = self.db.client().await?;
             client
                 .execute(
                     "INSERT INTO openclaw_mcp.devices (instance, body, updated_at) VALUES ($1, $2, $3)
@@ -110,13 +82,14 @@ impl SharedDevices {
                 .get(0))
         }
         .await;
-        self.seen(result)
+        self.db.seen(result)
     }
 
     /// Replaces the stored identity of `instance` (a device token kept or forgotten).
     pub async fn write(&self, instance: &str, body: &str) -> Result<(), StoreError> {
         let result = async {
-            self.client()
+            self.db
+                .client()
                 .await?
                 .execute(
                     "INSERT INTO openclaw_mcp.devices (instance, body, updated_at) VALUES ($1, $2, $3)
@@ -128,6 +101,6 @@ impl SharedDevices {
                 .map(drop)
         }
         .await;
-        self.seen(result)
+        self.db.seen(result)
     }
 }
