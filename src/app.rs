@@ -156,7 +156,7 @@ pub fn raise_open_file_limit() {
 /// Runs the bridge with validated settings; returns the exit code.
 /// `openclaw-mcp rotate-signing-key`: a new shared signing key in PostgreSQL (see
 /// [`crate::auth::rotate_signing_key`]). Exit 0, 64 without a database URL, 70 on failure.
-pub fn rotate_signing_key(settings: &Settings) -> i32 {
+pub fn rotate_signing_key(settings: &Settings, retire_now: bool) -> i32 {
     install_crypto_provider();
     register_secrets(settings);
     let Some(url) = &settings.tasks.database_url else {
@@ -169,6 +169,7 @@ pub fn rotate_signing_key(settings: &Settings) -> i32 {
     match system.block_on(crate::auth::rotate_signing_key(
         url,
         settings.auth.access_token_ttl,
+        retire_now,
     )) {
         Ok(done) => {
             // stderr, as every message of this binary: stdout is the MCP channel in stdio mode.

@@ -221,7 +221,12 @@ pub enum Command {
     /// Adds a new OAuth signing key to the PostgreSQL store shared by several bridges
     /// (OPENCLAW_MCP_DATABASE_URL). Every bridge signs with it 15 s later; tokens signed with the
     /// older keys stay valid until they expire, so nobody is logged out.
-    RotateSigningKey,
+    RotateSigningKey {
+        /// The current key leaked: the new key signs at once and every older key is deleted
+        /// (tokens they signed are refused within 5 s; clients refresh)
+        #[arg(long)]
+        retire_now: bool,
+    },
 }
 
 /// A secret that was given on the command line, and where it should come from instead.

@@ -59,8 +59,8 @@ fn main() {
             std::time::Duration::from_secs(*wait),
         ));
     }
-    if let Some(Command::RotateSigningKey) = &cli.command {
-        std::process::exit(app::rotate_signing_key(&settings));
+    if let Some(Command::RotateSigningKey { retire_now }) = &cli.command {
+        std::process::exit(app::rotate_signing_key(&settings, *retire_now));
     }
     for secret in cli.secret_flags() {
         // Names only: the value is not ours to repeat.

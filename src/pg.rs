@@ -68,6 +68,14 @@ pub fn describe(config: &tokio_postgres::Config) -> String {
     format!("postgresql://{host}:{port}/{db}")
 }
 
+/// Server-side bounds of every session of the bridge: a statement that waits for a lock, or
+/// runs, longer than this fails (the caller sees a clear error and the connection goes back to
+/// the pool), and a transaction left idle by a bridge that froze or was cut off is ended by the
+/// server, releasing its locks, instead of holding them until TCP notices (hours). Options given
+/// in the URL come after these and win.
+const SESSION_OPTIONS: &str =
+    "-c lock_timeout=5000 -c statement_timeout=30000 -c idle_in_transaction_session_timeout=30000";
+
 /// Parses a `postgres://` URL (or key=value string) into a connection config.
 pub fn parse_url(url: &str) -> Result<tokio_postgres::Config, String> {
     let mut config = tokio_postgres::Config::from_str(url)
@@ -76,6 +84,11 @@ pub fn parse_url(url: &str) -> Result<tokio_postgres::Config, String> {
         config.connect_timeout(CONNECT_TIMEOUT);
     }
     config.application_name("openclaw-mcp");
+    let options = match config.get_options() {
+        Some(given) => format!("{SESSION_OPTIONS} {given}"),
+        None => SESSION_OPTIONS.to_string(),
+    };
+    config.options(options);
     Ok(config)
 }
 

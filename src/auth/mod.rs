@@ -240,8 +240,16 @@ impl Auth {
         let store = Arc::new(store);
         let shared = store.shared().is_some();
         // The first reads: fatal on one machine (a broken oauth.db), a warning when shared.
+        // On one machine a configured key is the only key, as it always was (the one in
+        // oauth.db is neither made nor accepted); shared, the database's keys are accepted
+        // beside it, so that switching either way logs nobody out.
+        let use_stored = shared || configured_key.is_none();
         let first = async {
-            let keys = store.keys(now_ms()).await?;
+            let keys = if use_stored {
+                store.keys(now_ms()).await?
+            } else {
+                Vec::new()
+            };
             let log = store.revocations_since(0).await?;
             Ok::<_, StoreError>((keys, log))
         };
@@ -273,6 +281,7 @@ impl Auth {
         let keys = Arc::new(RwLock::new(KeySet::new(
             configured_key.as_deref(),
             &stored_keys,
+            settings.access_token_ttl + KEY_ACTIVATION + KEY_SLACK,
         )));
         let revoked = Arc::new(RwLock::new(revoked));
         let stop = CancellationToken::new();
@@ -465,15 +474,21 @@ async fn prune_periodically(store: Arc<AuthStore>, keep: Duration, stop: Cancell
 /// Reads the revocation log after the last entry seen into `revoked`; `false` if it could not.
 async fn read_revocations(store: &AuthStore, revoked: &RwLock<Revoked>) -> bool {
     let since = revoked.read().map(|r| r.seq).unwrap_or(0);
+    // Fresh as of when the read was sent, not when a slow answer came back.
+    let asked = Instant::now();
     match store.revocations_since(since).await {
         Ok(rows) => {
             if let Ok(mut r) = revoked.write() {
+                // Numbers that went back (a restored log, sent whole): follow them from there.
+                if rows.first().is_some_and(|(seq, _)| *seq <= since) {
+                    r.seq = 0;
+                }
                 for (seq, grant) in rows {
                     r.grants.insert(grant);
                     r.seq = r.seq.max(seq);
                 }
                 if store.shared().is_some() {
-                    r.synced = Some(Instant::now());
+                    r.synced = Some(asked);
                 }
             }
             true
@@ -591,29 +606,49 @@ async fn sync_shared(
 /// `openclaw-mcp rotate-signing-key`: adds a new shared signing key that every replica signs
 /// with from [`KEY_ACTIVATION`] on; tokens signed with the older keys stay valid until they
 /// expire, then those keys are deleted. Returns what to print.
+///
+/// With `retire_now` (a key that leaked), the new key is active at once and every older one is
+/// deleted: tokens they signed are refused by every replica within [`KEY_POLL`], and their
+/// holders refresh (refresh tokens are not signed, and stay valid).
 pub async fn rotate_signing_key(
     database_url: &Secret,
     access_ttl: Duration,
+    retire_now: bool,
 ) -> Result<String, String> {
     let pg = PgAuth::start(database_url.expose()).map_err(|e| e.to_string())?;
     let now = now_ms();
-    let active_at = now + KEY_ACTIVATION.as_millis() as i64;
-    let keep = (access_ttl + KEY_ACTIVATION).as_millis() as i64;
+    let (active_at, keep) = if retire_now {
+        (now, 0)
+    } else {
+        (
+            now + KEY_ACTIVATION.as_millis() as i64,
+            (access_ttl + KEY_ACTIVATION + KEY_SLACK).as_millis() as i64,
+        )
+    };
     let keys = pg
         .rotate_key(tokens::random_bytes(32), now, active_at, keep)
         .await
         .map_err(|e| e.to_string())?;
     let newest = keys.last().map(|k| k.kid.clone()).unwrap_or_default();
-    Ok(format!(
-        "new signing key {newest}: replicas sign with it {} s from now; {} key(s) kept for tokens already issued",
-        KEY_ACTIVATION.as_secs(),
-        keys.len().saturating_sub(1)
-    ))
+    Ok(if retire_now {
+        format!(
+            "new signing key {newest}, active now; every older key deleted: tokens they signed are refused within {} s (clients refresh)",
+            KEY_POLL.as_secs()
+        )
+    } else {
+        format!(
+            "new signing key {newest}: replicas sign with it {} s from now; {} older key(s) accepted until the tokens they signed expire",
+            KEY_ACTIVATION.as_secs(),
+            keys.len().saturating_sub(1)
+        )
+    })
 }
 
 /// How long after a rotation the new key starts signing: every replica has read it by then
 /// ([`KEY_POLL`] three times over), so a token it signs is accepted everywhere.
 pub const KEY_ACTIVATION: Duration = Duration::from_secs(15);
+/// Clock differences between replicas allowed for when a key is retired.
+pub const KEY_SLACK: Duration = Duration::from_secs(60);
 
 #[cfg(test)]
 mod tests {

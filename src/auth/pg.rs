@@ -44,6 +44,7 @@ const POOL_SIZE: usize = 4;
 const REVOKE_LOCK: i64 = 0x6f63_6d5f_7276_6b01;
 const PENDING_LOCK: i64 = 0x6f63_6d5f_706e_6401;
 const CLIENT_LOCK: i64 = 0x6f63_6d5f_636c_6901;
+const KEY_LOCK: i64 = 0x6f63_6d5f_6b65_7901;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS openclaw_mcp.oauth_keys (
@@ -96,6 +97,7 @@ CREATE TABLE IF NOT EXISTS openclaw_mcp.oauth_pending (
 );
 CREATE INDEX IF NOT EXISTS oauth_pending_by_client ON openclaw_mcp.oauth_pending (kind, client_id, seq);
 CREATE INDEX IF NOT EXISTS oauth_pending_by_addr ON openclaw_mcp.oauth_pending (kind, addr);
+CREATE INDEX IF NOT EXISTS oauth_pending_by_seq ON openclaw_mcp.oauth_pending (kind, seq);
 CREATE TABLE IF NOT EXISTS openclaw_mcp.oauth_redeemed (
     hash TEXT PRIMARY KEY,
     expires_at BIGINT NOT NULL,
@@ -136,6 +138,10 @@ impl Kind {
 /// The OAuth store on PostgreSQL.
 pub struct PgAuth {
     db: Database,
+    /// A connection of its own for the reads that keep token checks open (the revocation log,
+    /// the signing keys): requests waiting on a lock or a busy pool never delay them, so that
+    /// they cannot make every token check fail closed.
+    sync: Database,
 }
 
 impl PgAuth {
@@ -143,6 +149,7 @@ impl PgAuth {
     pub fn start(url: &str) -> Result<Arc<PgAuth>, StoreError> {
         Ok(Arc::new(PgAuth {
             db: Database::start(url, POOL_SIZE, &COMPONENT)?,
+            sync: Database::start(url, 1, &COMPONENT)?,
         }))
     }
 
@@ -167,18 +174,24 @@ impl PgAuth {
         now: i64,
     ) -> Result<Vec<StoredKey>, StoreError> {
         let result = async {
-            let client = self.client().await?;
+            let mut client = self.client().await?;
             let kid = super::tokens::key_id(&fresh);
-            client
-                .execute(
-                    "INSERT INTO openclaw_mcp.oauth_keys (kid, secret, created_at, active_at)
-                     SELECT $1, $2, $3, $3
-                     WHERE NOT EXISTS (SELECT 1 FROM openclaw_mcp.oauth_keys)",
-                    &[&kid, &fresh, &now],
-                )
+            // Under a lock: replicas starting together make one first key, not one each.
+            let tx = client.transaction().await.map_err(db_error)?;
+            tx.execute("SELECT pg_advisory_xact_lock($1)", &[&KEY_LOCK])
                 .await
                 .map_err(db_error)?;
-            self.keys(&**client).await
+            tx.execute(
+                "INSERT INTO openclaw_mcp.oauth_keys (kid, secret, created_at, active_at)
+                 SELECT $1, $2, $3, $3
+                 WHERE NOT EXISTS (SELECT 1 FROM openclaw_mcp.oauth_keys)",
+                &[&kid, &fresh, &now],
+            )
+            .await
+            .map_err(db_error)?;
+            let keys = self.keys(&*tx).await?;
+            tx.commit().await.map_err(db_error)?;
+            Ok(keys)
         }
         .await;
         self.seen(result)
@@ -253,11 +266,11 @@ impl PgAuth {
     /// Every signing key (the periodic read of each replica).
     pub async fn read_keys(&self) -> Result<Vec<StoredKey>, StoreError> {
         let result = async {
-            let client = self.client().await?;
+            let client = self.sync.client().await?;
             self.keys(&**client).await
         }
         .await;
-        self.seen(result)
+        self.sync.seen(result)
     }
 
     /// Records a new grant; returns its id.
@@ -429,14 +442,19 @@ impl PgAuth {
         self.seen(result)
     }
 
-    /// The revocation log after sequence number `seq`, oldest first.
+    /// The revocation log after sequence number `seq`, oldest first; all of it when its numbers
+    /// went back below `seq` (the database restored, the tables made again): a reader that kept
+    /// asking for "after `seq`" would never see the new entries.
     pub async fn revocations_since(&self, seq: i64) -> Result<Vec<(i64, String)>, StoreError> {
         let result = async {
             Ok(self
+                .sync
                 .client()
                 .await?
                 .query(
-                    "SELECT seq, grant_id FROM openclaw_mcp.oauth_revocations WHERE seq > $1 ORDER BY seq",
+                    "SELECT seq, grant_id FROM openclaw_mcp.oauth_revocations
+                     WHERE seq > $1 OR $1 > (SELECT coalesce(max(seq), 0) FROM openclaw_mcp.oauth_revocations)
+                     ORDER BY seq",
                     &[&seq],
                 )
                 .await
@@ -446,7 +464,7 @@ impl PgAuth {
                 .collect())
         }
         .await;
-        self.seen(result)
+        self.sync.seen(result)
     }
 
     /// Notes that a registered client was just used.

@@ -106,10 +106,12 @@ impl SigningKey {
     }
 }
 
-/// The id of a signing key (`kid` in the token header): 16 hex digits of the SHA-256 of the
-/// key. Names the key without revealing it (a token's HMAC already allows testing guesses).
+/// The id of a signing key (`kid` in the token header): 16 hex digits of an HMAC of a fixed
+/// label under the key. Names the key without revealing it, and without being a plain hash of
+/// it (two deployments that chose one key are not linked by a public fingerprint).
 pub fn key_id(secret: &[u8]) -> String {
-    ring::digest::digest(&ring::digest::SHA256, secret).as_ref()[..8]
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret);
+    ring::hmac::sign(&key, b"openclaw-mcp key id").as_ref()[..8]
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect()
@@ -138,21 +140,38 @@ impl Key {
 /// ones in PostgreSQL, several during a rotation). Tokens are signed with the configured key
 /// when there is one, else with the newest stored key already active; they are accepted when
 /// signed by any of them (a token without `kid`, from an earlier release, is tried against all).
+///
+/// A stored key is retired `retire_after` (the access-token lifetime and a margin) once a newer
+/// key became active: every token it signed has expired by then, so a token signed with it
+/// is refused from that moment on every replica, whenever the key is actually deleted.
 #[derive(Default)]
 pub struct KeySet {
     configured: Option<Key>,
     stored: Vec<Key>,
+    retire_after_ms: i64,
 }
 
 impl KeySet {
     /// The set of the configured key and the stored `(secret, active_at)` keys.
-    pub fn new(configured: Option<&[u8]>, stored: &[(Vec<u8>, i64)]) -> KeySet {
+    pub fn new(
+        configured: Option<&[u8]>,
+        stored: &[(Vec<u8>, i64)],
+        retire_after: std::time::Duration,
+    ) -> KeySet {
         let mut set = KeySet {
             configured: configured.map(|k| Key::new(k, 0)),
             stored: Vec::new(),
+            retire_after_ms: retire_after.as_millis() as i64,
         };
         set.set_stored(stored);
         set
+    }
+
+    /// Whether the stored key `k` is retired at `now_ms`.
+    fn retired(&self, k: &Key, now_ms: i64) -> bool {
+        self.stored.iter().any(|n| {
+            n.active_at > k.active_at && n.active_at.saturating_add(self.retire_after_ms) <= now_ms
+        })
     }
 
     /// Replaces the stored keys (what the database holds now).
@@ -201,7 +220,9 @@ impl KeySet {
         now: u64,
     ) -> Result<Claims, TokenError> {
         let header = jsonwebtoken::decode_header(token).map_err(|_| TokenError::Invalid)?;
-        let all = self.configured.iter().chain(self.stored.iter());
+        let now_ms = (now as i64).saturating_mul(1000);
+        let live = self.stored.iter().filter(|k| !self.retired(k, now_ms));
+        let all = self.configured.iter().chain(live);
         for key in all {
             if header.kid.as_ref().is_some_and(|kid| kid != &key.kid) {
                 continue;

@@ -85,20 +85,23 @@ impl SharedDevices {
         self.db.seen(result)
     }
 
-    /// Replaces the stored identity of `instance` (a device token kept or forgotten).
-    pub async fn write(&self, instance: &str, body: &str) -> Result<(), StoreError> {
+    /// Replaces the stored identity of `instance` (a device token kept or forgotten) if it is
+    /// still `read` (what this replica last read): `false` when another replica or `openclaw-mcp
+    /// pair` changed it meanwhile, whose change then stands (a dead token forgotten here must
+    /// not erase a fresh one written there).
+    pub async fn write(&self, instance: &str, body: &str, read: &str) -> Result<bool, StoreError> {
         let result = async {
             self.db
                 .client()
                 .await?
                 .execute(
-                    "INSERT INTO openclaw_mcp.devices (instance, body, updated_at) VALUES ($1, $2, $3)
-                     ON CONFLICT (instance) DO UPDATE SET body = EXCLUDED.body, updated_at = EXCLUDED.updated_at",
-                    &[&instance, &body, &crate::util::now_ms()],
+                    "UPDATE openclaw_mcp.devices SET body = $2, updated_at = $3
+                     WHERE instance = $1 AND body = $4",
+                    &[&instance, &body, &crate::util::now_ms(), &read],
                 )
                 .await
                 .map_err(db_error)
-                .map(drop)
+                .map(|n| n == 1)
         }
         .await;
         self.db.seen(result)

@@ -65,6 +65,8 @@ pub struct DeviceIdentity {
     shared: Option<(Arc<SharedDevices>, String)>,
     /// Shared: whether this is the database's identity (read at least once).
     synced: bool,
+    /// Shared: the row as last read (a write replaces it only if it is still this).
+    read: String,
     /// Shared: changes made here (device token kept or forgotten), and how many of them were
     /// written to the table.
     changes: u64,
@@ -198,6 +200,7 @@ impl DeviceIdentity {
             stored,
             shared: None,
             synced: false,
+            read: String::new(),
             changes: 0,
             written: 0,
         })
@@ -341,7 +344,7 @@ impl DeviceIdentity {
 /// identity never read from the table is an error (connecting with a key nobody else has would
 /// open a pairing request for it); once read, a table out of reach only costs a warning.
 pub async fn sync(identity: &Mutex<DeviceIdentity>) -> Result<(), WsError> {
-    let (devices, instance, mine, changes, dirty, synced) = {
+    let (devices, instance, mine, read, changes, dirty, synced) = {
         let guard = identity
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -354,14 +357,15 @@ pub async fn sync(identity: &Mutex<DeviceIdentity>) -> Result<(), WsError> {
             devices.clone(),
             instance.clone(),
             mine,
+            guard.read.clone(),
             guard.changes,
             dirty,
             guard.synced,
         )
     };
     let exchanged = async {
-        if dirty && synced {
-            devices.write(&instance, &mine).await?;
+        if dirty && synced && !devices.write(&instance, &mine, &read).await? {
+            tracing::info!(instance = %instance, "the shared device identity changed elsewhere meanwhile; that change stands");
         }
         devices.load_or_insert(&instance, &mine).await
     }
@@ -384,6 +388,7 @@ pub async fn sync(identity: &Mutex<DeviceIdentity>) -> Result<(), WsError> {
         ))
     })?;
     let mut fresh = DeviceIdentity::from_stored(stored, None)?;
+    fresh.read = text;
     let mut guard = identity
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
