@@ -613,3 +613,30 @@ async fn the_shared_store_holds_under_races() {
     let log = stores[1].revocations_since(0).await.unwrap();
     assert_eq!(log.len(), 31, "each once");
 }
+
+/// A revocation is announced at commit on `openclaw_mcp_revoke` (what makes other replicas refuse
+/// at once rather than at their next 250 ms read of the log): a listener of its own hears the grant.
+#[actix_rt::test]
+async fn a_revocation_is_announced_to_listeners_at_commit() {
+    use openclaw_mcp::{
+        auth::pg::{PgAuth, REVOKE_CHANNEL},
+        pg::{Note, listen, parse_url},
+    };
+    let Some(pg) = PgServer::start() else { return };
+    let store = PgAuth::start(&pg.url).unwrap();
+    let grant = store.create_grant("c", "mcp:tools", "r", 0).await.unwrap();
+    let (tx, mut notes) = tokio::sync::mpsc::unbounded_channel();
+    let listener = tokio::spawn(listen(parse_url(&pg.url).unwrap(), REVOKE_CHANNEL, tx));
+    let first = tokio::time::timeout(Duration::from_secs(10), notes.recv()).await;
+    assert_eq!(first.unwrap(), Some(Note::Listening));
+    let revoked_at = Instant::now();
+    store.revoke_grant(&grant, 1).await.unwrap();
+    let heard = tokio::time::timeout(Duration::from_secs(5), notes.recv()).await;
+    assert_eq!(heard.unwrap(), Some(Note::Payload(grant.clone())));
+    eprintln!("revocation heard {:?} after the call", revoked_at.elapsed());
+    // Revoking it again announces nothing (it is logged once).
+    store.revoke_grant(&grant, 2).await.unwrap();
+    let again = tokio::time::timeout(Duration::from_millis(300), notes.recv()).await;
+    assert!(again.is_err(), "{again:?}");
+    listener.abort();
+}
